@@ -1,0 +1,231 @@
+"""The narrow async interface every store implements, and the backend-neutral query types.
+
+Services talk only to ``Store``; SQLite details stay in ``store.sqlite``. A PostgreSQL store implements
+the same protocol.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..errors import InvalidArgument
+from ..ids import parse_time
+from ..models import PromptContent, Trace, TraceIn
+
+__all__ = [
+    "SORTS",
+    "IngestResult",
+    "PromptRecord",
+    "SessionRecord",
+    "StatsQuery",
+    "Store",
+    "TokenRecord",
+    "TraceQuery",
+    "TracePage",
+    "TraceRecord",
+    "decode_cursor",
+    "encode_cursor",
+]
+
+SortKey = Literal["created_at", "cost", "total_tokens", "duration"]
+SORTS: tuple[str, ...] = ("created_at", "cost", "total_tokens", "duration")
+
+
+class TraceQuery(BaseModel):
+    """Filters, sort and page of ``list_traces``: one definition for the MCP tool, HTTP and the CLI."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["success", "error"] | None = None
+    prompt_name: str | None = None
+    prompt_version: int | None = Field(default=None, ge=1)
+    model: str | None = None
+    provider: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    since: str | None = None
+    until: str | None = None
+    min_cost: float | None = Field(default=None, ge=0)
+    min_duration: float | None = Field(default=None, ge=0)
+    min_total_tokens: int | None = Field(default=None, ge=0)
+    query: str | None = Field(default=None, max_length=1000)
+    session_id: str | None = None
+    source: Literal["run", "playground", "ingest", "litellm"] | None = None
+    sort: SortKey = "created_at"
+    order: Literal["asc", "desc"] = "desc"
+    limit: int = Field(default=20, ge=1, le=200)
+    cursor: str | None = None
+
+    # Parsed forms, filled by the validator.
+    since_ms: int | None = Field(default=None, exclude=True)
+    until_ms: int | None = Field(default=None, exclude=True)
+
+    @field_validator("query")
+    @classmethod
+    def _blank_query(cls, v: str | None) -> str | None:
+        return v if v and v.strip() else None
+
+    @model_validator(mode="after")
+    def _parse_times(self) -> TraceQuery:
+        try:
+            if self.since is not None:
+                self.since_ms = parse_time(self.since, "since")
+            if self.until is not None:
+                self.until_ms = parse_time(self.until, "until")
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class StatsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    group_by: Literal["prompt", "version", "model", "status"] = "prompt"
+    since: str | None = None
+    until: str | None = None
+    prompt_name: str | None = None
+    since_ms: int | None = Field(default=None, exclude=True)
+    until_ms: int | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _parse_times(self) -> StatsQuery:
+        if self.since is not None:
+            self.since_ms = parse_time(self.since, "since")
+        if self.until is not None:
+            self.until_ms = parse_time(self.until, "until")
+        return self
+
+
+def encode_cursor(sort: str, order: str, value: Any, seq: int) -> str:
+    raw = json.dumps([sort, order, value, seq], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str, order: str) -> tuple[Any, int]:
+    """Raises InvalidArgument when the cursor is malformed or belongs to another sort."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        c_sort, c_order, value, seq = json.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(seq, int) or not isinstance(value, int | float):
+            raise ValueError
+    except Exception:
+        raise InvalidArgument(
+            "cursor is not valid: pass the nextCursor of a previous page unchanged, or omit it"
+        ) from None
+    if (c_sort, c_order) != (sort, order):
+        raise InvalidArgument(
+            f"cursor was made for sort={c_sort} order={c_order}: use the same sort and order for every "
+            "page, or omit the cursor to start again"
+        )
+    return value, seq
+
+
+@dataclass(slots=True)
+class TraceRecord:
+    """A validated trace ready to store; ``digest`` identifies the posted content for idempotency."""
+
+    trace: Trace
+    digest: bytes
+    client_id: bool
+
+
+@dataclass(slots=True)
+class IngestResult:
+    id: str
+    created: bool  # False: the same id and content were already stored (no-op)
+
+
+@dataclass(slots=True)
+class TracePage:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
+class PromptRecord:
+    name: str
+    description: str
+    draft: PromptContent
+    draft_etag: str
+    draft_revision: int
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, int] = field(default_factory=dict)
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    id: str
+    trace_id: str
+    data: dict[str, Any]
+    revision: int
+    created_at: int
+    updated_at: int
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    id: str
+    tenant: str
+    name: str
+    created_at: int
+    revoked_at: int | None
+
+
+class Store(Protocol):
+    """What services need from storage. Every method is scoped to one tenant."""
+
+    async def close(self) -> None: ...
+
+    # traces
+    async def insert_traces(self, tenant: str, records: list[TraceRecord]) -> list[IngestResult]: ...
+    async def get_trace(self, tenant: str, trace_id: str) -> Trace | None: ...
+    async def list_traces(self, tenant: str, query: TraceQuery) -> TracePage: ...
+    async def trace_stats(self, tenant: str, query: StatsQuery) -> list[dict[str, Any]]: ...
+
+    # content-addressed prompt contents
+    async def put_content(self, tenant: str, content: PromptContent) -> str: ...
+    async def get_content(self, tenant: str, etag: str) -> PromptContent | None: ...
+
+    # prompts
+    async def list_prompts(self, tenant: str) -> list[PromptRecord]: ...
+    async def get_prompt(self, tenant: str, name: str) -> PromptRecord | None: ...
+    async def save_draft(
+        self,
+        tenant: str,
+        name: str,
+        content: PromptContent,
+        *,
+        description: str | None = None,
+        expected_revision: int | None = None,
+    ) -> PromptRecord: ...
+    async def publish(self, tenant: str, name: str, label: str, note: str) -> PromptRecord: ...
+    async def move_label(self, tenant: str, name: str, label: str, version: int, note: str) -> PromptRecord: ...
+    async def version_for_etag(self, tenant: str, name: str, etag: str) -> int | None: ...
+
+    # playground sessions
+    async def create_session(self, tenant: str, record: SessionRecord) -> None: ...
+    async def get_session(self, tenant: str, session_id: str) -> SessionRecord | None: ...
+    async def list_sessions(self, tenant: str, limit: int) -> list[SessionRecord]: ...
+    async def update_session(self, tenant: str, record: SessionRecord, expected_revision: int) -> bool: ...
+    async def add_session_run(self, tenant: str, session_id: str, run: dict[str, Any]) -> None: ...
+    async def delete_session(self, tenant: str, session_id: str) -> bool: ...
+    async def expire_sessions(self, idle_before_ms: int) -> int: ...
+
+    # API tokens (HTTP)
+    async def create_token(self, tenant: str, name: str, token_hash: bytes) -> TokenRecord: ...
+    async def list_tokens(self, tenant: str | None) -> list[TokenRecord]: ...
+    async def revoke_token(self, token_id: str) -> bool: ...
+    async def tenant_for_token(self, token_hash: bytes) -> str | None: ...
+
+
+def ingest_record(trace_in: TraceIn, *, trace_id: str, created_at: str, digest: bytes) -> TraceRecord:
+    data = trace_in.model_dump(by_alias=False, exclude={"id", "created_at"})
+    trace = Trace(id=trace_id, created_at=created_at, **data)
+    return TraceRecord(trace=trace, digest=digest, client_id=trace_in.id is not None)

@@ -1,0 +1,123 @@
+"""How a trace is packed into a row and unpacked again (backend-neutral)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from typing import Any
+
+from ..ids import ms_to_rfc3339
+from ..models import Trace, canonical_json
+
+__all__ = ["manifest_blob", "pack_body", "search_text", "unpack_trace", "preview"]
+
+_BODY_FIELDS = ("variables", "messages", "output", "tool_calls", "error", "metadata")
+
+
+def _compress(data: dict[str, Any]) -> bytes:
+    raw = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    # Small bodies barely compress; a leading byte says which form is stored.
+    if len(raw) < 160:
+        return b"j" + raw
+    return b"z" + zlib.compress(raw, 6)
+
+
+def _decompress(blob: bytes) -> dict[str, Any]:
+    kind, payload = blob[:1], blob[1:]
+    raw = zlib.decompress(payload) if kind == b"z" else payload
+    result: dict[str, Any] = json.loads(raw)
+    return result
+
+
+def manifest_blob(trace: Trace) -> tuple[bytes, bytes]:
+    """(digest, stored bytes) of a trace's manifest: identical manifests share one row."""
+    text = canonical_json(trace.manifest.model_dump(mode="json", by_alias=True))
+    return hashlib.sha256(text.encode()).digest()[:16], _compress(json.loads(text))
+
+
+def pack_body(trace: Trace) -> bytes:
+    data: dict[str, Any] = {}
+    dumped = trace.model_dump(mode="json", include=set(_BODY_FIELDS))
+    for key in _BODY_FIELDS:
+        value = dumped.get(key)
+        if value not in (None, [], {}):
+            data[key] = value
+    if trace.model.metadata:
+        data["model_metadata"] = trace.model.metadata
+    if trace.etag is not None and trace.etag != trace.manifest.etag:
+        data["etag"] = trace.etag
+    return _compress(data)
+
+
+def unpack_trace(row: dict[str, Any], manifest: bytes) -> Trace:
+    body = _decompress(row["body"])
+    man = _decompress(manifest)
+    return Trace(
+        id=row["id"],
+        created_at=ms_to_rfc3339(row["created_at"]),
+        prompt_name=row["prompt_name"],
+        prompt_version=row["prompt_version"],
+        etag=body.get("etag", man.get("etag")),
+        manifest=man,
+        variables=body.get("variables", {}),
+        messages=body.get("messages", []),
+        output=body.get("output"),
+        tool_calls=body.get("tool_calls", []),
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        total_tokens=row["total_tokens"],
+        cost=row["cost"],
+        duration=row["duration"],
+        model={"provider": row["model_provider"], "name": row["model_name"],
+               "metadata": body.get("model_metadata", {})},
+        status="error" if row["status"] else "success",
+        error=body.get("error"),
+        tags=json.loads(row["tags"]) if row["tags"] else [],
+        metadata=body.get("metadata", {}),
+        source=row["source"],
+        session_id=row["session_id"],
+        parent_trace_id=row["parent_trace_id"],
+    )
+
+
+def preview(body_blob: bytes, limit: int = 120) -> str:
+    body = _decompress(body_blob)
+    text = body.get("output")
+    if not text and body.get("error"):
+        err = body["error"]
+        text = f"[{err.get('type')}] {err.get('message')}"
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return "\n".join(parts)
+    return ""
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return " ".join(_flatten(v) for v in value.values())
+    if isinstance(value, list):
+        return " ".join(_flatten(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def search_text(trace: Trace) -> str:
+    """What full-text search sees: message contents, the output and variable values."""
+    parts = [_message_text(m.get("content")) for m in trace.messages]
+    parts.append(trace.output or "")
+    parts.append(_flatten(trace.variables))
+    if trace.error is not None:
+        parts.append(trace.error.message)
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,257 @@
+"""Numbered schema migrations, applied in order on every open.
+
+Each migration runs in one transaction together with the row that records it: a failure leaves it
+pending and the database as it was. Add new steps at the end; never edit an applied one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite3
+
+__all__ = ["MIGRATIONS", "applied", "migrate", "pending"]
+
+Migration = tuple[int, str, Callable[[sqlite3.Connection], None]]
+
+
+def m001_initial(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE tenants (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL
+        ) STRICT;
+
+        -- Content-addressed manifests: identical manifests are stored once.
+        CREATE TABLE manifests (
+            id INTEGER PRIMARY KEY,
+            digest BLOB NOT NULL UNIQUE,
+            data BLOB NOT NULL
+        ) STRICT;
+
+        CREATE TABLE traces (
+            seq INTEGER PRIMARY KEY,
+            tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+            id TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            prompt_name TEXT,
+            prompt_version INTEGER,
+            manifest_id INTEGER NOT NULL REFERENCES manifests(id),
+            model_provider TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            total_tokens INTEGER NOT NULL,
+            cost REAL,
+            duration REAL NOT NULL,
+            source TEXT NOT NULL,
+            session_id TEXT,
+            parent_trace_id TEXT,
+            tags TEXT,
+            body BLOB NOT NULL,
+            digest BLOB NOT NULL
+        ) STRICT;
+
+        CREATE UNIQUE INDEX ix_traces_id ON traces(tenant_id, id);
+        CREATE INDEX ix_traces_created ON traces(tenant_id, created_at);
+        CREATE INDEX ix_traces_prompt ON traces(tenant_id, prompt_name, prompt_version, created_at);
+        CREATE INDEX ix_traces_prompt_cost ON traces(tenant_id, prompt_name, status, ifnull(cost, -1.0));
+        CREATE INDEX ix_traces_cost ON traces(tenant_id, ifnull(cost, -1.0));
+        CREATE INDEX ix_traces_tokens ON traces(tenant_id, total_tokens);
+        CREATE INDEX ix_traces_duration ON traces(tenant_id, duration);
+        CREATE INDEX ix_traces_model ON traces(tenant_id, model_name, created_at);
+        CREATE INDEX ix_traces_provider ON traces(tenant_id, model_provider, created_at);
+        CREATE INDEX ix_traces_errors ON traces(tenant_id, created_at) WHERE status = 1;
+        CREATE INDEX ix_traces_source ON traces(tenant_id, source, created_at) WHERE source <> 'ingest';
+        CREATE INDEX ix_traces_session ON traces(session_id) WHERE session_id IS NOT NULL;
+
+        CREATE TABLE trace_tags (
+            tenant_id INTEGER NOT NULL,
+            tag TEXT NOT NULL,
+            seq INTEGER NOT NULL REFERENCES traces(seq),
+            PRIMARY KEY (tenant_id, tag, seq)
+        ) STRICT, WITHOUT ROWID;
+
+        -- Full text over messages, output and variable values; rowid = traces.seq.
+        CREATE VIRTUAL TABLE traces_fts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
+        """
+    )
+
+
+def m002_prompts(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        -- Every prompt content that was ever a draft, a version or compiled for a call, by etag.
+        CREATE TABLE contents (
+            tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+            etag TEXT NOT NULL,
+            content TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, etag)
+        ) STRICT, WITHOUT ROWID;
+
+        CREATE TABLE prompts (
+            id INTEGER PRIMARY KEY,
+            tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+            name TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            draft_etag TEXT NOT NULL,
+            draft_revision INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            UNIQUE (tenant_id, name)
+        ) STRICT;
+
+        CREATE TABLE prompt_versions (
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            version INTEGER NOT NULL,
+            etag TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (prompt_id, version),
+            UNIQUE (prompt_id, etag)
+        ) STRICT, WITHOUT ROWID;
+
+        CREATE TABLE prompt_labels (
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            label TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (prompt_id, label)
+        ) STRICT, WITHOUT ROWID;
+
+        -- Every label move, oldest first: publishes and rollbacks.
+        CREATE TABLE prompt_label_history (
+            id INTEGER PRIMARY KEY,
+            prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+            label TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            previous_version INTEGER,
+            note TEXT NOT NULL DEFAULT '',
+            created_at INTEGER NOT NULL
+        ) STRICT;
+        """
+    )
+
+
+def m003_sessions_and_tokens(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE sessions (
+            tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+            id TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, id)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX ix_sessions_updated ON sessions(tenant_id, updated_at);
+
+        CREATE TABLE session_runs (
+            tenant_id INTEGER NOT NULL,
+            session_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, session_id, run_id),
+            FOREIGN KEY (tenant_id, session_id) REFERENCES sessions(tenant_id, id) ON DELETE CASCADE
+        ) STRICT, WITHOUT ROWID;
+
+        CREATE TABLE api_tokens (
+            id TEXT PRIMARY KEY,
+            tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+            name TEXT NOT NULL,
+            token_hash BLOB NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER
+        ) STRICT;
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    (1, "initial", m001_initial),
+    (2, "prompts", m002_prompts),
+    (3, "sessions_and_tokens", m003_sessions_and_tokens),
+]
+
+
+def _ensure_table(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT"
+    )
+
+
+def applied(db: sqlite3.Connection) -> list[int]:
+    _ensure_table(db)
+    return [row[0] for row in db.execute("SELECT number FROM schema_migrations ORDER BY number")]
+
+
+def pending(db: sqlite3.Connection) -> list[Migration]:
+    done = set(applied(db))
+    return [m for m in MIGRATIONS if m[0] not in done]
+
+
+def migrate(db: sqlite3.Connection) -> list[int]:
+    """Apply every pending migration, each in its own transaction with its record. Returns their numbers.
+
+    ``db`` must be in autocommit mode (``isolation_level=None``).
+    """
+    numbers = [m[0] for m in MIGRATIONS]
+    if numbers != sorted(set(numbers)):
+        raise RuntimeError("migration numbers must be unique and increasing")
+    ran = []
+    for number, name, step in pending(db):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # executescript would commit; run statements one by one inside our transaction instead.
+            _run_in_transaction(db, step)
+            db.execute(
+                "INSERT INTO schema_migrations(number, name, applied_at) VALUES (?, ?, datetime('now'))",
+                (number, name),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        ran.append(number)
+    return ran
+
+
+class _ScriptInTransaction:
+    """A connection stand-in whose ``executescript`` runs each statement without committing."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def executescript(self, script: str) -> None:
+        for statement in _split_sql(script):
+            self._db.execute(statement)
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, params)
+
+
+def _split_sql(script: str) -> list[str]:
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        raise RuntimeError(f"incomplete SQL statement in migration: {current.strip()[:80]}")
+    return statements
+
+
+def _run_in_transaction(db: sqlite3.Connection, step: Callable[[sqlite3.Connection], None]) -> None:
+    step(_ScriptInTransaction(db))  # type: ignore[arg-type]

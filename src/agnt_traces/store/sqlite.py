@@ -1,0 +1,492 @@
+"""The SQLite store: one file in WAL mode, one writer connection and one reader connection.
+
+Writes run as one function each on the writer's thread, inside ``BEGIN IMMEDIATE`` … ``COMMIT``, so a
+call is all or nothing. Reads go through a second connection and see only committed data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from ..errors import Conflict, InvalidArgument
+from ..ids import now_ms
+from ..models import PromptContent, Trace, canonical_json
+from . import migrations
+from .base import (
+    IngestResult,
+    StatsQuery,
+    TracePage,
+    TraceQuery,
+    TraceRecord,
+    decode_cursor,
+    encode_cursor,
+)
+from .codec import manifest_blob, pack_body, preview, search_text, unpack_trace
+from .sqlite_prompts import PromptsMixin
+from .sqlite_sessions import SessionsMixin
+
+__all__ = ["SqliteStore", "open_store"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_SORT_EXPR = {
+    "created_at": "t.created_at",
+    "cost": "ifnull(t.cost, -1.0)",
+    "total_tokens": "t.total_tokens",
+    "duration": "t.duration",
+}
+_ROW_COLUMNS = (
+    "t.seq, t.id, t.created_at, t.prompt_name, t.prompt_version, t.model_provider, t.model_name, "
+    "t.status, t.total_tokens, t.cost, t.duration, t.tags, t.body"
+)
+_PARAM_CHUNK = 400
+
+
+def _connect_sync(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+
+def _configure(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=10000")
+    db.execute("PRAGMA cache_size=-65536")
+    db.execute("PRAGMA temp_store=MEMORY")
+    db.execute("PRAGMA mmap_size=268435456")
+
+
+class SqliteStore(PromptsMixin, SessionsMixin):
+    """``Store`` on one SQLite file."""
+
+    def __init__(self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._tenant_ids: dict[str, int] = {}
+        self._manifest_ids: dict[bytes, int] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: str | Path) -> SqliteStore:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await writer._execute(_configure, writer._conn)
+            await writer._execute(migrations.migrate, writer._conn)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            await reader._execute(_configure, reader._conn)
+            await reader.execute("PRAGMA query_only=ON")
+        except BaseException:
+            await writer.close()
+            raise
+        reader.row_factory = sqlite3.Row
+        return cls(path, writer, reader)
+
+    async def close(self) -> None:
+        try:
+            await self._writer.execute("PRAGMA optimize")
+        except Exception:  # pragma: no cover - best effort on shutdown
+            logger.debug("PRAGMA optimize failed on close", exc_info=True)
+        await self._reader.close()
+        await self._writer.close()
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(db, *args)`` on the writer thread inside one IMMEDIATE transaction."""
+
+        def tx(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db, *args)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        # aiosqlite runs each call on its own thread in order; this queues one whole transaction.
+        return await self._writer._execute(tx, self._writer._conn)  # type: ignore[no-any-return]
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._reader._execute(fn, self._reader._conn, *args)  # type: ignore[no-any-return]
+
+    async def _fetchall(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return list(await self._reader.execute_fetchall(sql, params))
+
+    async def _fetchone(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        rows = await self._fetchall(sql, params)
+        return rows[0] if rows else None
+
+    def _tenant_id_sync(self, db: sqlite3.Connection, tenant: str) -> int:
+        tid = self._tenant_ids.get(tenant)
+        if tid is None:
+            row = db.execute("SELECT id FROM tenants WHERE name = ?", (tenant,)).fetchone()
+            if row is None:
+                row = db.execute(
+                    "INSERT INTO tenants(name, created_at) VALUES (?, ?) RETURNING id", (tenant, now_ms())
+                ).fetchone()
+            tid = int(row[0])
+            self._tenant_ids[tenant] = tid
+        return tid
+
+    async def _tenant_id(self, tenant: str) -> int | None:
+        """The tenant's id for reads; None when the tenant has no data yet."""
+        tid = self._tenant_ids.get(tenant)
+        if tid is None:
+            row = await self._fetchone("SELECT id FROM tenants WHERE name = ?", (tenant,))
+            if row is None:
+                return None
+            tid = int(row[0])
+            self._tenant_ids[tenant] = tid
+        return tid
+
+    # -- traces -----------------------------------------------------------------------------------
+
+    async def insert_traces(self, tenant: str, records: list[TraceRecord]) -> list[IngestResult]:
+        """Store traces in one transaction. A client id seen before with other content is a conflict
+        and nothing of the batch is stored; with the same content it is a no-op success."""
+        if not records:
+            return []
+        return await self._write(self._insert_traces_sync, tenant, records)
+
+    def _insert_traces_sync(
+        self, db: sqlite3.Connection, tenant: str, records: list[TraceRecord]
+    ) -> list[IngestResult]:
+        tid = self._tenant_id_sync(db, tenant)
+        results: list[IngestResult] = []
+        # Duplicate client ids inside the batch and against stored traces.
+        first_digest: dict[str, bytes] = {}
+        client_ids = [r.trace.id for r in records if r.client_id]
+        stored: dict[str, bytes] = {}
+        for i in range(0, len(client_ids), _PARAM_CHUNK):
+            chunk = client_ids[i : i + _PARAM_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for tid_id, digest in db.execute(
+                f"SELECT id, digest FROM traces WHERE tenant_id = ? AND id IN ({marks})", (tid, *chunk)
+            ):
+                stored[tid_id] = digest
+        new: list[TraceRecord] = []
+        for rec in records:
+            tr_id = rec.trace.id
+            known = stored.get(tr_id, first_digest.get(tr_id))
+            if known is not None:
+                if known != rec.digest:
+                    raise Conflict(
+                        f"trace {tr_id!r} already exists with different content; traces are never "
+                        "overwritten: post it under a new id, or omit id to have one generated",
+                        {"id": tr_id},
+                    )
+                results.append(IngestResult(tr_id, created=False))
+                continue
+            first_digest[tr_id] = rec.digest
+            new.append(rec)
+            results.append(IngestResult(tr_id, created=True))
+        if not new:
+            return results
+
+        rows = []
+        fts_rows = []
+        tag_rows: list[tuple[str, list[str]]] = []
+        for rec in new:
+            t = rec.trace
+            mdigest, mblob = manifest_blob(t)
+            mid = self._manifest_ids.get(mdigest)
+            if mid is None:
+                row = db.execute(
+                    "INSERT INTO manifests(digest, data) VALUES (?, ?) "
+                    "ON CONFLICT(digest) DO UPDATE SET digest = excluded.digest RETURNING id",
+                    (mdigest, mblob),
+                ).fetchone()
+                mid = int(row[0])
+                if len(self._manifest_ids) > 10_000:
+                    self._manifest_ids.clear()
+                self._manifest_ids[mdigest] = mid
+            created = _rfc3339_to_ms(t.created_at)
+            rows.append(
+                (
+                    tid, t.id, created, t.prompt_name, t.prompt_version, mid, t.model.provider,
+                    t.model.name, 1 if t.status == "error" else 0, t.input_tokens, t.output_tokens,
+                    t.total_tokens, t.cost, t.duration, t.source, t.session_id, t.parent_trace_id,
+                    json.dumps(t.tags, ensure_ascii=False) if t.tags else None, pack_body(t), rec.digest,
+                )
+            )
+            fts_rows.append(search_text(t))
+            if t.tags:
+                tag_rows.append((t.id, t.tags))
+        seqs: dict[str, int] = {}
+        for row in rows:
+            (seq,) = db.execute(
+                "INSERT INTO traces(tenant_id, id, created_at, prompt_name, prompt_version, manifest_id, "
+                "model_provider, model_name, status, input_tokens, output_tokens, total_tokens, cost, "
+                "duration, source, session_id, parent_trace_id, tags, body, digest) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING seq",
+                row,
+            ).fetchone()
+            seqs[row[1]] = seq
+        db.executemany(
+            "INSERT INTO traces_fts(rowid, body) VALUES (?, ?)",
+            [(seqs[rec.trace.id], text) for rec, text in zip(new, fts_rows, strict=True)],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO trace_tags(tenant_id, tag, seq) VALUES (?, ?, ?)",
+            [(tid, tag, seqs[trace_id]) for trace_id, tags in tag_rows for tag in tags],
+        )
+        return results
+
+    async def get_trace(self, tenant: str, trace_id: str) -> Trace | None:
+        tid = await self._tenant_id(tenant)
+        if tid is None:
+            return None
+        row = await self._fetchone(
+            "SELECT t.*, m.data AS manifest FROM traces t JOIN manifests m ON m.id = t.manifest_id "
+            "WHERE t.tenant_id = ? AND t.id = ?",
+            (tid, trace_id),
+        )
+        if row is None:
+            return None
+        return unpack_trace(dict(row), row["manifest"])
+
+    async def list_traces(self, tenant: str, query: TraceQuery) -> TracePage:
+        tid = await self._tenant_id(tenant)
+        if tid is None:
+            if query.cursor:
+                decode_cursor(query.cursor, query.sort, query.order)
+            return TracePage(rows=[], next_cursor=None)
+        sql, params = build_trace_query(tid, query)
+        try:
+            rows = await self._fetchall(sql, params)
+        except sqlite3.OperationalError as exc:
+            if query.query and ("fts5" in str(exc) or "MATCH" in str(exc) or "syntax" in str(exc)):
+                raise InvalidArgument(
+                    f"query {query.query!r} is not a valid full-text query ({exc}): use plain words, "
+                    '"quoted phrases", OR, NOT, or prefix* — or put the whole text in double quotes',
+                    {"field": "query"},
+                ) from None
+            raise
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        out = [_row_to_summary(r) for r in rows]
+        next_cursor = None
+        if more and rows:
+            last = rows[-1]
+            next_cursor = encode_cursor(query.sort, query.order, _sort_value(last, query.sort), last["seq"])
+        return TracePage(rows=out, next_cursor=next_cursor)
+
+    async def trace_stats(self, tenant: str, query: StatsQuery) -> list[dict[str, Any]]:
+        tid = await self._tenant_id(tenant)
+        if tid is None:
+            return []
+        keys = {
+            "prompt": ("prompt_name",),
+            "version": ("prompt_name", "prompt_version"),
+            "model": ("model_provider", "model_name"),
+            "status": ("status",),
+        }[query.group_by]
+        where, params = ["tenant_id = ?"], [tid]
+        if query.since_ms is not None:
+            where.append("created_at >= ?")
+            params.append(query.since_ms)
+        if query.until_ms is not None:
+            where.append("created_at < ?")
+            params.append(query.until_ms)
+        if query.prompt_name:
+            where.append("prompt_name = ?")
+            params.append(query.prompt_name)  # type: ignore[arg-type]
+        cols = ", ".join(keys)
+        sql_where = " AND ".join(where)
+
+        def run(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+            for row in db.execute(
+                f"SELECT {cols}, count(*), sum(status), sum(input_tokens), sum(output_tokens), "
+                f"sum(total_tokens), total(cost), count(cost) FROM traces WHERE {sql_where} "
+                f"GROUP BY {cols} ORDER BY count(*) DESC",
+                params,
+            ):
+                key = tuple(row[: len(keys)])
+                count, errors, tin, tout, ttot, cost, priced = row[len(keys) :]
+                groups[key] = {
+                    "count": count,
+                    "errors": errors,
+                    "errorRate": round(errors / count, 4) if count else 0.0,
+                    "inputTokens": tin,
+                    "outputTokens": tout,
+                    "totalTokens": ttot,
+                    "cost": round(cost, 8) if priced else None,
+                    "durations": [],
+                }
+            for row in db.execute(f"SELECT {cols}, duration FROM traces WHERE {sql_where}", params):
+                groups[tuple(row[: len(keys)])]["durations"].append(row[-1])
+            out = []
+            for key, g in groups.items():
+                durations = sorted(g.pop("durations"))
+                g["p50Duration"] = _percentile(durations, 0.50)
+                g["p95Duration"] = _percentile(durations, 0.95)
+                label = dict(zip(keys, key, strict=True))
+                group: dict[str, Any]
+                if query.group_by == "status":
+                    group = {"status": "error" if label["status"] else "success"}
+                elif query.group_by == "model":
+                    group = {"provider": label["model_provider"], "model": label["model_name"]}
+                elif query.group_by == "version":
+                    group = {"promptName": label["prompt_name"], "promptVersion": label["prompt_version"]}
+                else:
+                    group = {"promptName": label["prompt_name"]}
+                out.append({"group": group, **g})
+            return out
+
+        return await self._read(run)
+
+    async def count_traces(self, tenant: str) -> int:
+        tid = await self._tenant_id(tenant)
+        if tid is None:
+            return 0
+        row = await self._fetchone("SELECT count(*) FROM traces WHERE tenant_id = ?", (tid,))
+        return int(row[0]) if row else 0
+
+    # -- content-addressed prompt contents ---------------------------------------------------------
+
+    async def put_content(self, tenant: str, content: PromptContent) -> str:
+        return await self._write(self._put_content_sync, tenant, content)
+
+    def _put_content_sync(self, db: sqlite3.Connection, tenant: str, content: PromptContent) -> str:
+        tid = self._tenant_id_sync(db, tenant)
+        etag = content.etag
+        db.execute(
+            "INSERT INTO contents(tenant_id, etag, content, created_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (tid, etag, canonical_json(content.canonical()), now_ms()),
+        )
+        return etag
+
+    async def get_content(self, tenant: str, etag: str) -> PromptContent | None:
+        tid = await self._tenant_id(tenant)
+        if tid is None:
+            return None
+        row = await self._fetchone(
+            "SELECT content FROM contents WHERE tenant_id = ? AND etag = ?", (tid, etag)
+        )
+        return PromptContent.model_validate_json(row[0]) if row else None
+
+    # -- maintenance --------------------------------------------------------------------------------
+
+    async def integrity_check(self) -> str:
+        row = await self._fetchone("PRAGMA integrity_check")
+        return str(row[0]) if row else "no answer"
+
+
+def build_trace_query(tenant_id: int, q: TraceQuery) -> tuple[str, dict[str, Any]]:
+    """The one place where ``list_traces`` filters become SQL (named parameters, never string values)."""
+    sort = _SORT_EXPR[q.sort]
+    where = ["t.tenant_id = :tenant"]
+    params: dict[str, Any] = {"tenant": tenant_id, "limit": q.limit + 1}
+    if q.status is not None:
+        where.append("t.status = :status")
+        params["status"] = 1 if q.status == "error" else 0
+    if q.prompt_name is not None:
+        where.append("t.prompt_name = :prompt_name")
+        params["prompt_name"] = q.prompt_name
+    if q.prompt_version is not None:
+        where.append("t.prompt_version = :prompt_version")
+        params["prompt_version"] = q.prompt_version
+    if q.model is not None:
+        if "/" in q.model:
+            prov, name = q.model.split("/", 1)
+            where.append("(t.model_name = :model OR (t.model_provider = :model_prov AND t.model_name = :model_name))")
+            params.update(model_prov=prov, model_name=name)
+        else:
+            where.append("t.model_name = :model")
+        params["model"] = q.model
+    if q.provider is not None:
+        where.append("t.model_provider = :provider")
+        params["provider"] = q.provider
+    for i, tag in enumerate(dict.fromkeys(q.tags)):
+        where.append(f"t.seq IN (SELECT seq FROM trace_tags WHERE tenant_id = :tenant AND tag = :tag{i})")
+        params[f"tag{i}"] = tag
+    if q.since_ms is not None:
+        where.append("t.created_at >= :since")
+        params["since"] = q.since_ms
+    if q.until_ms is not None:
+        where.append("t.created_at < :until")
+        params["until"] = q.until_ms
+    if q.min_cost is not None:
+        where.append("t.cost >= :min_cost")
+        params["min_cost"] = q.min_cost
+    if q.min_duration is not None:
+        where.append("t.duration >= :min_duration")
+        params["min_duration"] = q.min_duration
+    if q.min_total_tokens is not None:
+        where.append("t.total_tokens >= :min_total_tokens")
+        params["min_total_tokens"] = q.min_total_tokens
+    if q.query is not None:
+        where.append("t.seq IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH :query)")
+        params["query"] = q.query
+    if q.session_id is not None:
+        where.append("t.session_id = :session_id")
+        params["session_id"] = q.session_id
+    if q.source is not None:
+        where.append("t.source = :source")
+        params["source"] = q.source
+    direction = "DESC" if q.order == "desc" else "ASC"
+    if q.cursor:
+        value, seq = decode_cursor(q.cursor, q.sort, q.order)
+        op = "<" if q.order == "desc" else ">"
+        where.append(f"({sort}, t.seq) {op} (:cursor_value, :cursor_seq)")
+        params.update(cursor_value=value, cursor_seq=seq)
+    sql = (
+        f"SELECT {_ROW_COLUMNS} FROM traces t WHERE {' AND '.join(where)} "
+        f"ORDER BY {sort} {direction}, t.seq {direction} LIMIT :limit"
+    )
+    return sql, params
+
+
+def _sort_value(row: sqlite3.Row, sort: str) -> Any:
+    if sort == "cost":
+        return row["cost"] if row["cost"] is not None else -1.0
+    return row[sort]
+
+
+def _row_to_summary(row: sqlite3.Row) -> dict[str, Any]:
+    from ..ids import ms_to_rfc3339
+
+    return {
+        "id": row["id"],
+        "createdAt": ms_to_rfc3339(row["created_at"]),
+        "promptName": row["prompt_name"],
+        "promptVersion": row["prompt_version"],
+        "model": f"{row['model_provider']}/{row['model_name']}",
+        "status": "error" if row["status"] else "success",
+        "totalTokens": row["total_tokens"],
+        "cost": row["cost"],
+        "duration": row["duration"],
+        "tags": json.loads(row["tags"]) if row["tags"] else [],
+        "outputPreview": preview(row["body"]),
+    }
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    k = max(0, min(len(values) - 1, round(q * (len(values) - 1))))
+    return round(values[k], 6)
+
+
+def _rfc3339_to_ms(value: str) -> int:
+    from ..ids import parse_time
+
+    return parse_time(value, "createdAt")
+
+
+async def open_store(path: str | Path) -> SqliteStore:
+    return await SqliteStore.open(path)
