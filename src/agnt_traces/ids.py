@@ -8,7 +8,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["new_id", "now_ms", "ms_to_rfc3339", "parse_time"]
+__all__ = ["ms_to_rfc3339", "new_id", "now_ms", "parse_time"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _lock = threading.Lock()
@@ -65,8 +65,7 @@ def parse_time(value: str, field: str, *, now: int | None = None) -> int:
         dt = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(
-            f"{field} {value!r} is not a time: use RFC 3339 (2026-11-25T12:00:00Z) "
-            "or a relative time like 30m, 24h, 7d"
+            f"{field} {value!r} is not a time: use RFC 3339 (2026-11-25T12:00:00Z) or a relative time like 30m, 24h, 7d"
         ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)

@@ -225,9 +225,7 @@ class TraceIn(_Camel):
     @classmethod
     def _check_prompt_name(cls, v: str | None) -> str | None:
         if v is not None and not PROMPT_NAME_RE.match(v):
-            raise ValueError(
-                f"prompt name {v!r} is invalid: use 1-128 characters of a-z, 0-9, '.', '_' or '-'"
-            )
+            raise ValueError(f"prompt name {v!r} is invalid: use 1-128 characters of a-z, 0-9, '.', '_' or '-'")
         return v
 
     @model_validator(mode="after")

@@ -8,9 +8,9 @@ import zlib
 from typing import Any
 
 from ..ids import ms_to_rfc3339
-from ..models import Trace, canonical_json
+from ..models import Manifest, ModelInfo, Trace, canonical_json
 
-__all__ = ["manifest_blob", "pack_body", "search_text", "unpack_trace", "preview"]
+__all__ = ["manifest_blob", "pack_body", "preview", "search_text", "unpack_trace"]
 
 _BODY_FIELDS = ("variables", "messages", "output", "tool_calls", "error", "metadata")
 
@@ -59,7 +59,7 @@ def unpack_trace(row: dict[str, Any], manifest: bytes) -> Trace:
         prompt_name=row["prompt_name"],
         prompt_version=row["prompt_version"],
         etag=body.get("etag", man.get("etag")),
-        manifest=man,
+        manifest=Manifest.model_validate(man),
         variables=body.get("variables", {}),
         messages=body.get("messages", []),
         output=body.get("output"),
@@ -69,8 +69,9 @@ def unpack_trace(row: dict[str, Any], manifest: bytes) -> Trace:
         total_tokens=row["total_tokens"],
         cost=row["cost"],
         duration=row["duration"],
-        model={"provider": row["model_provider"], "name": row["model_name"],
-               "metadata": body.get("model_metadata", {})},
+        model=ModelInfo(
+            provider=row["model_provider"], name=row["model_name"], metadata=body.get("model_metadata", {})
+        ),
         status="error" if row["status"] else "success",
         error=body.get("error"),
         tags=json.loads(row["tags"]) if row["tags"] else [],

@@ -6,9 +6,8 @@ pending and the database as it was. Add new steps at the end; never edit an appl
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import sqlite3
+from collections.abc import Callable
 
 __all__ = ["MIGRATIONS", "applied", "migrate", "pending"]
 

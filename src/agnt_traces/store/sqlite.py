@@ -9,16 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
-
 from ..errors import Conflict, InvalidArgument
-from ..ids import now_ms
-from ..models import PromptContent, Trace, canonical_json
-from . import migrations
+from ..models import Trace
 from .base import (
     IngestResult,
     StatsQuery,
@@ -50,106 +45,8 @@ _ROW_COLUMNS = (
 _PARAM_CHUNK = 400
 
 
-def _connect_sync(path: str) -> sqlite3.Connection:
-    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-
-
-def _configure(db: sqlite3.Connection) -> None:
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
-    db.execute("PRAGMA foreign_keys=ON")
-    db.execute("PRAGMA busy_timeout=10000")
-    db.execute("PRAGMA cache_size=-65536")
-    db.execute("PRAGMA temp_store=MEMORY")
-    db.execute("PRAGMA mmap_size=268435456")
-
-
 class SqliteStore(PromptsMixin, SessionsMixin):
     """``Store`` on one SQLite file."""
-
-    def __init__(self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
-        self.path = path
-        self._writer = writer
-        self._reader = reader
-        self._tenant_ids: dict[str, int] = {}
-        self._manifest_ids: dict[bytes, int] = {}
-
-    # -- plumbing ---------------------------------------------------------------------------------
-
-    @classmethod
-    async def open(cls, path: str | Path) -> SqliteStore:
-        path = str(path)
-        if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            await writer._execute(_configure, writer._conn)
-            await writer._execute(migrations.migrate, writer._conn)
-            reader = await aiosqlite.connect(path, isolation_level=None)
-            await reader._execute(_configure, reader._conn)
-            await reader.execute("PRAGMA query_only=ON")
-        except BaseException:
-            await writer.close()
-            raise
-        reader.row_factory = sqlite3.Row
-        return cls(path, writer, reader)
-
-    async def close(self) -> None:
-        try:
-            await self._writer.execute("PRAGMA optimize")
-        except Exception:  # pragma: no cover - best effort on shutdown
-            logger.debug("PRAGMA optimize failed on close", exc_info=True)
-        await self._reader.close()
-        await self._writer.close()
-
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(db, *args)`` on the writer thread inside one IMMEDIATE transaction."""
-
-        def tx(db: sqlite3.Connection) -> T:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(db, *args)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
-
-        # aiosqlite runs each call on its own thread in order; this queues one whole transaction.
-        return await self._writer._execute(tx, self._writer._conn)  # type: ignore[no-any-return]
-
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._reader._execute(fn, self._reader._conn, *args)  # type: ignore[no-any-return]
-
-    async def _fetchall(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
-        return list(await self._reader.execute_fetchall(sql, params))
-
-    async def _fetchone(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
-        rows = await self._fetchall(sql, params)
-        return rows[0] if rows else None
-
-    def _tenant_id_sync(self, db: sqlite3.Connection, tenant: str) -> int:
-        tid = self._tenant_ids.get(tenant)
-        if tid is None:
-            row = db.execute("SELECT id FROM tenants WHERE name = ?", (tenant,)).fetchone()
-            if row is None:
-                row = db.execute(
-                    "INSERT INTO tenants(name, created_at) VALUES (?, ?) RETURNING id", (tenant, now_ms())
-                ).fetchone()
-            tid = int(row[0])
-            self._tenant_ids[tenant] = tid
-        return tid
-
-    async def _tenant_id(self, tenant: str) -> int | None:
-        """The tenant's id for reads; None when the tenant has no data yet."""
-        tid = self._tenant_ids.get(tenant)
-        if tid is None:
-            row = await self._fetchone("SELECT id FROM tenants WHERE name = ?", (tenant,))
-            if row is None:
-                return None
-            tid = int(row[0])
-            self._tenant_ids[tenant] = tid
-        return tid
 
     # -- traces -----------------------------------------------------------------------------------
 
@@ -215,10 +112,26 @@ class SqliteStore(PromptsMixin, SessionsMixin):
             created = _rfc3339_to_ms(t.created_at)
             rows.append(
                 (
-                    tid, t.id, created, t.prompt_name, t.prompt_version, mid, t.model.provider,
-                    t.model.name, 1 if t.status == "error" else 0, t.input_tokens, t.output_tokens,
-                    t.total_tokens, t.cost, t.duration, t.source, t.session_id, t.parent_trace_id,
-                    json.dumps(t.tags, ensure_ascii=False) if t.tags else None, pack_body(t), rec.digest,
+                    tid,
+                    t.id,
+                    created,
+                    t.prompt_name,
+                    t.prompt_version,
+                    mid,
+                    t.model.provider,
+                    t.model.name,
+                    1 if t.status == "error" else 0,
+                    t.input_tokens,
+                    t.output_tokens,
+                    t.total_tokens,
+                    t.cost,
+                    t.duration,
+                    t.source,
+                    t.session_id,
+                    t.parent_trace_id,
+                    json.dumps(t.tags, ensure_ascii=False) if t.tags else None,
+                    pack_body(t),
+                    rec.digest,
                 )
             )
             fts_rows.append(search_text(t))
@@ -259,21 +172,17 @@ class SqliteStore(PromptsMixin, SessionsMixin):
 
     async def list_traces(self, tenant: str, query: TraceQuery) -> TracePage:
         tid = await self._tenant_id(tenant)
-        if tid is None:
-            if query.cursor:
-                decode_cursor(query.cursor, query.sort, query.order)
-            return TracePage(rows=[], next_cursor=None)
-        sql, params = build_trace_query(tid, query)
-        try:
-            rows = await self._fetchall(sql, params)
-        except sqlite3.OperationalError as exc:
-            if query.query and ("fts5" in str(exc) or "MATCH" in str(exc) or "syntax" in str(exc)):
+        # A tenant with no data yet still gets its arguments checked: the query matches nothing.
+        sql, params = build_trace_query(-1 if tid is None else tid, query)
+        if query.query:
+            problem = await self._fts_problem(query.query)
+            if problem:
                 raise InvalidArgument(
-                    f"query {query.query!r} is not a valid full-text query ({exc}): use plain words, "
+                    f"query {query.query!r} is not a valid full-text query ({problem}): use plain words, "
                     '"quoted phrases", OR, NOT, or prefix* — or put the whole text in double quotes',
                     {"field": "query"},
-                ) from None
-            raise
+                )
+        rows = await self._fetchall(sql, params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         out = [_row_to_summary(r) for r in rows]
@@ -282,6 +191,14 @@ class SqliteStore(PromptsMixin, SessionsMixin):
             last = rows[-1]
             next_cursor = encode_cursor(query.sort, query.order, _sort_value(last, query.sort), last["seq"])
         return TracePage(rows=out, next_cursor=next_cursor)
+
+    async def _fts_problem(self, text: str) -> str | None:
+        """Why SQLite's full-text parser refuses ``text``, or None when it is a valid query."""
+        try:
+            await self._fetchall("SELECT rowid FROM traces_fts WHERE traces_fts MATCH ? LIMIT 1", (text,))
+        except sqlite3.OperationalError as exc:
+            return str(exc)
+        return None
 
     async def trace_stats(self, tenant: str, query: StatsQuery) -> list[dict[str, Any]]:
         tid = await self._tenant_id(tenant)
@@ -354,30 +271,6 @@ class SqliteStore(PromptsMixin, SessionsMixin):
             return 0
         row = await self._fetchone("SELECT count(*) FROM traces WHERE tenant_id = ?", (tid,))
         return int(row[0]) if row else 0
-
-    # -- content-addressed prompt contents ---------------------------------------------------------
-
-    async def put_content(self, tenant: str, content: PromptContent) -> str:
-        return await self._write(self._put_content_sync, tenant, content)
-
-    def _put_content_sync(self, db: sqlite3.Connection, tenant: str, content: PromptContent) -> str:
-        tid = self._tenant_id_sync(db, tenant)
-        etag = content.etag
-        db.execute(
-            "INSERT INTO contents(tenant_id, etag, content, created_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING",
-            (tid, etag, canonical_json(content.canonical()), now_ms()),
-        )
-        return etag
-
-    async def get_content(self, tenant: str, etag: str) -> PromptContent | None:
-        tid = await self._tenant_id(tenant)
-        if tid is None:
-            return None
-        row = await self._fetchone(
-            "SELECT content FROM contents WHERE tenant_id = ? AND etag = ?", (tid, etag)
-        )
-        return PromptContent.model_validate_json(row[0]) if row else None
 
     # -- maintenance --------------------------------------------------------------------------------
 
@@ -489,4 +382,6 @@ def _rfc3339_to_ms(value: str) -> int:
 
 
 async def open_store(path: str | Path) -> SqliteStore:
-    return await SqliteStore.open(path)
+    store = await SqliteStore.open(path)
+    assert isinstance(store, SqliteStore)
+    return store

@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import Conflict, NotFound
 from ..ids import ms_to_rfc3339, now_ms
 from ..models import PromptContent
 from .base import PromptRecord
-
-if TYPE_CHECKING:
-    from .sqlite import SqliteStore
-
-    _Base = SqliteStore
-else:
-    _Base = object
+from .sqlite_base import SqliteBase
 
 __all__ = ["PromptsMixin"]
 
 
 def _not_found(name: str) -> NotFound:
     return NotFound(
-        f"prompt {name!r} not found: list_prompts shows the prompts of this tenant; "
-        "upsert_prompt creates one",
+        f"prompt {name!r} not found: list_prompts shows the prompts of this tenant; upsert_prompt creates one",
         {"prompt": name},
     )
 
 
-class PromptsMixin(_Base):
+class PromptsMixin(SqliteBase):
     def _prompt_row(self, db: sqlite3.Connection, tid: int, name: str) -> sqlite3.Row | None:
         cur = db.execute(
             "SELECT id, name, description, draft_etag, draft_revision, created_at, updated_at "
@@ -49,8 +42,7 @@ class PromptsMixin(_Base):
         versions = [
             {"version": v, "etag": e, "note": n, "createdAt": ms_to_rfc3339(c)}
             for v, e, n, c in db.execute(
-                "SELECT version, etag, note, created_at FROM prompt_versions WHERE prompt_id = ? "
-                "ORDER BY version",
+                "SELECT version, etag, note, created_at FROM prompt_versions WHERE prompt_id = ? ORDER BY version",
                 (row["id"],),
             )
         ]
@@ -177,9 +169,12 @@ class PromptsMixin(_Base):
             if row is None:
                 raise _not_found(name)
             pid = row["id"]
-            if db.execute(
-                "SELECT 1 FROM prompt_versions WHERE prompt_id = ? AND version = ?", (pid, version)
-            ).fetchone() is None:
+            if (
+                db.execute(
+                    "SELECT 1 FROM prompt_versions WHERE prompt_id = ? AND version = ?", (pid, version)
+                ).fetchone()
+                is None
+            ):
                 raise NotFound(
                     f"prompt {name!r} has no version {version}: get_prompt lists its versions",
                     {"prompt": name, "version": version},
@@ -220,7 +215,13 @@ class PromptsMixin(_Base):
             (tid, name),
         )
         return [
-            {"label": r[0], "version": r[1], "previousVersion": r[2], "note": r[3], "createdAt": ms_to_rfc3339(r[4])}
+            {
+                "label": r[0],
+                "version": r[1],
+                "previousVersion": r[2],
+                "note": r[3],
+                "createdAt": ms_to_rfc3339(r[4]),
+            }
             for r in rows
         ]
 
@@ -234,6 +235,3 @@ class PromptsMixin(_Base):
             (tid, name, etag),
         )
         return int(row[0]) if row else None
-
-
-

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..ids import new_id, now_ms
 from .base import SessionRecord, TokenRecord
-
-if TYPE_CHECKING:
-    from .sqlite import SqliteStore
-
-    _Base = SqliteStore
-else:
-    _Base = object
+from .sqlite_base import SqliteBase
 
 __all__ = ["SessionsMixin"]
 
 
-class SessionsMixin(_Base):
+class SessionsMixin(SqliteBase):
     # -- sessions -----------------------------------------------------------------------------------
 
     async def create_session(self, tenant: str, record: SessionRecord) -> None:
@@ -28,8 +22,15 @@ class SessionsMixin(_Base):
             db.execute(
                 "INSERT INTO sessions(tenant_id, id, trace_id, data, revision, created_at, updated_at) "
                 "VALUES (?,?,?,?,?,?,?)",
-                (tid, record.id, record.trace_id, json.dumps(record.data), record.revision,
-                 record.created_at, record.updated_at),
+                (
+                    tid,
+                    record.id,
+                    record.trace_id,
+                    json.dumps(record.data),
+                    record.revision,
+                    record.created_at,
+                    record.updated_at,
+                ),
             )
 
         await self._write(run)
@@ -57,8 +58,13 @@ class SessionsMixin(_Base):
             if row is None:
                 return None
             return SessionRecord(
-                id=row[0], trace_id=row[1], data=json.loads(row[2]), revision=row[3],
-                created_at=row[4], updated_at=row[5], runs=self._session_runs(db, tid, session_id),
+                id=row[0],
+                trace_id=row[1],
+                data=json.loads(row[2]),
+                revision=row[3],
+                created_at=row[4],
+                updated_at=row[5],
+                runs=self._session_runs(db, tid, session_id),
             )
 
         return await self._read(run)
@@ -75,8 +81,9 @@ class SessionsMixin(_Base):
         )
         out = []
         for r in rows:
-            rec = SessionRecord(id=r[0], trace_id=r[1], data=json.loads(r[2]), revision=r[3],
-                                created_at=r[4], updated_at=r[5])
+            rec = SessionRecord(
+                id=r[0], trace_id=r[1], data=json.loads(r[2]), revision=r[3], created_at=r[4], updated_at=r[5]
+            )
             rec.data["runCount"] = r[6]
             out.append(rec)
         return out
@@ -89,7 +96,14 @@ class SessionsMixin(_Base):
             cur = db.execute(
                 "UPDATE sessions SET data = ?, revision = ?, updated_at = ? "
                 "WHERE tenant_id = ? AND id = ? AND revision = ?",
-                (json.dumps(record.data), record.revision, record.updated_at, tid, record.id, expected_revision),
+                (
+                    json.dumps(record.data),
+                    record.revision,
+                    record.updated_at,
+                    tid,
+                    record.id,
+                    expected_revision,
+                ),
             )
             return cur.rowcount == 1
 
@@ -103,7 +117,8 @@ class SessionsMixin(_Base):
                 (tid, session_id, run_data["runId"], json.dumps(run_data), now_ms()),
             )
             db.execute(
-                "UPDATE sessions SET updated_at = ? WHERE tenant_id = ? AND id = ?", (now_ms(), tid, session_id)
+                "UPDATE sessions SET updated_at = ? WHERE tenant_id = ? AND id = ?",
+                (now_ms(), tid, session_id),
             )
 
         await self._write(run)
@@ -156,7 +171,8 @@ class SessionsMixin(_Base):
     async def revoke_token(self, token_id: str) -> bool:
         def run(db: sqlite3.Connection) -> bool:
             cur = db.execute(
-                "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now_ms(), token_id)
+                "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now_ms(), token_id),
             )
             return cur.rowcount == 1
 

@@ -1,0 +1,61 @@
+"""The application: settings, the store and the services, opened and closed together.
+
+Front ends (MCP over stdio or HTTP, REST, CLI) hold one ``App`` and call its services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .config import Settings
+from .services.traces import TraceService
+from .store.base import Store
+from .store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from .services.playground import PlaygroundService
+    from .services.prompts import PromptService
+
+__all__ = ["App", "open_app"]
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    traces: TraceService
+    _prompts: PromptService | None = field(default=None, repr=False)
+    _playground: PlaygroundService | None = field(default=None, repr=False)
+
+    @property
+    def prompts(self) -> PromptService:
+        # Imported on first use: the compiler and model calls stay out of server start-up.
+        if self._prompts is None:
+            from .services.prompts import PromptService
+
+            self._prompts = PromptService(self.store, self.traces, self.settings)
+        return self._prompts
+
+    @property
+    def playground(self) -> PlaygroundService:
+        if self._playground is None:
+            from .services.playground import PlaygroundService
+
+            self._playground = PlaygroundService(self.store, self.traces, self.prompts, self.settings)
+        return self._playground
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+@asynccontextmanager
+async def open_app(settings: Settings) -> AsyncIterator[App]:
+    store = await SqliteStore.open(settings.db_path)
+    app = App(settings=settings, store=store, traces=TraceService(store))
+    try:
+        yield app
+    finally:
+        await app.close()

@@ -1,0 +1,125 @@
+"""Recording and reading traces: the one place a trace is written."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import InvalidArgument, NotFound, from_validation_error
+from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
+from ..models import Trace, TraceIn, canonical_json
+from ..store.base import IngestResult, StatsQuery, Store, TraceQuery, TraceRecord, ingest_record
+
+__all__ = ["TRACE_FIELDS", "TraceService", "validate_query"]
+
+TRACE_FIELDS = tuple(f.alias or name for name, f in Trace.model_fields.items())
+MAX_BATCH = 1000
+
+
+def validate_query(model: type[TraceQuery] | type[StatsQuery], args: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate({k: v for k, v in args.items() if v is not None})
+    except ValidationError as exc:
+        raise from_validation_error(exc, "arguments") from None
+
+
+def _truncate(value: Any, max_chars: int) -> Any:
+    if isinstance(value, str) and len(value) > max_chars:
+        return value[:max_chars] + f"…[truncated {len(value) - max_chars} chars]"
+    if isinstance(value, list):
+        return [_truncate(v, max_chars) for v in value]
+    if isinstance(value, dict):
+        return {k: _truncate(v, max_chars) for k, v in value.items()}
+    return value
+
+
+class TraceService:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- writing --------------------------------------------------------------------------------------
+
+    def prepare(self, payload: Any) -> TraceRecord:
+        """Validate a client's trace JSON (camelCase) into a record ready to store.
+
+        Raises:
+            InvalidArgument: naming every bad or unknown field.
+        """
+        if not isinstance(payload, dict):
+            raise InvalidArgument("trace must be a JSON object with the documented camelCase fields")
+        try:
+            trace_in = TraceIn.model_validate(payload)
+        except ValidationError as exc:
+            raise from_validation_error(exc, "trace") from None
+        digest = hashlib.sha256(canonical_json(trace_in.model_dump(mode="json", by_alias=True)).encode()).digest()[:16]
+        if trace_in.created_at is not None:
+            try:
+                created_ms = parse_time(trace_in.created_at, "createdAt")
+            except ValueError as exc:
+                raise InvalidArgument(str(exc), {"field": "createdAt"}) from None
+        else:
+            created_ms = now_ms()
+        trace_id = trace_in.id or new_id(created_ms)
+        return ingest_record(trace_in, trace_id=trace_id, created_at=ms_to_rfc3339(created_ms), digest=digest)
+
+    async def ingest(self, tenant: str, payload: Any) -> dict[str, Any]:
+        (result,) = await self.store.insert_traces(tenant, [self.prepare(payload)])
+        return {"id": result.id, "created": result.created}
+
+    async def ingest_many(self, tenant: str, payloads: list[Any]) -> list[IngestResult]:
+        """The batch path: every trace validated first, then all stored in one transaction."""
+        if len(payloads) > MAX_BATCH:
+            raise InvalidArgument(f"at most {MAX_BATCH} traces per batch; got {len(payloads)}: split the batch")
+        records = []
+        for i, payload in enumerate(payloads):
+            try:
+                records.append(self.prepare(payload))
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"traces[{i}]: {exc.message}", {"index": i, **exc.details}) from None
+        return await self.store.insert_traces(tenant, records)
+
+    async def record(self, tenant: str, trace: Trace) -> Trace:
+        """Store a trace made by this server (prompt runs, playground runs)."""
+        digest = hashlib.sha256(canonical_json(trace.to_json()).encode()).digest()[:16]
+        await self.store.insert_traces(tenant, [TraceRecord(trace=trace, digest=digest, client_id=False)])
+        return trace
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    async def get(self, tenant: str, trace_id: str) -> Trace:
+        trace = await self.store.get_trace(tenant, trace_id)
+        if trace is None:
+            raise NotFound(
+                f"trace {trace_id!r} not found: list_traces shows the ids of recent traces",
+                {"traceId": trace_id},
+            )
+        return trace
+
+    async def get_json(
+        self, tenant: str, trace_id: str, fields: list[str] | None = None, max_chars: int | None = None
+    ) -> dict[str, Any]:
+        if fields:
+            unknown = [f for f in fields if f not in TRACE_FIELDS]
+            if unknown:
+                raise InvalidArgument(
+                    f"unknown field(s) {', '.join(map(repr, unknown))}: choose from {', '.join(TRACE_FIELDS)}",
+                    {"field": "fields", "unknown": unknown},
+                )
+        if max_chars is not None and max_chars < 1:
+            raise InvalidArgument("max_chars must be at least 1; omit it for full strings", {"field": "max_chars"})
+        data = (await self.get(tenant, trace_id)).to_json()
+        if fields:
+            data = {k: data[k] for k in TRACE_FIELDS if k in fields or k == "id"}
+        if max_chars is not None:
+            data = _truncate(data, max_chars)
+        return data
+
+    async def list(self, tenant: str, query: TraceQuery) -> dict[str, Any]:
+        page = await self.store.list_traces(tenant, query)
+        return {"traces": page.rows, "nextCursor": page.next_cursor}
+
+    async def stats(self, tenant: str, query: StatsQuery) -> dict[str, Any]:
+        groups = await self.store.trace_stats(tenant, query)
+        return {"groupBy": query.group_by, "since": query.since, "until": query.until, "groups": groups}
