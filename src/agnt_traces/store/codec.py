@@ -55,7 +55,7 @@ def unpack_trace(row: dict[str, Any], manifest: bytes) -> Trace:
     man = _decompress(manifest)
     return Trace(
         id=row["id"],
-        created_at=ms_to_rfc3339(row["created_at"]),
+        created_at=ms_to_rfc3339(row["seq"] >> 12),
         prompt_name=row["prompt_name"],
         prompt_version=row["prompt_version"],
         etag=body.get("etag", man.get("etag")),

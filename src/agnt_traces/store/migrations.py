@@ -30,11 +30,12 @@ def m001_initial(db: sqlite3.Connection) -> None:
             data BLOB NOT NULL
         ) STRICT;
 
+        -- seq = created_at in ms << 12 | slot: rowid order is creation order, and created_at is derived
+        -- from it, so "newest first" and time windows are rowid ranges and need no index of their own.
         CREATE TABLE traces (
             seq INTEGER PRIMARY KEY,
             tenant_id INTEGER NOT NULL REFERENCES tenants(id),
             id TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
             prompt_name TEXT,
             prompt_version INTEGER,
             manifest_id INTEGER NOT NULL REFERENCES manifests(id),
@@ -54,17 +55,18 @@ def m001_initial(db: sqlite3.Connection) -> None:
             digest BLOB NOT NULL
         ) STRICT;
 
+        -- Every index ends with the rowid (seq), so each also serves "newest first" within its filter.
         CREATE UNIQUE INDEX ix_traces_id ON traces(tenant_id, id);
-        CREATE INDEX ix_traces_created ON traces(tenant_id, created_at);
-        CREATE INDEX ix_traces_prompt ON traces(tenant_id, prompt_name, prompt_version, created_at);
+        CREATE INDEX ix_traces_tenant ON traces(tenant_id);
+        CREATE INDEX ix_traces_prompt ON traces(tenant_id, prompt_name, prompt_version);
         CREATE INDEX ix_traces_prompt_cost ON traces(tenant_id, prompt_name, status, ifnull(cost, -1.0));
         CREATE INDEX ix_traces_cost ON traces(tenant_id, ifnull(cost, -1.0));
         CREATE INDEX ix_traces_tokens ON traces(tenant_id, total_tokens);
         CREATE INDEX ix_traces_duration ON traces(tenant_id, duration);
-        CREATE INDEX ix_traces_model ON traces(tenant_id, model_name, created_at);
-        CREATE INDEX ix_traces_provider ON traces(tenant_id, model_provider, created_at);
-        CREATE INDEX ix_traces_errors ON traces(tenant_id, created_at) WHERE status = 1;
-        CREATE INDEX ix_traces_source ON traces(tenant_id, source, created_at) WHERE source <> 'ingest';
+        CREATE INDEX ix_traces_model ON traces(tenant_id, model_name);
+        CREATE INDEX ix_traces_provider ON traces(tenant_id, model_provider);
+        CREATE INDEX ix_traces_errors ON traces(tenant_id) WHERE status = 1;
+        CREATE INDEX ix_traces_source ON traces(tenant_id, source) WHERE source <> 'ingest';
         CREATE INDEX ix_traces_session ON traces(session_id) WHERE session_id IS NOT NULL;
 
         CREATE TABLE trace_tags (
@@ -75,7 +77,9 @@ def m001_initial(db: sqlite3.Connection) -> None:
         ) STRICT, WITHOUT ROWID;
 
         -- Full text over messages, output and variable values; rowid = traces.seq.
-        CREATE VIRTUAL TABLE traces_fts USING fts5(body, content='', tokenize='unicode61 remove_diacritics 2');
+        CREATE VIRTUAL TABLE traces_fts USING fts5(
+            body, content='', columnsize=0, tokenize='unicode61 remove_diacritics 2'
+        );
         """
     )
 

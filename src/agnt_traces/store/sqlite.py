@@ -7,6 +7,7 @@ call is all or nothing. Reads go through a second connection and see only commit
 from __future__ import annotations
 
 import json
+import math
 import logging
 import sqlite3
 from pathlib import Path
@@ -33,16 +34,18 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _SORT_EXPR = {
-    "created_at": "t.created_at",
+    "created_at": "t.seq",
     "cost": "ifnull(t.cost, -1.0)",
     "total_tokens": "t.total_tokens",
     "duration": "t.duration",
 }
 _ROW_COLUMNS = (
-    "t.seq, t.id, t.created_at, t.prompt_name, t.prompt_version, t.model_provider, t.model_name, "
+    "t.seq, t.id, t.prompt_name, t.prompt_version, t.model_provider, t.model_name, "
     "t.status, t.total_tokens, t.cost, t.duration, t.tags, t.body"
 )
 _PARAM_CHUNK = 400
+SLOT_BITS = 12  # seq = created_at_ms << SLOT_BITS | slot
+SLOT_MASK = (1 << SLOT_BITS) - 1
 
 
 class SqliteStore(PromptsMixin, SessionsMixin):
@@ -109,12 +112,11 @@ class SqliteStore(PromptsMixin, SessionsMixin):
                 if len(self._manifest_ids) > 10_000:
                     self._manifest_ids.clear()
                 self._manifest_ids[mdigest] = mid
-            created = _rfc3339_to_ms(t.created_at)
             rows.append(
                 (
+                    _free_seq(db, _rfc3339_to_ms(t.created_at)),
                     tid,
                     t.id,
-                    created,
                     t.prompt_name,
                     t.prompt_version,
                     mid,
@@ -139,14 +141,14 @@ class SqliteStore(PromptsMixin, SessionsMixin):
                 tag_rows.append((t.id, t.tags))
         seqs: dict[str, int] = {}
         for row in rows:
-            (seq,) = db.execute(
-                "INSERT INTO traces(tenant_id, id, created_at, prompt_name, prompt_version, manifest_id, "
+            db.execute(
+                "INSERT INTO traces(seq, tenant_id, id, prompt_name, prompt_version, manifest_id, "
                 "model_provider, model_name, status, input_tokens, output_tokens, total_tokens, cost, "
                 "duration, source, session_id, parent_trace_id, tags, body, digest) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING seq",
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 row,
-            ).fetchone()
-            seqs[row[1]] = seq
+            )
+            seqs[row[2]] = row[0]
         db.executemany(
             "INSERT INTO traces_fts(rowid, body) VALUES (?, ?)",
             [(seqs[rec.trace.id], text) for rec, text in zip(new, fts_rows, strict=True)],
@@ -173,7 +175,9 @@ class SqliteStore(PromptsMixin, SessionsMixin):
     async def list_traces(self, tenant: str, query: TraceQuery) -> TracePage:
         tid = await self._tenant_id(tenant)
         # A tenant with no data yet still gets its arguments checked: the query matches nothing.
-        sql, params = build_trace_query(-1 if tid is None else tid, query)
+        tid = -1 if tid is None else tid
+        common = frozenset([tag for tag in query.tags if await self._tag_is_common(tid, tag)])
+        sql, params = build_trace_query(tid, query, common)
         if query.query:
             problem = await self._fts_problem(query.query)
             if problem:
@@ -191,6 +195,13 @@ class SqliteStore(PromptsMixin, SessionsMixin):
             last = rows[-1]
             next_cursor = encode_cursor(query.sort, query.order, _sort_value(last, query.sort), last["seq"])
         return TracePage(rows=out, next_cursor=next_cursor)
+
+    async def _tag_is_common(self, tenant_id: int, tag: str) -> bool:
+        """More than a few thousand traces carry the tag (one bounded index probe)."""
+        row = await self._fetchone(
+            "SELECT seq FROM trace_tags WHERE tenant_id = ? AND tag = ? LIMIT 1 OFFSET 2000", (tenant_id, tag)
+        )
+        return row is not None
 
     async def _fts_problem(self, text: str) -> str | None:
         """Why SQLite's full-text parser refuses ``text``, or None when it is a valid query."""
@@ -212,11 +223,11 @@ class SqliteStore(PromptsMixin, SessionsMixin):
         }[query.group_by]
         where, params = ["tenant_id = ?"], [tid]
         if query.since_ms is not None:
-            where.append("created_at >= ?")
-            params.append(query.since_ms)
+            where.append("seq >= ?")
+            params.append(query.since_ms << SLOT_BITS)
         if query.until_ms is not None:
-            where.append("created_at < ?")
-            params.append(query.until_ms)
+            where.append("seq < ?")
+            params.append(query.until_ms << SLOT_BITS)
         if query.prompt_name:
             where.append("prompt_name = ?")
             params.append(query.prompt_name)  # type: ignore[arg-type]
@@ -243,13 +254,17 @@ class SqliteStore(PromptsMixin, SessionsMixin):
                     "cost": round(cost, 8) if priced else None,
                     "durations": [],
                 }
-            for row in db.execute(f"SELECT {cols}, duration FROM traces WHERE {sql_where}", params):
-                groups[tuple(row[: len(keys)])]["durations"].append(row[-1])
+            # Percentiles from a histogram at millisecond resolution: one pass, no per-row Python.
+            for row in db.execute(
+                f"SELECT {cols}, round(duration, 3) AS d, count(*) FROM traces WHERE {sql_where} GROUP BY {cols}, d",
+                params,
+            ):
+                groups[tuple(row[: len(keys)])]["durations"].append((row[-2], row[-1]))
             out = []
             for key, g in groups.items():
-                durations = sorted(g.pop("durations"))
-                g["p50Duration"] = _percentile(durations, 0.50)
-                g["p95Duration"] = _percentile(durations, 0.95)
+                histogram = sorted(g.pop("durations"))
+                g["p50Duration"] = _percentile(histogram, 0.50)
+                g["p95Duration"] = _percentile(histogram, 0.95)
                 label = dict(zip(keys, key, strict=True))
                 group: dict[str, Any]
                 if query.group_by == "status":
@@ -279,7 +294,9 @@ class SqliteStore(PromptsMixin, SessionsMixin):
         return str(row[0]) if row else "no answer"
 
 
-def build_trace_query(tenant_id: int, q: TraceQuery) -> tuple[str, dict[str, Any]]:
+def build_trace_query(
+    tenant_id: int, q: TraceQuery, common_tags: frozenset[str] = frozenset()
+) -> tuple[str, dict[str, Any]]:
     """The one place where ``list_traces`` filters become SQL (named parameters, never string values)."""
     sort = _SORT_EXPR[q.sort]
     where = ["t.tenant_id = :tenant"]
@@ -305,16 +322,21 @@ def build_trace_query(tenant_id: int, q: TraceQuery) -> tuple[str, dict[str, Any
         where.append("t.model_provider = :provider")
         params["provider"] = q.provider
     for i, tag in enumerate(dict.fromkeys(q.tags)):
-        where.append(f"t.seq IN (SELECT seq FROM trace_tags WHERE tenant_id = :tenant AND tag = :tag{i})")
+        if tag in common_tags:  # walk the sort order and probe the tag per row
+            where.append(
+                f"EXISTS (SELECT 1 FROM trace_tags WHERE tenant_id = :tenant AND tag = :tag{i} AND seq = t.seq)"
+            )
+        else:  # few rows carry it: start from them
+            where.append(f"t.seq IN (SELECT seq FROM trace_tags WHERE tenant_id = :tenant AND tag = :tag{i})")
         params[f"tag{i}"] = tag
     if q.since_ms is not None:
-        where.append("t.created_at >= :since")
-        params["since"] = q.since_ms
+        where.append("t.seq >= :since")
+        params["since"] = q.since_ms << SLOT_BITS
     if q.until_ms is not None:
-        where.append("t.created_at < :until")
-        params["until"] = q.until_ms
+        where.append("t.seq < :until")
+        params["until"] = q.until_ms << SLOT_BITS
     if q.min_cost is not None:
-        where.append("t.cost >= :min_cost")
+        where.append("ifnull(t.cost, -1.0) >= :min_cost")  # the cost index's expression: a range scan
         params["min_cost"] = q.min_cost
     if q.min_duration is not None:
         where.append("t.duration >= :min_duration")
@@ -322,9 +344,16 @@ def build_trace_query(tenant_id: int, q: TraceQuery) -> tuple[str, dict[str, Any
     if q.min_total_tokens is not None:
         where.append("t.total_tokens >= :min_total_tokens")
         params["min_total_tokens"] = q.min_total_tokens
+    source = "traces t"
     if q.query is not None:
-        where.append("t.seq IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH :query)")
         params["query"] = q.query
+        if q.sort == "created_at":
+            # Newest first: walk the full-text index in rowid (= creation) order and stop at the limit.
+            source = "traces_fts f JOIN traces t ON t.seq = f.rowid"
+            where.append("f.body MATCH :query")
+            sort = "f.rowid"
+        else:
+            where.append("t.seq IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH :query)")
     if q.session_id is not None:
         where.append("t.session_id = :session_id")
         params["session_id"] = q.session_id
@@ -335,16 +364,20 @@ def build_trace_query(tenant_id: int, q: TraceQuery) -> tuple[str, dict[str, Any
     if q.cursor:
         value, seq = decode_cursor(q.cursor, q.sort, q.order)
         op = "<" if q.order == "desc" else ">"
-        where.append(f"({sort}, t.seq) {op} (:cursor_value, :cursor_seq)")
-        params.update(cursor_value=value, cursor_seq=seq)
-    sql = (
-        f"SELECT {_ROW_COLUMNS} FROM traces t WHERE {' AND '.join(where)} "
-        f"ORDER BY {sort} {direction}, t.seq {direction} LIMIT :limit"
-    )
+        if q.sort == "created_at":
+            where.append(f"{sort} {op} :cursor_seq")
+        else:
+            where.append(f"({sort}, t.seq) {op} (:cursor_value, :cursor_seq)")
+            params["cursor_value"] = value
+        params["cursor_seq"] = seq
+    order = f"{sort} {direction}" if q.sort == "created_at" else f"{sort} {direction}, t.seq {direction}"
+    sql = f"SELECT {_ROW_COLUMNS} FROM {source} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit"
     return sql, params
 
 
 def _sort_value(row: sqlite3.Row, sort: str) -> Any:
+    if sort == "created_at":
+        return row["seq"]
     if sort == "cost":
         return row["cost"] if row["cost"] is not None else -1.0
     return row[sort]
@@ -355,7 +388,7 @@ def _row_to_summary(row: sqlite3.Row) -> dict[str, Any]:
 
     return {
         "id": row["id"],
-        "createdAt": ms_to_rfc3339(row["created_at"]),
+        "createdAt": ms_to_rfc3339(row["seq"] >> SLOT_BITS),
         "promptName": row["prompt_name"],
         "promptVersion": row["prompt_version"],
         "model": f"{row['model_provider']}/{row['model_name']}",
@@ -368,11 +401,32 @@ def _row_to_summary(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
+def _percentile(histogram: list[tuple[float, int]], q: float) -> float | None:
+    """Nearest-rank percentile of (value, count) pairs sorted by value."""
+    total = sum(c for _, c in histogram)
+    if not total:
         return None
-    k = max(0, min(len(values) - 1, round(q * (len(values) - 1))))
-    return round(values[k], 6)
+    rank = max(1, math.ceil(q * total))
+    seen = 0
+    for value, count in histogram:
+        seen += count
+        if seen >= rank:
+            return float(value)
+    return float(histogram[-1][0])
+
+
+def _free_seq(db: sqlite3.Connection, created_ms: int) -> int:
+    """The first free seq of this millisecond (4096 slots; a full millisecond spills into the next)."""
+    base = max(0, created_ms) << SLOT_BITS
+    while True:
+        (top,) = db.execute(
+            "SELECT max(seq) FROM traces WHERE seq BETWEEN ? AND ?", (base, base + SLOT_MASK)
+        ).fetchone()
+        if top is None:
+            return base
+        if top < base + SLOT_MASK:
+            return int(top) + 1
+        base += 1 << SLOT_BITS
 
 
 def _rfc3339_to_ms(value: str) -> int:

@@ -1,0 +1,77 @@
+"""The ``prompts/`` folder: one YAML file per prompt, read and written so that they round-trip exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InvalidArgument
+from .models import PROMPT_NAME_RE, PromptContent
+
+__all__ = ["dump_prompt", "load_prompt_file", "load_prompt_dir"]
+
+KEY_ORDER = ("name", "description", "model", "variables", "tools", "blocks")
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value and not any(c in value for c in "\r\t") and value == value.rstrip(" "):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_prompt(name: str, description: str, content: PromptContent) -> str:
+    data = content.canonical()
+    doc: dict[str, Any] = {"name": name, "description": description}
+    for key in KEY_ORDER[2:]:
+        doc[key] = data[key]
+    text: str = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100_000)
+    return text
+
+
+def load_prompt_file(path: Path) -> tuple[str, str, PromptContent]:
+    """Raises InvalidArgument naming the file and the problem."""
+    from pydantic import ValidationError
+
+    from .errors import from_validation_error
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise InvalidArgument(f"{path.name}: not valid YAML ({exc})", {"file": str(path)}) from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"{path.name}: expected a mapping with {', '.join(KEY_ORDER)}", {"file": str(path)})
+    unknown = sorted(set(doc) - set(KEY_ORDER))
+    if unknown:
+        raise InvalidArgument(
+            f"{path.name}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(KEY_ORDER)}", {"file": str(path)}
+        )
+    name = doc.get("name") or path.stem
+    if not isinstance(name, str) or not PROMPT_NAME_RE.match(name):
+        raise InvalidArgument(f"{path.name}: name {name!r} is invalid", {"file": str(path)})
+    try:
+        content = PromptContent.model_validate({k: v for k, v in doc.items() if k in KEY_ORDER[2:]})
+    except ValidationError as exc:
+        err = from_validation_error(exc, "prompt")
+        raise InvalidArgument(f"{path.name}: {err.message}", {"file": str(path)}) from None
+    return name, str(doc.get("description") or ""), content
+
+
+def load_prompt_dir(directory: Path) -> list[tuple[str, str, PromptContent]]:
+    if not directory.is_dir():
+        raise InvalidArgument(f"{directory} is not a directory")
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    loaded = [load_prompt_file(f) for f in files]
+    names = [n for n, _, _ in loaded]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InvalidArgument(f"prompt name(s) {', '.join(dupes)} appear in more than one file of {directory}")
+    return loaded
