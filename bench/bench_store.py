@@ -25,15 +25,85 @@ from agnt_traces.config import Settings
 from agnt_traces.ids import ms_to_rfc3339, now_ms
 from agnt_traces.store.base import StatsQuery, TraceQuery
 
-WORDS = (
-    "refund order shipping invoice account password delivery payment card subscription cancel upgrade "
-    "premium support ticket error timeout charge receipt address warranty return exchange discount "
-    "coupon login email phone tracking package delayed damaged missing billing plan trial renewal"
-).split()
-FILLER = (
-    "the a we you your our is was will be can please thanks for to of and in on with this that it "
-    "have has not yet today tomorrow days hours team help sorry understand check update confirm"
-).split()
+WORDS = [
+    "refund",
+    "order",
+    "shipping",
+    "invoice",
+    "account",
+    "password",
+    "delivery",
+    "payment",
+    "card",
+    "subscription",
+    "cancel",
+    "upgrade",
+    "premium",
+    "support",
+    "ticket",
+    "error",
+    "timeout",
+    "charge",
+    "receipt",
+    "address",
+    "warranty",
+    "return",
+    "exchange",
+    "discount",
+    "coupon",
+    "login",
+    "email",
+    "phone",
+    "tracking",
+    "package",
+    "delayed",
+    "damaged",
+    "missing",
+    "billing",
+    "plan",
+    "trial",
+    "renewal",
+]
+FILLER = [
+    "the",
+    "a",
+    "we",
+    "you",
+    "your",
+    "our",
+    "is",
+    "was",
+    "will",
+    "be",
+    "can",
+    "please",
+    "thanks",
+    "for",
+    "to",
+    "of",
+    "and",
+    "in",
+    "on",
+    "with",
+    "this",
+    "that",
+    "it",
+    "have",
+    "has",
+    "not",
+    "yet",
+    "today",
+    "tomorrow",
+    "days",
+    "hours",
+    "team",
+    "help",
+    "sorry",
+    "understand",
+    "check",
+    "update",
+    "confirm",
+]
 PROMPTS = [f"prompt-{i:02d}" for i in range(12)]
 MODELS = [
     ("openai", "gpt-4o-mini"),

@@ -7,8 +7,8 @@ call is all or nothing. Reads go through a second connection and see only commit
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any, TypeVar
