@@ -1,0 +1,134 @@
+"""MCP tools of the fix loop: trace diffs and playground sessions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import Field
+
+from .common import DESTRUCTIVE, IDEMPOTENT_WRITE, MODEL_CALL, READ, WRITE, app_of, tenant_of, tool_errors
+
+__all__ = ["register"]
+
+SessionId = Annotated[str, Field(description="id returned by open_playground")]
+
+
+def register(mcp: MCPServer[Any]) -> None:
+    @mcp.tool(annotations=READ)
+    @tool_errors
+    async def diff_trace(
+        ctx: Context[Any, Any],
+        trace_id: str,
+        against: Annotated[
+            str | int | None,
+            Field(description="'draft', 'production' or a version number; default 'production', else the draft"),
+        ] = None,
+    ) -> dict[str, Any]:
+        """The trace's prompt vs the prompt now: content diff, and the rendered diff (the current content
+        compiled with the trace's own variables and input messages vs what the trace actually sent)."""
+        return await app_of(ctx).playground.diff_trace(tenant_of(ctx), trace_id, against)
+
+    @mcp.tool(annotations=WRITE)
+    @tool_errors
+    async def open_playground(ctx: Context[Any, Any], trace_id: str) -> dict[str, Any]:
+        """Open a playground session loaded with the trace's exact prompt version, variables, model and
+        input messages. Edit it, run it, diff it, save it."""
+        return await app_of(ctx).playground.open(tenant_of(ctx), trace_id)
+
+    @mcp.tool(annotations=READ)
+    @tool_errors
+    async def get_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
+        """A session's blocks, variables, models, input messages and runs."""
+        return await app_of(ctx).playground.get(tenant_of(ctx), session_id)
+
+    @mcp.tool(annotations=READ)
+    @tool_errors
+    async def list_sessions(ctx: Context[Any, Any], limit: Annotated[int, Field(ge=1, le=200)] = 50) -> dict[str, Any]:
+        """Open playground sessions, most recently used first."""
+        return await app_of(ctx).playground.list(tenant_of(ctx), limit)
+
+    @mcp.tool(annotations=WRITE)
+    @tool_errors
+    async def edit_block(
+        ctx: Context[Any, Any],
+        session_id: SessionId,
+        block_id: str,
+        op: Literal["update", "insert", "delete", "move"] = "update",
+        content: Annotated[str | None, Field(description="Jinja2 template text")] = None,
+        condition: Annotated[str | None, Field(description="Jinja2 expression; '' removes the condition")] = None,
+        role: Literal["system", "user", "assistant"] | None = None,
+        after: Annotated[
+            str | None, Field(description="for insert/move: the block to put it after; omitted = at the start")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Change one block of the session: update its content/condition/role, insert a new block,
+        delete it, or move it."""
+        return await app_of(ctx).playground.edit_block(
+            tenant_of(ctx), session_id, block_id, op, content=content, condition=condition, role=role, after=after
+        )
+
+    @mcp.tool(annotations=IDEMPOTENT_WRITE)
+    @tool_errors
+    async def update_variables(
+        ctx: Context[Any, Any],
+        session_id: SessionId,
+        values: Annotated[dict[str, Any], Field(description="name → value; null unsets")],
+    ) -> dict[str, Any]:
+        """Set variable values of the session (type-checked against the declarations; null unsets)."""
+        return await app_of(ctx).playground.update_variables(tenant_of(ctx), session_id, values)
+
+    @mcp.tool(annotations=IDEMPOTENT_WRITE)
+    @tool_errors
+    async def update_models(
+        ctx: Context[Any, Any],
+        session_id: SessionId,
+        models: Annotated[
+            list[dict[str, Any]],
+            Field(description="1-8 models {provider, name, params}; run_session calls each; the first is saved"),
+        ],
+    ) -> dict[str, Any]:
+        """Replace the session's model list (1-8). Keys come from the environment, never from params."""
+        return await app_of(ctx).playground.update_models(tenant_of(ctx), session_id, models)
+
+    @mcp.tool(annotations=READ)
+    @tool_errors
+    async def compile_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
+        """What the model would receive: manifest, messages, warnings, token and cost estimates per model."""
+        return await app_of(ctx).playground.compile(tenant_of(ctx), session_id)
+
+    @mcp.tool(annotations=MODEL_CALL)
+    @tool_errors
+    async def run_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
+        """Run the session on every model concurrently (real calls); each run is recorded as a trace."""
+
+        async def progress(done: int, total: int, message: str) -> None:
+            await ctx.report_progress(done, total, message=message)
+
+        return await app_of(ctx).playground.run(tenant_of(ctx), session_id, progress)
+
+    @mcp.tool(annotations=READ)
+    @tool_errors
+    async def diff_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
+        """Session vs the trace it came from: prompt content, compiled messages, and after a run the
+        outputs with token, cost and latency deltas per model."""
+        return await app_of(ctx).playground.diff(tenant_of(ctx), session_id)
+
+    @mcp.tool(annotations=WRITE)
+    @tool_errors
+    async def save_session(
+        ctx: Context[Any, Any],
+        session_id: SessionId,
+        force: Annotated[bool, Field(description="overwrite a draft that changed since the session opened")] = False,
+        prompt_name: Annotated[
+            str | None, Field(description="needed for sessions opened from traces with no stored prompt")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Save the session's content to the prompt's draft (conflict if the draft moved, unless force)."""
+        return await app_of(ctx).playground.save(tenant_of(ctx), session_id, force=force, prompt_name=prompt_name)
+
+    @mcp.tool(annotations=DESTRUCTIVE)
+    @tool_errors
+    async def delete_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
+        """Delete a playground session and its run list (the traces of its runs stay)."""
+        return await app_of(ctx).playground.delete(tenant_of(ctx), session_id)

@@ -1,0 +1,561 @@
+"""Playground sessions: open a trace, edit, run on real models, diff, save to the draft.
+
+A session is stored as one JSON document with a revision counter; every change is a compare-and-set
+on that revision (retried on a race), so concurrent calls never lose an edit. Runs are rows of their
+own, so concurrent ``run_session`` calls never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ..compiler import check_content, check_values, compile_prompt
+from ..config import Settings
+from ..diff import diff_content, diff_messages, diff_text, merge
+from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
+from ..ids import ms_to_rfc3339, new_id, now_ms
+from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace
+from ..store.base import SessionRecord, Store
+from .prompts import PromptService, check_prompt_name, parse_content
+from .runner import CallContext, public_params
+from .traces import TraceService
+
+__all__ = ["PlaygroundService"]
+
+logger = logging.getLogger(__name__)
+
+Op = Literal["update", "insert", "delete", "move"]
+ProgressFn = Callable[[int, int, str], Awaitable[None]]
+MAX_MODELS = 8
+CAS_ATTEMPTS = 8
+
+
+def _literal_text(text: str) -> str:
+    """Message text as a template that renders to exactly that text."""
+    if "{{" in text or "{%" in text or "{#" in text:
+        return "{% raw %}" + text.replace("{% endraw %}", "{% endraw %}{{ '{% endraw %}' }}{% raw %}") + "{% endraw %}"
+    return text
+
+
+def _as_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+def literal_content(trace: Trace) -> PromptContent:
+    """Blocks for a trace whose content is unknown: one per message, the system message first."""
+    blocks = []
+    if trace.manifest.system:
+        blocks.append(Block(id="system", role="system", content=_literal_text(trace.manifest.system)))
+    for i, message in enumerate(trace.messages, start=1):
+        role = message.get("role")
+        blocks.append(
+            Block(
+                id=f"m{i}",
+                role=role if role in ("system", "user", "assistant") else "user",
+                content=_literal_text(_as_text(message.get("content"))),
+            )
+        )
+    return PromptContent(blocks=blocks, model=_trace_model(trace), tools=trace.manifest.tools)
+
+
+def _trace_model(trace: Trace) -> ModelConfig:
+    params = trace.manifest.model.get("params") if isinstance(trace.manifest.model, dict) else None
+    return ModelConfig(
+        provider=trace.model.provider or "agnt-local",
+        name=trace.model.name or "echo",
+        params=public_params(params or {}),
+    )
+
+
+class PlaygroundService:
+    def __init__(self, store: Store, traces: TraceService, prompts: PromptService, settings: Settings) -> None:
+        self.store = store
+        self.traces = traces
+        self.prompts = prompts
+        self.settings = settings
+
+    # -- loading and saving session documents ---------------------------------------------------------
+
+    async def _load(self, tenant: str, session_id: str) -> SessionRecord:
+        rec = await self.store.get_session(tenant, session_id)
+        idle_ms = self.settings.session_idle_seconds * 1000
+        if rec is not None and rec.updated_at < now_ms() - idle_ms:
+            await self.store.delete_session(tenant, session_id)
+            rec = None
+        if rec is None:
+            raise NotFound(
+                f"session {session_id!r} not found (sessions expire after "
+                f"{self.settings.session_idle_seconds / 3600:g} h idle): open_playground on a trace starts one",
+                {"sessionId": session_id},
+            )
+        return rec
+
+    async def _mutate(self, tenant: str, session_id: str, change: Callable[[dict[str, Any]], None]) -> SessionRecord:
+        """Apply ``change`` to the session document with compare-and-set, retrying on a race."""
+        for _ in range(CAS_ATTEMPTS):
+            rec = await self._load(tenant, session_id)
+            data = dict(rec.data)
+            change(data)
+            expected = rec.revision
+            rec.data, rec.revision, rec.updated_at = data, expected + 1, now_ms()
+            if await self.store.update_session(tenant, rec, expected):
+                return rec
+        raise Conflict(
+            f"session {session_id!r} is being changed by other calls right now; try again",
+            {"sessionId": session_id},
+        )
+
+    @staticmethod
+    def content_of(data: dict[str, Any]) -> PromptContent:
+        return PromptContent.model_validate(data["content"])
+
+    def view(self, rec: SessionRecord) -> dict[str, Any]:
+        data = rec.data
+        content = self.content_of(data)
+        return {
+            "id": rec.id,
+            "traceId": rec.trace_id,
+            "promptName": data.get("promptName"),
+            "literal": data.get("literal", False),
+            "baseEtag": data.get("baseEtag"),
+            "baseVersion": data.get("baseVersion"),
+            "baseRevision": data.get("baseRevision"),
+            "etag": content.etag,
+            "blocks": [b.model_dump(mode="json") for b in content.blocks],
+            "variables": {
+                "declarations": [v.model_dump(mode="json") for v in content.variables],
+                "values": data.get("values", {}),
+            },
+            "models": data["models"],
+            "tools": content.tools,
+            "inputMessages": data.get("inputMessages", []),
+            "runs": rec.runs,
+            "revision": rec.revision,
+            "createdAt": ms_to_rfc3339(rec.created_at),
+            "updatedAt": ms_to_rfc3339(rec.updated_at),
+        }
+
+    # -- the tools --------------------------------------------------------------------------------------
+
+    async def open(self, tenant: str, trace_id: str) -> dict[str, Any]:
+        trace = await self.traces.get(tenant, trace_id)
+        await self.store.expire_sessions(now_ms() - int(self.settings.session_idle_seconds * 1000))
+        content = await self.store.get_content(tenant, trace.etag) if trace.etag else None
+        base_revision = None
+        base_version = trace.prompt_version
+        if content is not None:
+            # Exact version by etag; the trace's variables tell how many messages came from blocks.
+            try:
+                block_count = compile_prompt(content, trace.variables).block_messages
+            except Exception:
+                block_count = 0
+            input_messages = trace.messages[block_count:]
+            literal = False
+            if trace.prompt_name:
+                prompt = await self.store.get_prompt(tenant, trace.prompt_name)
+                if prompt is not None:
+                    base_revision = prompt.draft_revision
+                    base_version = await self.store.version_for_etag(tenant, prompt.name, content.etag) or base_version
+        else:
+            content = literal_content(trace)
+            input_messages = []
+            literal = True
+        model = _trace_model(trace)
+        now = now_ms()
+        data = {
+            "promptName": trace.prompt_name,
+            "literal": literal,
+            "baseEtag": trace.etag if not literal else None,
+            "baseVersion": base_version,
+            "baseRevision": base_revision,
+            "content": content.model_copy(update={"model": model}).canonical(),
+            "values": dict(trace.variables),
+            "models": [model.model_dump(mode="json")],
+            "inputMessages": input_messages,
+        }
+        rec = SessionRecord(id=new_id(now), trace_id=trace.id, data=data, revision=1, created_at=now, updated_at=now)
+        await self.store.create_session(tenant, rec)
+        return self.view(rec)
+
+    async def get(self, tenant: str, session_id: str) -> dict[str, Any]:
+        return self.view(await self._load(tenant, session_id))
+
+    async def list(self, tenant: str, limit: int = 50) -> dict[str, Any]:
+        cutoff = now_ms() - self.settings.session_idle_seconds * 1000
+        rows = await self.store.list_sessions(tenant, limit)
+        return {
+            "sessions": [
+                {
+                    "id": r.id,
+                    "traceId": r.trace_id,
+                    "promptName": r.data.get("promptName"),
+                    "models": [f"{m['provider']}/{m['name']}" for m in r.data.get("models", [])],
+                    "runCount": r.data.get("runCount", 0),
+                    "updatedAt": ms_to_rfc3339(r.updated_at),
+                }
+                for r in rows
+                if r.updated_at >= cutoff
+            ]
+        }
+
+    async def delete(self, tenant: str, session_id: str) -> dict[str, Any]:
+        if not await self.store.delete_session(tenant, session_id):
+            raise NotFound(f"session {session_id!r} not found", {"sessionId": session_id})
+        return {"id": session_id, "deleted": True}
+
+    async def edit_block(
+        self,
+        tenant: str,
+        session_id: str,
+        block_id: str,
+        op: Op = "update",
+        *,
+        content: str | None = None,
+        condition: str | None = None,
+        role: str | None = None,
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        if op not in ("update", "insert", "delete", "move"):
+            raise InvalidArgument(f"op {op!r} is invalid: use update, insert, delete or move", {"field": "op"})
+
+        def change(data: dict[str, Any]) -> None:
+            blocks: builtins.list[dict[str, Any]] = [dict(b) for b in data["content"]["blocks"]]
+            ids = [b["id"] for b in blocks]
+
+            def index_of(bid: str, field: str = "block_id") -> int:
+                if bid not in ids:
+                    raise NotFound(
+                        f"{field} {bid!r} is not a block of this session (blocks: {', '.join(ids) or 'none'})",
+                        {"field": field, "blockId": bid},
+                    )
+                return ids.index(bid)
+
+            def position_after(anchor: str | None) -> int:
+                return 0 if anchor is None else index_of(anchor, "after") + 1
+
+            if op == "update":
+                if content is None and condition is None and role is None:
+                    raise InvalidArgument("update needs content, condition or role", {"field": "content"})
+                block = blocks[index_of(block_id)]
+                if content is not None:
+                    block["content"] = content
+                if condition is not None:
+                    block["condition"] = condition or None  # "" clears the condition
+                if role is not None:
+                    block["role"] = role
+            elif op == "insert":
+                if not BLOCK_ID_RE.match(block_id):
+                    raise InvalidArgument(
+                        f"block_id {block_id!r} is invalid: use 1-64 characters of a-z, 0-9, '_' or '-'",
+                        {"field": "block_id"},
+                    )
+                if block_id in ids:
+                    raise Conflict(
+                        f"block {block_id!r} already exists: pick a new id, or use op 'update'", {"blockId": block_id}
+                    )
+                new = {"id": block_id, "role": role or "user", "content": content or "", "condition": condition or None}
+                blocks.insert(position_after(after), new)
+            elif op == "delete":
+                blocks.pop(index_of(block_id))
+            else:  # move
+                block = blocks.pop(index_of(block_id))
+                if after == block_id:
+                    raise InvalidArgument("a block cannot be moved after itself", {"field": "after"})
+                ids.remove(block_id)
+                blocks.insert(position_after(after), block)
+            new_content = parse_content({**data["content"], "blocks": blocks})
+            check_content(new_content)
+            data["content"] = new_content.canonical()
+
+        rec = await self._mutate(tenant, session_id, change)
+        return self.view(rec)
+
+    async def update_variables(self, tenant: str, session_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(values, dict):
+            raise InvalidArgument("values must be an object of variable name to value (null unsets)")
+
+        def change(data: dict[str, Any]) -> None:
+            content = self.content_of(data)
+            to_set = {k: v for k, v in values.items() if v is not None}
+            check_values(content.variables, to_set, partial=True)
+            merged = {**data.get("values", {}), **to_set}
+            for name, value in values.items():
+                if value is None:
+                    merged.pop(name, None)
+            data["values"] = merged
+
+        return self.view(await self._mutate(tenant, session_id, change))
+
+    async def update_models(self, tenant: str, session_id: str, models: builtins.list[Any]) -> dict[str, Any]:
+        if not isinstance(models, list) or not 1 <= len(models) <= MAX_MODELS:
+            raise InvalidArgument(f"models must be a list of 1 to {MAX_MODELS} models", {"field": "models"})
+        parsed = []
+        for i, m in enumerate(models):
+            try:
+                model = ModelConfig.model_validate(m)
+            except ValidationError as exc:
+                raise from_validation_error(exc, f"models[{i}]") from None
+            parse_content({"model": model.model_dump()})  # refuses credentials in params
+            parsed.append(model.model_dump(mode="json"))
+        keys = [(m["provider"], m["name"], repr(sorted(m["params"].items()))) for m in parsed]
+        if len(set(keys)) != len(keys):
+            raise InvalidArgument("models lists the same model twice", {"field": "models"})
+
+        def change(data: dict[str, Any]) -> None:
+            data["models"] = parsed
+            data["content"] = {**data["content"], "model": parsed[0]}
+
+        return self.view(await self._mutate(tenant, session_id, change))
+
+    def _compile(self, data: dict[str, Any], model: dict[str, Any] | None = None) -> tuple[PromptContent, Any]:
+        content = self.content_of(data)
+        if model is not None:
+            content = content.model_copy(update={"model": ModelConfig.model_validate(model)})
+        return content, compile_prompt(content, data.get("values", {}), data.get("inputMessages", []))
+
+    async def compile(self, tenant: str, session_id: str) -> dict[str, Any]:
+        from ..llm import estimate_cost, estimate_tokens
+
+        rec = await self._load(tenant, session_id)
+        _, compiled = self._compile(rec.data)
+        estimates = []
+        for m in rec.data["models"]:
+            model = ModelConfig.model_validate(m)
+            tokens = estimate_tokens(model, compiled.manifest["system"], compiled.messages)
+            estimates.append(
+                {
+                    "model": f"{model.provider}/{model.name}",
+                    "inputTokens": tokens,
+                    "inputCost": estimate_cost(model, tokens, 0, self.prompts.runner.call_settings()),
+                }
+            )
+        return {
+            "manifest": compiled.manifest,
+            "messages": compiled.messages,
+            "warnings": compiled.warnings,
+            "estimates": estimates,
+        }
+
+    async def run(self, tenant: str, session_id: str, progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Run the session on every model concurrently; each call is recorded as a trace."""
+        rec = await self._load(tenant, session_id)
+        data = rec.data
+        plans = []
+        for m in data["models"]:
+            content, compiled = self._compile(data, m)  # compile errors surface before any call
+            plans.append((content, compiled))
+        limit = asyncio.Semaphore(max(1, self.settings.max_concurrent_runs))
+        done = 0
+
+        async def one(content: PromptContent, compiled: Any) -> dict[str, Any]:
+            nonlocal done
+            label = f"{content.model.provider}/{content.model.name}"
+            async with limit:
+                await self.store.put_content(tenant, content)
+                try:
+                    trace = await self.prompts.runner.run(
+                        tenant,
+                        compiled,
+                        content.model,
+                        CallContext(
+                            prompt_name=data.get("promptName"),
+                            prompt_version=None,
+                            source="playground",
+                            session_id=session_id,
+                            parent_trace_id=rec.trace_id,
+                        ),
+                    )
+                    run = {
+                        "runId": new_id(),
+                        "traceId": trace.id,
+                        "model": label,
+                        "status": trace.status,
+                        "output": trace.output,
+                        "error": trace.error.model_dump() if trace.error else None,
+                        "inputTokens": trace.input_tokens,
+                        "outputTokens": trace.output_tokens,
+                        "totalTokens": trace.total_tokens,
+                        "cost": trace.cost,
+                        "duration": trace.duration,
+                        "etag": content.etag,
+                        "createdAt": trace.created_at,
+                    }
+                except Exception as exc:  # one model failing does not sink the others
+                    logger.exception("playground run on %s failed", label)
+                    run = {
+                        "runId": new_id(),
+                        "traceId": None,
+                        "model": label,
+                        "status": "error",
+                        "output": None,
+                        "error": {"type": type(exc).__name__, "message": "internal error"},
+                        "createdAt": ms_to_rfc3339(now_ms()),
+                    }
+            await self.store.add_session_run(tenant, session_id, run)
+            done += 1
+            if progress is not None:
+                await progress(done, len(plans), f"{label}: {run['status']}")
+            return run
+
+        runs = await asyncio.gather(*(one(c, comp) for c, comp in plans))
+        return {"sessionId": session_id, "runs": list(runs)}
+
+    async def diff(self, tenant: str, session_id: str) -> dict[str, Any]:
+        rec = await self._load(tenant, session_id)
+        data = rec.data
+        trace = await self.traces.get(tenant, rec.trace_id)
+        session_content = self.content_of(data)
+        if data.get("baseEtag"):
+            base = await self.store.get_content(tenant, data["baseEtag"])
+        else:
+            base = literal_content(trace)
+        assert base is not None
+        base = base.model_copy(update={"model": _trace_model(trace)})
+        parts = [diff_content(base, session_content)]
+        _, compiled = self._compile(data)
+        before = [{"role": "system", "content": trace.manifest.system}] if trace.manifest.system else []
+        after = [{"role": "system", "content": compiled.manifest["system"]}] if compiled.manifest["system"] else []
+        parts.append(diff_messages(before + trace.messages, after + compiled.messages))
+        models = []
+        latest: dict[str, dict[str, Any]] = {}
+        for run in rec.runs:
+            latest[run["model"]] = run  # runs are oldest first: keep each model's latest
+        for label, run in latest.items():
+            out = diff_text(trace.output, run.get("output"), part="output", id=label)
+            parts.append(out)
+            models.append(
+                {
+                    "model": label,
+                    "traceId": run.get("traceId"),
+                    "status": run["status"],
+                    "outputChanged": out.changed,
+                    "deltas": {
+                        "inputTokens": _delta(run.get("inputTokens"), trace.input_tokens),
+                        "outputTokens": _delta(run.get("outputTokens"), trace.output_tokens),
+                        "totalTokens": _delta(run.get("totalTokens"), trace.total_tokens),
+                        "cost": _delta(run.get("cost"), trace.cost),
+                        "duration": _delta(run.get("duration"), trace.duration),
+                    },
+                }
+            )
+        merged = merge(*parts)
+        return {**merged.to_dict(), "traceId": trace.id, "sessionId": rec.id, "models": models}
+
+    async def diff_trace(self, tenant: str, trace_id: str, against: str | int | None = None) -> dict[str, Any]:
+        """The trace's content vs the prompt now, and what that change does to this very call."""
+        trace = await self.traces.get(tenant, trace_id)
+        if not trace.prompt_name:
+            raise InvalidArgument(
+                f"trace {trace_id!r} names no prompt, so there is nothing to diff it against; "
+                "open_playground on it and save_session with a prompt_name to make one",
+                {"field": "trace_id"},
+            )
+        rec = await self.prompts.record(tenant, trace.prompt_name)
+        version: int | None = None
+        label: str | None = None
+        if against is None:
+            label = "production" if "production" in rec.labels else "draft"
+        elif isinstance(against, int) or (isinstance(against, str) and against.isdigit()):
+            version = int(against)
+        else:
+            label = against
+        _, current, cur_version, selected = await self.prompts.resolve(tenant, rec.name, version=version, label=label)
+        original = await self.store.get_content(tenant, trace.etag) if trace.etag else None
+        known = original is not None
+        if original is None:
+            original = literal_content(trace)
+        content_diff = diff_content(original, current)
+        # Rendered: the current content with this call's own variables and input messages.
+        try:
+            blocks = compile_prompt(original, trace.variables).block_messages if known else len(trace.messages)
+        except Exception:
+            blocks = len(trace.messages)
+        inputs = trace.messages[blocks:]
+        before = [{"role": "system", "content": trace.manifest.system}] if trace.manifest.system else []
+        rendered: dict[str, Any]
+        try:
+            compiled = compile_prompt(current, trace.variables, inputs)
+            after = [{"role": "system", "content": compiled.manifest["system"]}] if compiled.manifest["system"] else []
+            rendered_diff = diff_messages(before + trace.messages, after + compiled.messages)
+            rendered = {**rendered_diff.to_dict(), "warnings": compiled.warnings}
+        except AgntError as err:
+            rendered_diff = None
+            rendered = {"unified": "", "summary": [], "changed": None, "error": err.to_dict()["error"]}
+        merged = merge(content_diff, rendered_diff) if rendered_diff else content_diff
+        return {
+            "traceId": trace.id,
+            "prompt": rec.name,
+            "trace": {"etag": trace.etag, "version": trace.prompt_version, "contentKnown": known},
+            "against": {"selected": selected, "etag": current.etag, "version": cur_version},
+            "unified": merged.unified,
+            "summary": merged.summary,
+            "changed": merged.changed,
+            "content": content_diff.to_dict(),
+            "rendered": rendered,
+        }
+
+    async def save(
+        self, tenant: str, session_id: str, *, force: bool = False, prompt_name: str | None = None
+    ) -> dict[str, Any]:
+        rec = await self._load(tenant, session_id)
+        data = rec.data
+        name = prompt_name or data.get("promptName")
+        if not name:
+            raise InvalidArgument(
+                "this session was opened from a trace with no stored prompt: pass prompt_name to save it "
+                "as that prompt's draft",
+                {"field": "prompt_name"},
+            )
+        check_prompt_name(name, "prompt_name")
+        content = self.content_of(data).model_copy(update={"model": ModelConfig.model_validate(data["models"][0])})
+        current = await self.store.get_prompt(tenant, name)
+        expected: int | None
+        if force:
+            expected = None
+        elif current is None:
+            expected = 0
+        elif name == data.get("promptName") and data.get("baseRevision") is not None:
+            expected = data["baseRevision"]
+        else:
+            expected = -1  # another prompt's draft, or unknown base: refuse unless forced
+        if current is not None and expected is not None and expected != current.draft_revision:
+            conflict = diff_content(current.draft, content)
+            raise Conflict(
+                f"the draft of {name!r} changed since this session opened (revision {expected if expected > 0 else '?'}"
+                f" → {current.draft_revision}); nothing was saved. Look at details.diff (draft → session), then "
+                "save_session with force=true to overwrite it, or open a new session from a fresh trace",
+                {"prompt": name, "draftRevision": current.draft_revision, "diff": conflict.to_dict()},
+            )
+        before = current.draft if current is not None else None
+        saved = await self.store.save_draft(tenant, name, content, expected_revision=expected)
+
+        def change(d: dict[str, Any]) -> None:
+            d["promptName"] = name
+            d["baseRevision"] = saved.draft_revision
+
+        await self._mutate(tenant, session_id, change)
+        result: dict[str, Any] = {
+            "prompt": name,
+            "draftRevision": saved.draft_revision,
+            "etag": saved.draft_etag,
+            "created": current is None,
+        }
+        if before is not None:
+            result["diff"] = diff_content(before, content).to_dict()
+        return result
+
+
+def _delta(new: float | None, old: float | None) -> float | None:
+    if new is None or old is None:
+        return None
+    return round(new - old, 9)

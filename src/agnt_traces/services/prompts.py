@@ -1,0 +1,196 @@
+"""The prompt registry and prompt runs: drafts, versions, labels, publish, rollback, run."""
+
+from __future__ import annotations
+
+import builtins
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..compiler import check_content, compile_prompt
+from ..config import Settings
+from ..errors import InvalidArgument, NotFound, from_validation_error
+from ..ids import ms_to_rfc3339
+from ..models import PROMPT_NAME_RE, PromptContent
+from ..store.base import PromptRecord, Store
+from .runner import CallContext, Runner, is_secret_name, raise_for_error
+from .traces import TraceService
+
+__all__ = ["PromptService", "check_prompt_name", "parse_content"]
+
+LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def check_prompt_name(name: str, field: str = "name") -> str:
+    if not isinstance(name, str) or not PROMPT_NAME_RE.match(name):
+        raise InvalidArgument(
+            f"{field} {name!r} is invalid: use 1-128 characters of a-z, 0-9, '.', '_' or '-', "
+            "starting with a letter or digit",
+            {"field": field},
+        )
+    return name
+
+
+def check_label(label: str) -> str:
+    if not LABEL_RE.match(label) or label == "draft":
+        raise InvalidArgument(
+            f"label {label!r} is invalid: use 1-64 characters of a-z, 0-9, '.', '_' or '-' ('draft' is reserved)",
+            {"field": "label"},
+        )
+    return label
+
+
+def parse_content(content: Any) -> PromptContent:
+    """Validate prompt content and refuse credentials in model params.
+
+    Raises:
+        InvalidArgument: naming every bad field.
+        CompileError: when a template or condition does not parse.
+    """
+    if isinstance(content, PromptContent):
+        parsed = content
+    else:
+        try:
+            parsed = PromptContent.model_validate(content)
+        except ValidationError as exc:
+            raise from_validation_error(exc, "content") from None
+    secrets = [k for k in parsed.model.params if is_secret_name(k)]
+    if secrets:
+        raise InvalidArgument(
+            f"model.params {', '.join(map(repr, secrets))} look like credentials; API keys are never part of a "
+            "prompt: set them in the environment (e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY)",
+            {"field": "content.model.params", "names": secrets},
+        )
+    return parsed
+
+
+def prompt_summary(rec: PromptRecord) -> dict[str, Any]:
+    return {
+        "name": rec.name,
+        "description": rec.description,
+        "draftRevision": rec.draft_revision,
+        "draftEtag": rec.draft_etag,
+        "latestVersion": rec.versions[-1]["version"] if rec.versions else None,
+        "labels": rec.labels,
+        "model": f"{rec.draft.model.provider}/{rec.draft.model.name}",
+        "updatedAt": ms_to_rfc3339(rec.updated_at),
+    }
+
+
+class PromptService:
+    def __init__(self, store: Store, traces: TraceService, settings: Settings) -> None:
+        self.store = store
+        self.traces = traces
+        self.runner = Runner(traces, settings)
+
+    async def record(self, tenant: str, name: str) -> PromptRecord:
+        check_prompt_name(name)
+        rec = await self.store.get_prompt(tenant, name)
+        if rec is None:
+            raise NotFound(
+                f"prompt {name!r} not found: list_prompts shows the prompts of this tenant; upsert_prompt creates one",
+                {"prompt": name},
+            )
+        return rec
+
+    async def list(self, tenant: str) -> dict[str, Any]:
+        return {"prompts": [prompt_summary(r) for r in await self.store.list_prompts(tenant)]}
+
+    async def resolve(
+        self, tenant: str, name: str, *, version: int | None = None, label: str | None = None
+    ) -> tuple[PromptRecord, PromptContent, int | None, str]:
+        """The content to use: a version, a label's version, or the draft. Returns (record, content,
+        version or None for the draft, what was selected)."""
+        rec = await self.record(tenant, name)
+        if version is not None and label is not None:
+            raise InvalidArgument("pass version or label, not both", {"field": "version"})
+        if version is None and label in (None, "draft"):
+            return rec, rec.draft, None, "draft"
+        if label is not None:
+            if label not in rec.labels:
+                known = ", ".join(sorted(rec.labels)) or "none yet"
+                raise NotFound(
+                    f"prompt {name!r} has no label {label!r} (labels: {known}); publish_prompt creates "
+                    "'production', or use label 'draft'",
+                    {"prompt": name, "label": label},
+                )
+            version = rec.labels[label]
+        entry = next((v for v in rec.versions if v["version"] == version), None)
+        if entry is None:
+            have = ", ".join(str(v["version"]) for v in rec.versions) or "none yet"
+            raise NotFound(
+                f"prompt {name!r} has no version {version} (versions: {have})", {"prompt": name, "version": version}
+            )
+        content = await self.store.get_content(tenant, entry["etag"])
+        assert content is not None, "a version's content is kept by etag"
+        return rec, content, version, label or f"version {version}"
+
+    async def get(
+        self, tenant: str, name: str, *, version: int | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        rec, content, chosen, selected = await self.resolve(tenant, name, version=version, label=label)
+        return {
+            **prompt_summary(rec),
+            "selected": selected,
+            "version": chosen,
+            "etag": content.etag,
+            "content": content.canonical(),
+            "versions": rec.versions,
+            "history": await self.store.label_history(tenant, name),
+        }
+
+    async def upsert(self, tenant: str, name: str, content: Any, description: str | None = None) -> dict[str, Any]:
+        check_prompt_name(name)
+        parsed = parse_content(content)
+        warnings = check_content(parsed)
+        rec = await self.store.save_draft(tenant, name, parsed, description=description)
+        return {**prompt_summary(rec), "etag": parsed.etag, "warnings": warnings}
+
+    async def publish(
+        self, tenant: str, name: str, *, version: int | None = None, label: str = "production", note: str = ""
+    ) -> dict[str, Any]:
+        check_prompt_name(name)
+        check_label(label)
+        if version is not None:
+            rec = await self.store.move_label(tenant, name, label, version, note)
+        else:
+            rec = await self.store.publish(tenant, name, label, note)
+        moved_to = rec.labels[label]
+        etag = next(v["etag"] for v in rec.versions if v["version"] == moved_to)
+        return {**prompt_summary(rec), "label": label, "version": moved_to, "etag": etag}
+
+    async def run(
+        self,
+        tenant: str,
+        name: str,
+        *,
+        variables: dict[str, Any] | None = None,
+        messages: builtins.list[dict[str, Any]] | None = None,
+        label: str | None = None,
+        version: int | None = None,
+        tags: builtins.list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Compile (label ``production`` unless told otherwise), call the model, record the trace, return it.
+
+        Raises:
+            ModelError: the call failed; the failure is recorded as a trace whose id is in ``details``.
+        """
+        if version is None and label is None:
+            label = "production"
+        rec, content, chosen, _ = await self.resolve(tenant, name, version=version, label=label)
+        compiled = compile_prompt(content, variables or {}, messages or [])
+        await self.store.put_content(tenant, content)  # every compiled content stays reopenable by etag
+        if chosen is None:  # the draft: if it equals a published version, say which
+            chosen = await self.store.version_for_etag(tenant, name, content.etag)
+        trace = await self.runner.run(
+            tenant,
+            compiled,
+            content.model,
+            CallContext(
+                prompt_name=rec.name, prompt_version=chosen, source="run", tags=tags or [], metadata=metadata or {}
+            ),
+        )
+        raise_for_error(trace)
+        return {"trace": trace.to_json(), "warnings": compiled.warnings}

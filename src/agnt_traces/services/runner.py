@@ -1,0 +1,120 @@
+"""Running a compiled prompt on a model and recording the call as a trace: the one path every model
+call of the server takes (prompt runs and playground runs alike)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..config import Settings
+from ..errors import ModelError
+from ..ids import ms_to_rfc3339, new_id, now_ms
+from ..models import ErrorInfo, Manifest, ModelConfig, ModelInfo, Trace
+from .traces import TraceService
+
+if TYPE_CHECKING:
+    from ..compiler import CompileResult
+    from ..llm import CallSettings
+
+__all__ = ["CallContext", "Runner"]
+
+_SECRET_NAMES = {"key", "token", "secret", "password", "authorization", "auth", "credential", "credentials"}
+_SECRET_PARTS = ("api_key", "apikey", "secret", "password", "authorization", "credential", "access_key", "private_key")
+_SECRET_SUFFIXES = ("_key", "_token", "_auth")
+
+
+def is_secret_name(name: str) -> bool:
+    """Does a parameter name look like a credential (``api_key``, ``aws_secret_access_key``, ``auth_token``)?
+    ``max_tokens`` and ``top_k`` do not."""
+    n = name.lower().replace("-", "_")
+    return n in _SECRET_NAMES or n.endswith(_SECRET_SUFFIXES) or any(p in n for p in _SECRET_PARTS)
+
+
+def public_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Model params safe to store: nothing that looks like a credential."""
+    return {k: v for k, v in params.items() if not is_secret_name(k)}
+
+
+@dataclass(slots=True)
+class CallContext:
+    prompt_name: str | None
+    prompt_version: int | None
+    source: str = "run"
+    session_id: str | None = None
+    parent_trace_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, traces: TraceService, settings: Settings) -> None:
+        self.traces = traces
+        self.settings = settings
+
+    def call_settings(self) -> CallSettings:
+        from ..llm import CallSettings
+
+        return CallSettings(
+            timeout=self.settings.model_timeout,
+            max_attempts=self.settings.model_max_attempts,
+            price_overrides=self.settings.price_overrides,
+        )
+
+    async def run(self, tenant: str, compiled: CompileResult, model: ModelConfig, ctx: CallContext) -> Trace:
+        """Call the model and record the trace, success or failure. Never raises for a model failure:
+        the returned trace has ``status == "error"``; callers decide whether that is an error for them."""
+        from ..llm import call_model
+
+        created = now_ms()
+        result = await call_model(
+            model,
+            compiled.manifest["system"],
+            compiled.messages,
+            compiled.manifest["tools"] or None,
+            self.call_settings(),
+        )
+        manifest = dict(compiled.manifest)
+        manifest["model"] = {
+            **manifest["model"],
+            "name": model.name,
+            "provider": model.provider,
+            "params": public_params(model.params),
+        }
+        metadata = dict(ctx.metadata)
+        trace = Trace(
+            id=new_id(created),
+            created_at=ms_to_rfc3339(created),
+            prompt_name=ctx.prompt_name,
+            prompt_version=ctx.prompt_version,
+            etag=compiled.manifest["etag"],
+            manifest=Manifest.model_validate(manifest),
+            variables=compiled.variables,
+            messages=compiled.messages,
+            output=result.output,
+            tool_calls=result.tool_calls,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            total_tokens=result.total_tokens,
+            cost=result.cost,
+            duration=round(result.duration, 6),
+            model=ModelInfo(provider=model.provider, name=model.name, metadata=result.metadata),
+            status=result.status,
+            error=ErrorInfo.model_validate(result.error) if result.error else None,
+            tags=list(dict.fromkeys(ctx.tags)),
+            metadata=metadata,
+            source=ctx.source,  # type: ignore[arg-type]
+            session_id=ctx.session_id,
+            parent_trace_id=ctx.parent_trace_id,
+        )
+        await self.traces.record(tenant, trace)
+        return trace
+
+
+def raise_for_error(trace: Trace) -> None:
+    if trace.status == "error":
+        err = trace.error
+        raise ModelError(
+            f"the model call failed ({err.type if err else 'error'}: {err.message if err else ''}); "
+            f"it is recorded as trace {trace.id}",
+            {"traceId": trace.id, "type": err.type if err else None},
+        )
