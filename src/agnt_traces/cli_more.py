@@ -33,8 +33,10 @@ def cmd_prompts_import(args: argparse.Namespace) -> int:
             for name, description, content in loaded:
                 before = await app.store.get_prompt(settings.tenant, name)
                 rec = await app.store.save_draft(settings.tenant, name, content, description=description)
-                state = "created" if before is None else (
-                    "unchanged" if before.draft_revision == rec.draft_revision else "updated"
+                state = (
+                    "created"
+                    if before is None
+                    else ("unchanged" if before.draft_revision == rec.draft_revision else "updated")
                 )
                 print(f"{name}: {state} (draft revision {rec.draft_revision}, etag {rec.draft_etag[:12]})")
         return 0
