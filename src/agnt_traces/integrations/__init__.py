@@ -1,0 +1,1 @@
+"""Capturing traces from applications that call models through their own code."""
