@@ -1,8 +1,9 @@
 """Playground sessions: open a trace, edit, run on real models, diff, save to the draft.
 
 A session is stored as one JSON document with a revision counter; every change is a compare-and-set
-on that revision (retried on a race), so concurrent calls never lose an edit. Runs are rows of their
-own, so concurrent ``run_session`` calls never overwrite each other.
+on that revision (retried on a race), so concurrent calls never lose an edit. A session's runs are
+its playground traces, written atomically with each call, so concurrent ``run_session`` calls never
+overwrite each other and a crash never leaves a run without its trace.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_valida
 from ..ids import ms_to_rfc3339, new_id, now_ms
 from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace
 from ..store.base import SessionRecord, Store
+from ..store.codec import run_summary
 from .prompts import PromptService, check_prompt_name, parse_content
 from .runner import CallContext, public_params
 from .traces import TraceService
@@ -375,21 +377,7 @@ class PlaygroundService:
                             parent_trace_id=rec.trace_id,
                         ),
                     )
-                    run = {
-                        "runId": new_id(),
-                        "traceId": trace.id,
-                        "model": label,
-                        "status": trace.status,
-                        "output": trace.output,
-                        "error": trace.error.model_dump() if trace.error else None,
-                        "inputTokens": trace.input_tokens,
-                        "outputTokens": trace.output_tokens,
-                        "totalTokens": trace.total_tokens,
-                        "cost": trace.cost,
-                        "duration": trace.duration,
-                        "etag": content.etag,
-                        "createdAt": trace.created_at,
-                    }
+                    run = run_summary(trace)
                 except Exception as exc:  # one model failing does not sink the others
                     logger.exception("playground run on %s failed", label)
                     run = {
@@ -401,7 +389,6 @@ class PlaygroundService:
                         "error": {"type": type(exc).__name__, "message": "internal error"},
                         "createdAt": ms_to_rfc3339(now_ms()),
                     }
-            await self.store.add_session_run(tenant, session_id, run)
             done += 1
             if progress is not None:
                 await progress(done, len(plans), f"{label}: {run['status']}")

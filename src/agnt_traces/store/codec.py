@@ -122,3 +122,22 @@ def search_text(trace: Trace) -> str:
     if trace.error is not None:
         parts.append(trace.error.message)
     return "\n".join(p for p in parts if p)
+
+
+def run_summary(trace: Trace) -> dict[str, Any]:
+    """A playground run as sessions list it: the essentials of its trace."""
+    return {
+        "runId": trace.id,
+        "traceId": trace.id,
+        "model": f"{trace.model.provider}/{trace.model.name}",
+        "status": trace.status,
+        "output": trace.output,
+        "error": trace.error.model_dump() if trace.error else None,
+        "inputTokens": trace.input_tokens,
+        "outputTokens": trace.output_tokens,
+        "totalTokens": trace.total_tokens,
+        "cost": trace.cost,
+        "duration": trace.duration,
+        "etag": trace.etag,
+        "createdAt": trace.created_at,
+    }

@@ -155,15 +155,7 @@ def m003_sessions_and_tokens(db: sqlite3.Connection) -> None:
         ) STRICT, WITHOUT ROWID;
         CREATE INDEX ix_sessions_updated ON sessions(tenant_id, updated_at);
 
-        CREATE TABLE session_runs (
-            tenant_id INTEGER NOT NULL,
-            session_id TEXT NOT NULL,
-            run_id TEXT NOT NULL,
-            data TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            PRIMARY KEY (tenant_id, session_id, run_id),
-            FOREIGN KEY (tenant_id, session_id) REFERENCES sessions(tenant_id, id) ON DELETE CASCADE
-        ) STRICT, WITHOUT ROWID;
+        -- A session's runs are its traces (traces.session_id): recorded atomically with the call.
 
         CREATE TABLE api_tokens (
             id TEXT PRIMARY KEY,

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..ids import new_id, now_ms
 from .base import SessionRecord, TokenRecord
+from .codec import run_summary, unpack_trace
 from .sqlite_base import SqliteBase
 
 __all__ = ["SessionsMixin"]
@@ -36,13 +37,14 @@ class SessionsMixin(SqliteBase):
         await self._write(run)
 
     def _session_runs(self, db: sqlite3.Connection, tid: int, session_id: str) -> list[dict[str, Any]]:
-        return [
-            json.loads(r[0])
-            for r in db.execute(
-                "SELECT data FROM session_runs WHERE tenant_id = ? AND session_id = ? ORDER BY created_at, run_id",
-                (tid, session_id),
-            )
-        ]
+        """A session's runs are the playground traces that carry its id, oldest first."""
+        cur = db.execute(
+            "SELECT t.*, m.data AS manifest FROM traces t JOIN manifests m ON m.id = t.manifest_id "
+            "WHERE t.session_id = ? AND t.tenant_id = ? AND t.source = 'playground' ORDER BY t.seq",
+            (session_id, tid),
+        )
+        names = [d[0] for d in cur.description]
+        return [run_summary(unpack_trace(dict(zip(names, row, strict=True)), row[-1])) for row in cur]
 
     async def get_session(self, tenant: str, session_id: str) -> SessionRecord | None:
         tid = await self._tenant_id(tenant)
@@ -75,7 +77,7 @@ class SessionsMixin(SqliteBase):
             return []
         rows = await self._fetchall(
             "SELECT s.id, s.trace_id, s.data, s.revision, s.created_at, s.updated_at, "
-            "(SELECT count(*) FROM session_runs r WHERE r.tenant_id = s.tenant_id AND r.session_id = s.id) "
+            "(SELECT count(*) FROM traces t WHERE t.session_id = s.id AND t.tenant_id = s.tenant_id) "
             "FROM sessions s WHERE s.tenant_id = ? ORDER BY s.updated_at DESC LIMIT ?",
             (tid, limit),
         )
@@ -109,35 +111,15 @@ class SessionsMixin(SqliteBase):
 
         return await self._write(run)
 
-    async def add_session_run(self, tenant: str, session_id: str, run_data: dict[str, Any]) -> None:
-        def run(db: sqlite3.Connection) -> None:
-            tid = self._tenant_id_sync(db, tenant)
-            db.execute(
-                "INSERT INTO session_runs(tenant_id, session_id, run_id, data, created_at) VALUES (?,?,?,?,?)",
-                (tid, session_id, run_data["runId"], json.dumps(run_data), now_ms()),
-            )
-            db.execute(
-                "UPDATE sessions SET updated_at = ? WHERE tenant_id = ? AND id = ?",
-                (now_ms(), tid, session_id),
-            )
-
-        await self._write(run)
-
     async def delete_session(self, tenant: str, session_id: str) -> bool:
         def run(db: sqlite3.Connection) -> bool:
             tid = self._tenant_id_sync(db, tenant)
-            db.execute("DELETE FROM session_runs WHERE tenant_id = ? AND session_id = ?", (tid, session_id))
             return db.execute("DELETE FROM sessions WHERE tenant_id = ? AND id = ?", (tid, session_id)).rowcount == 1
 
         return await self._write(run)
 
     async def expire_sessions(self, idle_before_ms: int) -> int:
         def run(db: sqlite3.Connection) -> int:
-            db.execute(
-                "DELETE FROM session_runs WHERE (tenant_id, session_id) IN "
-                "(SELECT tenant_id, id FROM sessions WHERE updated_at < ?)",
-                (idle_before_ms,),
-            )
             return db.execute("DELETE FROM sessions WHERE updated_at < ?", (idle_before_ms,)).rowcount
 
         return await self._write(run)
