@@ -66,7 +66,7 @@ def trace_from_logging(kwargs: dict[str, Any], response: Any, *, failed: bool) -
     chat = [m for m in messages if m.get("role") != "system"]
     output, tool_calls = None, []
     try:
-        choice = response.choices[0]  # type: ignore[union-attr]
+        choice = response.choices[0]
         output = choice.message.content
         tool_calls = [
             tc.model_dump() if hasattr(tc, "model_dump") else dict(tc) for tc in (choice.message.tool_calls or [])
@@ -132,7 +132,7 @@ def _scrub(text: str) -> str:
     return scrub(text)
 
 
-class AgntTracesCallback(CustomLogger):  # type: ignore[misc]
+class AgntTracesCallback(CustomLogger):
     """A LiteLLM callback that records calls to a team server (``url`` + ``token`` + ``tenant``) or a
     local database (``db``)."""
 
