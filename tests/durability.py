@@ -5,6 +5,7 @@ Used by tests/test_durability.py (a few rounds in the default suite, 25 with ``-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -93,10 +94,8 @@ def stdio_round(db: str, round_no: int, rng: random.Random, window: int = 16) ->
     proc.wait(10)
     reading.join(10)
     for pipe in (proc.stdin, proc.stdout):
-        try:
+        with contextlib.suppress(BrokenPipeError):
             pipe.close()
-        except BrokenPipeError:
-            pass
     with lock:
         return set(acked), sent
 
