@@ -3,10 +3,9 @@ and a guard that fails any connection beyond loopback."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-try:  # the guard and the model server live beside this file
-    import netguard
-
-    netguard.install()
-except ImportError:  # pragma: no cover - while the module is being written
-    pass
-
-with contextlib.suppress(ImportError):  # pragma: no cover - while the module is being written
-    from modelserver import model_server  # noqa: F401
+import netguard
+from modelserver import model_server  # noqa: F401
 
 from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
+
+netguard.install()
 
 
 @pytest.fixture
@@ -47,3 +41,11 @@ def settings(db_path: str) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[App]:
     async with open_app(settings) as a:
         yield a
+
+
+@pytest.fixture(autouse=True)
+def no_network() -> Iterator[None]:
+    """Fail the test if anything tried to reach beyond loopback (even if a library swallowed the error)."""
+    netguard.take_violations()
+    yield
+    netguard.check()

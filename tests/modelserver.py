@@ -58,6 +58,7 @@ Fixture: ``model_server`` yields a started :class:`ModelServer` and stops it aft
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -298,10 +299,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -539,7 +538,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         event("message_start", {"message": message})
         if ans.tool_name is not None:
-            block = {"type": "tool_use", "id": ans.tool_id, "name": ans.tool_name, "input": {}}
+            block: dict[str, Any] = {"type": "tool_use", "id": ans.tool_id, "name": ans.tool_name, "input": {}}
             event("content_block_start", {"index": 0, "content_block": block})
             assert ans.tool_args is not None
             for piece in _pieces(ans.tool_args):

@@ -29,6 +29,7 @@ __all__ = [
     "installed",
     "is_allowed_host",
     "no_network",
+    "take_violations",
     "uninstall",
     "violations",
 ]
@@ -105,22 +106,22 @@ def install() -> bool:
 
     def connect(self: socket.socket, address: Any) -> None:
         _check_address(self, address, "connect to")
-        return orig["connect"](self, address)  # type: ignore[no-any-return]
+        return orig["connect"](self, address)
 
     def connect_ex(self: socket.socket, address: Any) -> int:
         _check_address(self, address, "connect to")
-        return orig["connect_ex"](self, address)  # type: ignore[no-any-return]
+        return orig["connect_ex"](self, address)
 
     def sendto(self: socket.socket, data: Any, *args: Any) -> int:
         address = args[-1] if args else None
         _check_address(self, address, "send to")
-        return orig["sendto"](self, data, *args)  # type: ignore[no-any-return]
+        return orig["sendto"](self, data, *args)
 
     def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
         host = address[0] if isinstance(address, tuple) and address else address
         if not is_allowed_host(host):
             raise _block("connection to", address)
-        return orig["create_connection"](address, *args, **kwargs)  # type: ignore[no-any-return]
+        return orig["create_connection"](address, *args, **kwargs)
 
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         if not is_allowed_host(host):
@@ -130,17 +131,17 @@ def install() -> bool:
     def gethostbyname(host: Any) -> str:
         if not is_allowed_host(host):
             raise _block("name lookup of", host)
-        return orig["gethostbyname"](host)  # type: ignore[no-any-return]
+        return orig["gethostbyname"](host)
 
     def gethostbyname_ex(host: Any) -> Any:
         if not is_allowed_host(host):
             raise _block("name lookup of", host)
         return orig["gethostbyname_ex"](host)
 
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
     socket.socket.sendto = sendto  # type: ignore[method-assign,assignment]
-    socket.create_connection = create_connection  # type: ignore[assignment]
+    socket.create_connection = create_connection
     socket.getaddrinfo = getaddrinfo
     socket.gethostbyname = gethostbyname
     socket.gethostbyname_ex = gethostbyname_ex

@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
+
 from durability import check_database, stdio_round, stored_ids
 
 
@@ -13,7 +14,7 @@ def kill_rounds(db: str, rounds: int, seed: int) -> tuple[int, int]:
     rng = random.Random(seed)
     total_acked = 0
     for n in range(rounds):
-        acked, sent = stdio_round(db, n, rng)
+        acked, _ = stdio_round(db, n, rng)
         stored = stored_ids(db)
         lost = acked - stored
         assert not lost, f"round {n}: {len(lost)} acknowledged traces lost, e.g. {sorted(lost)[:3]}"

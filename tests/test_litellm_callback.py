@@ -10,7 +10,7 @@ import pytest
 
 from agnt_traces.app import open_app
 from agnt_traces.config import Settings
-from agnt_traces.llm._runtime import load_litellm
+from agnt_traces.llm._runtime import aclose, load_litellm
 from agnt_traces.store.base import TraceQuery
 from modelserver import ModelServer
 
@@ -60,6 +60,7 @@ async def test_calls_are_recorded_into_a_local_database(db_path: str, model_serv
     finally:
         litellm.callbacks = []
         cb.close()
+        await aclose()
     async with open_app(Settings(db_path=db_path)) as app:
         rows = (await app.traces.list("acme", TraceQuery(source="litellm")))["traces"]
         assert len(rows) == 4
@@ -99,3 +100,4 @@ async def test_an_unreachable_team_server_never_blocks_or_breaks_the_app(model_s
     finally:
         litellm.callbacks = []
         cb.close()
+        await aclose()

@@ -5,6 +5,7 @@ Front ends (MCP over stdio or HTTP, REST, CLI) hold one ``App`` and call its ser
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -48,6 +49,10 @@ class App:
         return self._playground
 
     async def close(self) -> None:
+        if "agnt_traces.llm" in sys.modules:  # only if a model was ever called: never import LiteLLM here
+            from .llm import aclose
+
+            await aclose()  # LiteLLM's HTTP clients belong to this event loop
         await self.store.close()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .app import open_app
 from .cli import _run, _settings
+from .store.base import PromptRecord
 
 __all__ = [
     "cmd_prompts_export",
@@ -50,16 +51,20 @@ def cmd_prompts_export(args: argparse.Namespace) -> int:
     settings = _settings(args)
     out = Path(args.dir)
 
-    async def run() -> int:
+    records: list[PromptRecord] = []
+
+    async def load() -> int:
+        nonlocal records
         async with open_app(settings) as app:
             records = await app.store.list_prompts(settings.tenant)
-        out.mkdir(parents=True, exist_ok=True)
-        for rec in records:
-            (out / f"{rec.name}.yaml").write_text(dump_prompt(rec.name, rec.description, rec.draft), encoding="utf-8")
-            print(f"{rec.name} → {out / (rec.name + '.yaml')}")
         return 0
 
-    return _run(run)
+    status = _run(load)
+    out.mkdir(parents=True, exist_ok=True)
+    for rec in records:
+        (out / f"{rec.name}.yaml").write_text(dump_prompt(rec.name, rec.description, rec.draft), encoding="utf-8")
+        print(f"{rec.name} → {out / (rec.name + '.yaml')}")
+    return status
 
 
 def cmd_prompts_list(args: argparse.Namespace) -> int:

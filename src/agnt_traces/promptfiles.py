@@ -10,7 +10,7 @@ import yaml
 from .errors import InvalidArgument
 from .models import PROMPT_NAME_RE, PromptContent
 
-__all__ = ["dump_prompt", "load_prompt_file", "load_prompt_dir"]
+__all__ = ["dump_prompt", "load_prompt_dir", "load_prompt_file"]
 
 KEY_ORDER = ("name", "description", "model", "variables", "tools", "blocks")
 

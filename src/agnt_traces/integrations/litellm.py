@@ -30,10 +30,13 @@ import urllib.request
 from datetime import datetime
 from typing import Any
 
-from litellm.integrations.custom_logger import CustomLogger
-
 from ..errors import AgntError
 from ..ids import ms_to_rfc3339, new_id
+from ..llm._runtime import load_litellm
+
+# Through our loader: the offline price map, and LiteLLM kept off stdout, in the app's process too.
+load_litellm()
+from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
 
 __all__ = ["AgntTracesCallback", "trace_from_logging"]
 

@@ -101,7 +101,8 @@ def _warm_up(litellm: Any) -> None:
     try:
         importlib.import_module("litellm.llms.github_copilot.per_user_auth")  # imported by every call
         messages = [{"role": "user", "content": "warm up"}]
-        litellm.completion(model="agnt-local/echo", messages=messages, num_retries=0, max_retries=0)
+        internal = {"agnt_internal": "warm-up"}  # never recorded by an app's AgntTracesCallback
+        litellm.completion(model="agnt-local/echo", messages=messages, num_retries=0, max_retries=0, metadata=internal)
         chunks = list(
             litellm.completion(
                 model="agnt-local/echo",
@@ -110,6 +111,7 @@ def _warm_up(litellm: Any) -> None:
                 stream_options={"include_usage": True},
                 num_retries=0,
                 max_retries=0,
+                metadata=internal,
             )
         )
         litellm.stream_chunk_builder(chunks, messages=messages)
@@ -147,3 +149,14 @@ async def aclose() -> None:
     cache = getattr(_litellm, "in_memory_llm_clients_cache", None)
     if cache is not None:
         cache.flush_cache()
+    # The module-level client (Anthropic streaming and others use it) is not in that cache. Close the
+    # aiohttp session of its transport only: the transport opens a new session on next use, while
+    # the client object, shared process-wide, stays usable.
+    for name in ("module_level_aclient",):
+        handler = getattr(_litellm, name, None)
+        transport = getattr(getattr(handler, "client", None), "_transport", None)
+        if transport is not None and hasattr(transport, "get_valid_client_session"):
+            try:
+                await transport.aclose()
+            except Exception:
+                log.debug("closing the %s session failed", name, exc_info=True)

@@ -32,7 +32,13 @@ import anyio
 from agnt_traces.errors import ModelError
 from agnt_traces.llm._runtime import load_litellm, preload
 from agnt_traces.llm.failures import CallContext, EmptyResponse, Failure, classify
-from agnt_traces.llm.pricing import LOCAL_PROVIDER, override_for, price_from_map, price_from_override
+from agnt_traces.llm.pricing import (
+    LOCAL_PROVIDER,
+    check_overrides,
+    override_for,
+    price_from_map,
+    price_from_override,
+)
 from agnt_traces.llm.scrub import scrub, scrub_params
 from agnt_traces.models import ModelConfig
 
@@ -89,6 +95,7 @@ class CallSettings:
             raise ValueError("max_attempts must be at least 1")
         if self.backoff_base < 0 or self.backoff_cap < 0:
             raise ValueError("backoff_base and backoff_cap must be >= 0")
+        check_overrides(self.price_overrides)
 
 
 @dataclass(slots=True)
@@ -233,6 +240,8 @@ def _prepare(
         "num_retries": 0,
         "max_retries": 0,
         "timeout": timeout,
+        # Marks the call as this server's own: an app's AgntTracesCallback does not record it twice.
+        "metadata": {"agnt_internal": "call"},
     }
     if (tool_list := _normalize_tools(tools)) is not None:
         kwargs["tools"] = tool_list
@@ -274,7 +283,7 @@ async def _attempt(litellm: Any, req: _Request) -> tuple[Any, float | None]:
         # not at garbage collection.
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
-            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            with anyio.move_on_after(1.0, shield=True), contextlib.suppress(Exception):
                 await aclose()
     response = litellm.stream_chunk_builder(chunks, messages=req.messages)
     if response is None:
@@ -422,8 +431,11 @@ def _success_result(
     if isinstance(reasoning, int) and reasoning > 0:
         metadata["reasoningTokens"] = reasoning
     metadata.update(req.notes)
+    output = _text_of(getattr(message, "content", None))
+    if tool_calls and not output:
+        output = None  # providers differ ("" or null) when the answer is only tool calls
     return CallResult(
-        output=_text_of(getattr(message, "content", None)),
+        output=output,
         tool_calls=tool_calls,
         input_tokens=input_tokens,
         output_tokens=output_tokens,

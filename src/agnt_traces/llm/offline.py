@@ -118,7 +118,7 @@ class _Answer:
 
 def _error(litellm: Any, status: int, message: str) -> Exception:
     error_class = importlib.import_module("litellm.llms.custom_llm").CustomLLMError
-    return error_class(status_code=status, message=message)  # type: ignore[no-any-return]
+    return error_class(status_code=status, message=message)
 
 
 def _pieces(text: str) -> list[str]:
@@ -127,7 +127,7 @@ def _pieces(text: str) -> list[str]:
 
 
 def _make_handler_class(litellm: Any) -> type:
-    class AgntLocalLLM(litellm.CustomLLM):  # type: ignore[name-defined,misc]
+    class AgntLocalLLM(litellm.CustomLLM):
         """LiteLLM custom provider ``agnt-local``: deterministic offline test models."""
 
         def _respond(self, model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> Any:
@@ -186,17 +186,13 @@ def _make_handler_class(litellm: Any) -> type:
         def completion(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
             return self._respond(model, messages, kwargs)
 
-        async def acompletion(  # type: ignore[override]
-            self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any
-        ) -> Any:
+        async def acompletion(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
             return self._respond(model, messages, kwargs)
 
-        def streaming(  # type: ignore[override]
-            self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any
-        ) -> Iterator[Any]:
+        def streaming(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Iterator[Any]:
             yield from self._chunks(model, messages, kwargs)
 
-        async def astreaming(  # type: ignore[override]
+        async def astreaming(
             self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any
         ) -> AsyncIterator[Any]:
             for chunk in self._chunks(model, messages, kwargs):

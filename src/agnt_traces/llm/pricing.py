@@ -8,12 +8,30 @@ from typing import Any
 from agnt_traces.llm._runtime import load_litellm
 from agnt_traces.models import ModelConfig
 
-__all__ = ["LOCAL_PROVIDER", "override_for", "price_from_override"]
+__all__ = ["LOCAL_PROVIDER", "check_overrides", "override_for", "price_from_map", "price_from_override"]
 
 LOCAL_PROVIDER = "agnt-local"
 
 _PER_TOKEN = ("input_cost_per_token", "output_cost_per_token")
 _PER_MILLION = ("input_cost_per_million_tokens", "output_cost_per_million_tokens")
+
+
+_KNOWN_KEYS = frozenset(_PER_TOKEN + _PER_MILLION)
+
+
+def check_overrides(overrides: dict[str, dict[str, float]]) -> None:
+    """Raise ValueError naming the first bad price override (unknown key, negative or non-finite)."""
+    for model, prices in overrides.items():
+        if not isinstance(prices, dict):
+            raise ValueError(f"price override for {model!r} must be an object of per-token prices")
+        unknown = sorted(set(prices) - _KNOWN_KEYS)
+        if unknown:
+            raise ValueError(
+                f"price override for {model!r} has unknown keys {unknown}; use {', '.join(sorted(_KNOWN_KEYS))}"
+            )
+        for key, value in prices.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"price override {model!r}.{key} must be a finite number >= 0")
 
 
 def override_for(model: ModelConfig, overrides: dict[str, dict[str, float]] | None) -> dict[str, float] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,7 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from .. import __version__
 from ..app import App, open_app
 from ..config import Settings
-from . import resources, tools_traces
+from . import prompts_mcp, resources, tools_playground, tools_prompts, tools_traces
 from .common import error_shape_middleware
 
 __all__ = ["INSTRUCTIONS", "build_server"]
@@ -23,9 +23,15 @@ run_session → diff_session → save_session → publish_prompt. Every step is 
 Results are compact on purpose; use get_trace's fields and max_chars to read only what you need."""
 
 
-def build_server(settings: Settings, **kwargs: Any) -> MCPServer[App]:
+def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = None, **kwargs: Any) -> MCPServer[App]:
+    """The MCP server. ``shared_app`` hands it an App opened elsewhere (the HTTP server's); otherwise
+    its lifespan opens one. ``kwargs`` go to ``MCPServer`` (``token_verifier``, ``auth``)."""
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[App]) -> AsyncIterator[App]:
+        if shared_app is not None:
+            yield shared_app()
+            return
         async with open_app(settings) as app:
             yield app
 
@@ -37,21 +43,6 @@ def build_server(settings: Settings, **kwargs: Any) -> MCPServer[App]:
         middleware=[error_shape_middleware],
         **kwargs,
     )
-    tools_traces.register(mcp)
-    _register_optional(mcp)
-    resources.register(mcp)
-    return mcp
-
-
-def _register_optional(mcp: MCPServer[App]) -> None:
-    """Prompt, playground tools and MCP prompts (modules may be absent while the project grows)."""
-    import importlib
-
-    for name in ("tools_prompts", "tools_playground", "prompts_mcp"):
-        try:
-            module = importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{name}":
-                raise
-            continue
+    for module in (tools_traces, tools_prompts, tools_playground, resources, prompts_mcp):
         module.register(mcp)
+    return mcp

@@ -326,8 +326,9 @@ class PlaygroundService:
         return content, compile_prompt(content, data.get("values", {}), data.get("inputMessages", []))
 
     async def compile(self, tenant: str, session_id: str) -> dict[str, Any]:
-        from ..llm import estimate_cost, estimate_tokens
+        from ..llm import estimate_cost, estimate_tokens, preload
 
+        await preload()  # the token counter needs LiteLLM: load it off the event loop the first time
         rec = await self._load(tenant, session_id)
         _, compiled = self._compile(rec.data)
         estimates = []

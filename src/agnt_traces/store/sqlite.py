@@ -114,7 +114,7 @@ class SqliteStore(PromptsMixin, SessionsMixin):
                 self._manifest_ids[mdigest] = mid
             rows.append(
                 (
-                    _free_seq(db, _rfc3339_to_ms(t.created_at)),
+                    _rfc3339_to_ms(t.created_at),  # the seq is picked at insert time, below
                     tid,
                     t.id,
                     t.prompt_name,
@@ -141,6 +141,8 @@ class SqliteStore(PromptsMixin, SessionsMixin):
                 tag_rows.append((t.id, t.tags))
         seqs: dict[str, int] = {}
         for row in rows:
+            seq = _free_seq(db, row[0])  # after this batch's earlier rows are in
+            row = (seq, *row[1:])
             db.execute(
                 "INSERT INTO traces(seq, tenant_id, id, prompt_name, prompt_version, manifest_id, "
                 "model_provider, model_name, status, input_tokens, output_tokens, total_tokens, cost, "

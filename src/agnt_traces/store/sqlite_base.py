@@ -81,6 +81,8 @@ class SqliteBase:
                 result = fn(db, *args)
             except BaseException:
                 db.execute("ROLLBACK")
+                self._manifest_ids.clear()  # ids cached in this transaction may name rolled-back rows
+                self._tenant_ids.clear()
                 raise
             db.execute("COMMIT")
             return result

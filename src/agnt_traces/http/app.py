@@ -1,0 +1,195 @@
+"""``agnt-traces serve --http``: REST under ``/api/v1`` and MCP (streamable HTTP) at ``/mcp`` in one process.
+
+Both front ends share one ``App`` (one store, one set of services), opened in the server's lifespan, and
+the same bearer tokens: REST checks them itself, MCP through the SDK's ``TokenVerifier`` — both with the
+same lookup and cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from .. import __version__
+from ..app import App, open_app
+from ..config import Settings
+from ..errors import InvalidArgument
+from .auth import DEFAULT_TOKEN_TTL, McpTokenVerifier, TokenAuth
+from .errors import BodyLimitMiddleware, McpErrorShape, http_exception_handler, unexpected_error_handler
+from .ingest import IngestBatcher
+from .openapi import API_PREFIX, openapi_document
+from .routes import Runtime, build_api_routes
+
+__all__ = ["build_http_app", "serve_http"]
+
+logger = logging.getLogger("agnt_traces.http")
+
+MCP_PATH = "/mcp"
+
+
+def _local_url(host: str, port: int) -> str:
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _public_url(host: str, port: int) -> str:
+    """The server's URL as clients see it: ``AGNT_TRACES_PUBLIC_URL`` (behind a proxy) or the bound address."""
+    return (os.environ.get("AGNT_TRACES_PUBLIC_URL") or _local_url(host, port)).rstrip("/")
+
+
+def _mcp_server(settings: Settings, rt: Runtime, verifier: McpTokenVerifier, public_url: str) -> MCPServer[App]:
+    from ..server.mcp import build_server
+
+    auth = AuthSettings(
+        issuer_url=public_url,  # type: ignore[arg-type]  # pydantic coerces the string
+        resource_server_url=public_url + MCP_PATH,  # type: ignore[arg-type]
+        validate_token_resource=False,  # our verifier binds tokens to this server's database itself
+    )
+    # One App for REST and MCP: the one the HTTP lifespan opened.
+    server = build_server(settings, shared_app=lambda: rt.app, token_verifier=verifier, auth=auth)
+    return server
+
+
+async def _close_model_clients() -> None:
+    if "agnt_traces.llm" in sys.modules:  # only if a model was ever called: never import LiteLLM here
+        from ..llm import aclose
+
+        await aclose()
+
+
+def build_http_app(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    public_url: str | None = None,
+    token_ttl: float = DEFAULT_TOKEN_TTL,
+) -> Starlette:
+    """The ASGI app: ``/healthz``, ``/api/v1/openapi.json`` (both public), the REST API and ``/mcp``.
+
+    ``host`` decides the MCP endpoint's DNS-rebinding protection (on for loopback hosts); ``public_url``
+    (default ``AGNT_TRACES_PUBLIC_URL`` or ``http://host:port``) is what the OAuth metadata names.
+    """
+    public = (public_url or _public_url(host, port)).rstrip("/")
+    rt = Runtime(TokenAuth(lambda: rt.app.store, ttl=token_ttl))
+    mcp = _mcp_server(settings, rt, McpTokenVerifier(rt.auth), public)
+    mcp_app = McpErrorShape(
+        mcp.streamable_http_app(
+            streamable_http_path=MCP_PATH, host=host, max_request_body_size=settings.max_body_bytes
+        ),
+        settings.max_body_bytes,
+    )
+    openapi_cache: dict[str, Any] = {}
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await rt.app.store.tenant_for_token(b"")  # one indexed read: the database answers
+        except Exception:
+            logger.exception("health check failed")
+            return JSONResponse({"status": "error", "version": __version__}, status_code=503)
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def openapi(request: Request) -> Response:
+        if "doc" not in openapi_cache:
+            openapi_cache["doc"] = openapi_document(public)
+        return JSONResponse(openapi_cache["doc"])
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with open_app(settings) as app:
+            rt.app = app
+            rt.batcher = IngestBatcher(app.traces)
+            try:
+                async with mcp.session_manager.run():
+                    yield
+            finally:
+                await rt.batcher.aclose()
+                rt.batcher = None
+                rt.app = None
+                await _close_model_clients()
+
+    routes: list[Route | Mount] = [
+        Route("/healthz", healthz, methods=["GET"], name="healthz"),
+        Route(API_PREFIX + "/openapi.json", openapi, methods=["GET"], name="openapi"),
+        Mount(API_PREFIX, routes=build_api_routes(rt), name="api"),
+        Route(MCP_PATH, mcp_app, name="mcp"),
+        Route("/.well-known/oauth-protected-resource" + MCP_PATH, mcp_app, name="mcp-resource-metadata"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, skip=(MCP_PATH,))],
+        exception_handlers={HTTPException: http_exception_handler, Exception: unexpected_error_handler},
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.mcp = mcp
+    return app
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before building the app, so that ``--port 0`` still gives the real URL everywhere."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidArgument(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port or --host"
+        ) from None
+    return sock
+
+
+def serve_http(settings: Settings, host: str = "127.0.0.1", port: int = 8787) -> None:
+    """Run the HTTP server until interrupted; a startup line with the URL goes to stderr."""
+    import uvicorn
+
+    sock = _listen(host, port)
+    port = sock.getsockname()[1]
+    url = _local_url(host, port)
+    app = build_http_app(settings, host=host, port=port)
+    level = os.environ.get("AGNT_TRACES_LOG_LEVEL", "info").lower()
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                print(
+                    f"agnt-traces {__version__}: serving on {url} — REST {url}{API_PREFIX}, MCP {url}{MCP_PATH}, "
+                    f"health {url}/healthz (db: {settings.db_path})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=level,
+        access_log=True,
+        proxy_headers=False,
+        server_header=False,
+        lifespan="on",
+    )
+    try:
+        Server(config).run(sockets=[sock])
+    finally:
+        sock.close()

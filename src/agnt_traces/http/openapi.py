@@ -1,0 +1,154 @@
+"""The OpenAPI 3.1 document of the REST API, built from the same operation table as the routes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from .. import __version__
+from ..models import Trace
+from .routes import OPERATIONS, Operation
+
+__all__ = ["API_PREFIX", "PUBLIC_PATHS", "openapi_document"]
+
+API_PREFIX = "/api/v1"
+PUBLIC_PATHS = {"/healthz": "healthz", API_PREFIX + "/openapi.json": "openapi"}
+
+_CODES = {
+    400: ("invalid_argument", "Invalid argument: the message names every problem"),
+    401: ("unauthorized", "Missing, malformed, unknown or revoked bearer token"),
+    404: ("not_found", "No such resource (also: another tenant's path)"),
+    409: ("conflict", "Conflict: e.g. the same trace id with other content, or a draft that moved"),
+    413: ("payload_too_large", "Request body over the server's limit"),
+    422: ("compile_error", "The prompt does not compile: the message names every problem"),
+    500: ("internal", "Internal error (no details are given out)"),
+    502: ("model_error", "The model call failed; it is recorded as a trace"),
+}
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "string", "enum": sorted(c for c, _ in _CODES.values())},
+                "message": {"type": "string", "description": "what was wrong and what to do"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+
+
+def _models() -> list[type[BaseModel]]:
+    seen: dict[str, type[BaseModel]] = {"Trace": Trace}
+    for op in OPERATIONS:
+        for item in [*(op.body if isinstance(op.body, list) else [op.body]), op.response]:
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                seen[item.__name__] = item
+    return list(seen.values())
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", op.path)
+    ]
+    for q in op.query:
+        schema = {"type": "array", "items": q.schema} if q.repeatable else q.schema
+        param: dict[str, Any] = {"name": q.name, "in": "query", "required": False, "schema": schema}
+        if q.repeatable:
+            param.update(style="form", explode=True)
+        if q.description:
+            param["description"] = q.description
+        params.append(param)
+    success_schema = _ref(op.response) if op.response is not None else {"type": "object"}
+    responses: dict[str, Any] = {
+        str(status): {"description": "created" if status == 201 else "OK", "content": _json(success_schema)}
+        for status in op.status
+    }
+    errors = set(op.errors) | {401, 500}
+    if op.body is not None:
+        errors |= {400, 413}
+    for status in sorted(errors):
+        responses[str(status)] = {"$ref": f"#/components/responses/{_CODES[status][0]}"}
+    doc: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": params,
+        "responses": responses,
+    }
+    if op.body is not None:
+        bodies = op.body if isinstance(op.body, list) else [op.body]
+        schema = _ref(bodies[0]) if len(bodies) == 1 else {"oneOf": [_ref(b) for b in bodies]}
+        doc["requestBody"] = {"required": op.body_required, "content": _json(schema)}
+    return doc
+
+
+def openapi_document(server_url: str | None = None) -> dict[str, Any]:
+    _, defs = models_json_schema(
+        [(m, "validation") for m in _models()], by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    schemas["Error"] = ERROR_SCHEMA
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(API_PREFIX + op.path, {})[op.method.lower()] = _operation(op)
+    paths["/healthz"] = {
+        "get": {
+            "operationId": "healthz",
+            "summary": "Liveness and database check (no auth)",
+            "security": [],
+            "responses": {"200": {"description": "OK", "content": _json({"type": "object"})}},
+        }
+    }
+    paths[API_PREFIX + "/openapi.json"] = {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document (no auth)",
+            "security": [],
+            "responses": {"200": {"description": "OpenAPI 3.1", "content": _json({"type": "object"})}},
+        }
+    }
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "AGNT Traces",
+            "version": __version__,
+            "description": (
+                "Traces of every LLM call made through hosted prompts, and the playground loop to fix a bad one. "
+                "Every route is scoped to a tenant; a bearer token (agnt-traces token create --tenant T) is bound "
+                "to one tenant, and another tenant's path answers 404. MCP (streamable HTTP) is served at /mcp "
+                'with the same tokens. Errors have one shape: {"error": {"code", "message", "details"}}.'
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                code: {"description": desc, "content": _json({"$ref": "#/components/schemas/Error"})}
+                for code, desc in _CODES.values()
+            },
+        },
+        "security": [{"bearer": []}],
+    }
+    if server_url:
+        doc["servers"] = [{"url": server_url}]
+    return doc

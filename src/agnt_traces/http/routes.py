@@ -1,0 +1,585 @@
+"""The REST API under ``/api/v1``: one table of operations that builds both the routes and the OpenAPI document.
+
+Every operation is tenant-scoped (``/tenants/{tenant}/…``): the bearer token's tenant must be the path's
+tenant, else the answer is the same 404 as for a path that does not exist. Handlers call the same services
+as the MCP tools, so both front ends return the same JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..app import App
+from ..errors import AgntError, InternalError, InvalidArgument, from_validation_error
+from ..models import ModelConfig, PromptContent, Trace, TraceIn
+from ..services.traces import TRACE_FIELDS, validate_query
+from ..store.base import StatsQuery, TraceQuery
+from .auth import TokenAuth
+from .errors import NO_STORE, error_response, json_body, not_found
+from .ingest import IngestBatcher
+
+__all__ = ["OPERATIONS", "Operation", "QueryParam", "Runtime", "build_api_routes"]
+
+logger = logging.getLogger("agnt_traces.http")
+M = TypeVar("M", bound=BaseModel)
+
+# -- request bodies (camelCase; snake_case accepted too) -------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
+
+
+class TraceBatchBody(_Body):
+    """A batch of traces, stored in one transaction (all or nothing)."""
+
+    traces: list[dict[str, Any]] = Field(description="trace objects as in the single-trace body", max_length=1000)
+
+
+class EditBlockBody(_Body):
+    op: Literal["update", "insert", "delete", "move"] = "update"
+    content: str | None = None
+    condition: str | None = Field(default=None, description="Jinja2 expression; '' clears it")
+    role: Literal["system", "user", "assistant"] | None = None
+    after: str | None = Field(default=None, description="anchor block id for insert/move; omitted = at the start")
+
+
+class VariablesBody(_Body):
+    values: dict[str, Any] = Field(description="variable name → value; null unsets")
+
+
+class ModelsBody(_Body):
+    models: list[ModelConfig] = Field(min_length=1, max_length=8)
+
+
+class SaveBody(_Body):
+    force: bool = False
+    prompt_name: str | None = Field(default=None, description="for sessions opened from literal traces")
+
+
+class PutPromptBody(_Body):
+    content: PromptContent
+    description: str | None = None
+
+
+class PromptContentBody(PromptContent):
+    """The content itself as the body, with an optional description."""
+
+    description: str | None = None
+
+
+class PublishBody(_Body):
+    version: int | None = Field(default=None, ge=1, description="move the label to this version instead")
+    label: str = "production"
+    note: str = ""
+
+
+class RunPromptBody(_Body):
+    variables: dict[str, Any] = Field(default_factory=dict)
+    messages: list[dict[str, Any]] = Field(default_factory=list, description="input messages, e.g. the user turn")
+    label: str | None = Field(default=None, description="default 'production'; 'draft' allowed")
+    version: int | None = Field(default=None, ge=1)
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def parse_body(model: type[M], data: dict[str, Any], what: str = "body") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc, what) from None
+
+
+# -- the call context --------------------------------------------------------------------------------------
+
+
+class Runtime:
+    """What the routes share: the token lookup, and the App once the server's lifespan has opened it."""
+
+    def __init__(self, auth: TokenAuth) -> None:
+        self.auth = auth
+        self._app: App | None = None
+        self.batcher: IngestBatcher | None = None  # group commit of single-trace POSTs
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            raise InternalError("the server is not ready yet; retry in a moment")
+        return self._app
+
+    @app.setter
+    def app(self, value: App | None) -> None:
+        self._app = value
+
+
+@dataclass(slots=True)
+class Call:
+    request: Request
+    app: App
+    tenant: str
+    rt: Runtime
+
+    def path(self, name: str) -> str:
+        value: str = self.request.path_params[name]
+        return value
+
+    async def body(self, *, required: bool = True) -> dict[str, Any]:
+        return await json_body(self.request, required=required)
+
+    def query(self, allowed: Iterable[str], *, lists: Iterable[str] = ()) -> dict[str, Any]:
+        """Query parameters, each at most once (``lists``: repeatable and comma-separated); empty values are
+        ignored; unknown names are an error."""
+        allowed = set(allowed)
+        lists = set(lists)
+        out: dict[str, Any] = {}
+        params = self.request.query_params
+        for key in dict.fromkeys(params.keys()):
+            if key not in allowed:
+                raise InvalidArgument(
+                    f"unknown query parameter {key!r}: use {', '.join(sorted(allowed)) or 'none'}",
+                    {"field": key},
+                )
+            values = [v for v in params.getlist(key) if v != ""]
+            if not values:
+                continue
+            if key in lists:
+                out[key] = values
+            elif len(values) > 1:
+                raise InvalidArgument(f"query parameter {key!r} is given {len(values)} times: give it once")
+            else:
+                out[key] = values[0]
+        return out
+
+
+def _int(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument(f"{name} must be an integer, got {value!r}", {"field": name}) from None
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+# -- handlers --------------------------------------------------------------------------------------------
+
+Result = dict[str, Any] | tuple[int, dict[str, Any]]
+Handler = Callable[[Call], Awaitable[Result]]
+
+LIST_QUERY = tuple(n for n in TraceQuery.model_fields if n not in ("since_ms", "until_ms"))
+STATS_QUERY = tuple(n for n in StatsQuery.model_fields if n not in ("since_ms", "until_ms"))
+
+
+async def list_traces(c: Call) -> Result:
+    args = c.query((*LIST_QUERY, "tag"), lists=("tags", "tag"))
+    tags = [*(args.pop("tag", None) or []), *_split(args.pop("tags", None))]
+    if tags:
+        args["tags"] = tags
+    return await c.app.traces.list(c.tenant, validate_query(TraceQuery, args))
+
+
+async def ingest_traces(c: Call) -> Result:
+    body = await c.body()
+    if set(body) == {"traces"}:
+        batch = parse_body(TraceBatchBody, body)
+        results = await c.app.traces.ingest_many(c.tenant, batch.traces)
+        created = sum(r.created for r in results)
+        payload = {"traces": [{"id": r.id, "created": r.created} for r in results], "created": created}
+        return (201 if created else 200), payload
+    batcher = c.rt.batcher
+    result = await (batcher.ingest(c.tenant, body) if batcher else c.app.traces.ingest(c.tenant, body))
+    return (201 if result["created"] else 200), result
+
+
+async def get_trace(c: Call) -> Result:
+    args = c.query(("fields", "max_chars"), lists=("fields",))
+    fields = _split(args.get("fields")) or None
+    return await c.app.traces.get_json(c.tenant, c.path("trace_id"), fields, _int(args.get("max_chars"), "max_chars"))
+
+
+async def diff_trace(c: Call) -> Result:
+    args = c.query(("against",))
+    return await c.app.playground.diff_trace(c.tenant, c.path("trace_id"), args.get("against"))
+
+
+async def trace_stats(c: Call) -> Result:
+    args = c.query(STATS_QUERY)
+    return await c.app.traces.stats(c.tenant, validate_query(StatsQuery, args))
+
+
+async def open_playground(c: Call) -> Result:
+    await c.body(required=False)  # no fields; a body, if any, must still be a JSON object
+    return 201, await c.app.playground.open(c.tenant, c.path("trace_id"))
+
+
+async def list_sessions(c: Call) -> Result:
+    limit = _int(c.query(("limit",)).get("limit"), "limit")
+    if limit is not None and not 1 <= limit <= 200:
+        raise InvalidArgument("limit must be between 1 and 200", {"field": "limit"})
+    return await c.app.playground.list(c.tenant, limit or 50)
+
+
+async def get_session(c: Call) -> Result:
+    return await c.app.playground.get(c.tenant, c.path("session_id"))
+
+
+async def delete_session(c: Call) -> Result:
+    return await c.app.playground.delete(c.tenant, c.path("session_id"))
+
+
+async def edit_block(c: Call) -> Result:
+    b = parse_body(EditBlockBody, await c.body())
+    return await c.app.playground.edit_block(
+        c.tenant,
+        c.path("session_id"),
+        c.path("block_id"),
+        b.op,
+        content=b.content,
+        condition=b.condition,
+        role=b.role,
+        after=b.after,
+    )
+
+
+async def update_variables(c: Call) -> Result:
+    b = parse_body(VariablesBody, await c.body())
+    return await c.app.playground.update_variables(c.tenant, c.path("session_id"), b.values)
+
+
+async def update_models(c: Call) -> Result:
+    b = parse_body(ModelsBody, await c.body())
+    models = [m.model_dump(mode="json") for m in b.models]
+    return await c.app.playground.update_models(c.tenant, c.path("session_id"), models)
+
+
+async def compile_session(c: Call) -> Result:
+    await c.body(required=False)
+    return await c.app.playground.compile(c.tenant, c.path("session_id"))
+
+
+async def run_session(c: Call) -> Result:
+    await c.body(required=False)
+    return await c.app.playground.run(c.tenant, c.path("session_id"))
+
+
+async def diff_session(c: Call) -> Result:
+    return await c.app.playground.diff(c.tenant, c.path("session_id"))
+
+
+async def save_session(c: Call) -> Result:
+    b = parse_body(SaveBody, await c.body(required=False))
+    return await c.app.playground.save(c.tenant, c.path("session_id"), force=b.force, prompt_name=b.prompt_name)
+
+
+async def list_prompts(c: Call) -> Result:
+    c.query(())
+    return await c.app.prompts.list(c.tenant)
+
+
+async def get_prompt(c: Call) -> Result:
+    args = c.query(("version", "label"))
+    return await c.app.prompts.get(
+        c.tenant, c.path("name"), version=_int(args.get("version"), "version"), label=args.get("label")
+    )
+
+
+async def put_prompt(c: Call) -> Result:
+    body = await c.body()
+    if "content" in body:
+        wrapped = parse_body(PutPromptBody, body)
+        content, description = wrapped.content, wrapped.description
+    else:
+        description = body.pop("description", None)
+        if description is not None and not isinstance(description, str):
+            raise InvalidArgument("description must be a string", {"field": "description"})
+        content = parse_body(PromptContent, body, "content")
+    return await c.app.prompts.upsert(c.tenant, c.path("name"), content, description)
+
+
+async def prompt_versions(c: Call) -> Result:
+    name = c.path("name")
+    rec = await c.app.prompts.record(c.tenant, name)
+    return {
+        "name": rec.name,
+        "draftRevision": rec.draft_revision,
+        "draftEtag": rec.draft_etag,
+        "versions": rec.versions,
+        "labels": rec.labels,
+        "history": await c.app.store.label_history(c.tenant, rec.name),
+    }
+
+
+async def publish_prompt(c: Call) -> Result:
+    b = parse_body(PublishBody, await c.body(required=False))
+    return await c.app.prompts.publish(c.tenant, c.path("name"), version=b.version, label=b.label, note=b.note)
+
+
+async def run_prompt(c: Call) -> Result:
+    b = parse_body(RunPromptBody, await c.body(required=False))
+    return await c.app.prompts.run(
+        c.tenant,
+        c.path("name"),
+        variables=b.variables,
+        messages=b.messages,
+        label=b.label,
+        version=b.version,
+        tags=b.tags,
+        metadata=b.metadata,
+    )
+
+
+# -- the table ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    repeatable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str  # under /api/v1, Starlette syntax
+    handler: Handler
+    summary: str
+    body: Any = None  # a pydantic model, or a list of them (oneOf)
+    body_required: bool = False
+    query: tuple[QueryParam, ...] = ()
+    status: tuple[int, ...] = (200,)
+    tag: str = "traces"
+    errors: tuple[int, ...] = field(default=(400, 401, 404))
+    response: Any = None  # a pydantic model describing the success body, if one fits
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+def _query_from_model(model: type[BaseModel], names: Iterable[str]) -> tuple[QueryParam, ...]:
+    props = model.model_json_schema()["properties"]
+    out = []
+    for name in names:
+        schema = dict(props[name])
+        schema.pop("title", None)
+        repeatable = name == "tags"
+        desc = "comma-separated; every tag must match" if repeatable else ""
+        out.append(QueryParam(name, schema, desc, repeatable))
+    return tuple(out)
+
+
+_SESSION = "/tenants/{tenant}/playground/sessions/{session_id}"
+_PROMPT = "/tenants/{tenant}/prompts/{name}"
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/tenants/{tenant}/traces",
+        list_traces,
+        "Filtered, sorted, cursor-paginated compact trace rows",
+        query=(
+            *_query_from_model(TraceQuery, LIST_QUERY),
+            QueryParam("tag", {"type": "string"}, "repeatable; every tag must match", True),
+        ),
+    ),
+    Operation(
+        "POST",
+        "/tenants/{tenant}/traces",
+        ingest_traces,
+        'Record a trace (or a batch: {"traces": [...]}); with an id it is idempotent',
+        body=[TraceIn, TraceBatchBody],
+        body_required=True,
+        status=(201, 200),
+        errors=(400, 401, 404, 409, 413),
+    ),
+    Operation(
+        "GET",
+        "/tenants/{tenant}/traces/{trace_id}",
+        get_trace,
+        "One trace; fields projection and max_chars truncation",
+        response=Trace,
+        query=(
+            QueryParam(
+                "fields",
+                {"type": "string"},
+                f"comma-separated top-level fields: {', '.join(TRACE_FIELDS)}",
+                True,
+            ),
+            QueryParam("max_chars", {"type": "integer", "minimum": 1}, "truncate every longer string"),
+        ),
+    ),
+    Operation(
+        "GET",
+        "/tenants/{tenant}/traces/{trace_id}/diff",
+        diff_trace,
+        "The trace's prompt content vs the prompt now, and the rendered difference for this call",
+        query=(QueryParam("against", {"type": "string"}, "draft, production, or a version number"),),
+        errors=(400, 401, 404, 422),
+    ),
+    Operation(
+        "POST",
+        "/tenants/{tenant}/traces/{trace_id}/playground/sessions",
+        open_playground,
+        "Open a playground session from a trace",
+        status=(201,),
+        tag="playground",
+    ),
+    Operation(
+        "GET",
+        "/tenants/{tenant}/playground/sessions",
+        list_sessions,
+        "Recent playground sessions",
+        query=(QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),),
+        tag="playground",
+    ),
+    Operation("GET", _SESSION, get_session, "A session's state", tag="playground"),
+    Operation("DELETE", _SESSION, delete_session, "Delete a session", tag="playground"),
+    Operation(
+        "PATCH",
+        _SESSION + "/blocks/{block_id}",
+        edit_block,
+        "Update, insert, delete or move a block",
+        body=EditBlockBody,
+        body_required=True,
+        tag="playground",
+        errors=(400, 401, 404, 409, 422),
+    ),
+    Operation(
+        "PATCH",
+        _SESSION + "/variables",
+        update_variables,
+        "Set variable values (null unsets), type-checked",
+        body=VariablesBody,
+        body_required=True,
+        tag="playground",
+        errors=(400, 401, 404, 422),
+    ),
+    Operation(
+        "PATCH",
+        _SESSION + "/models",
+        update_models,
+        "Replace the session's models (1-8)",
+        body=ModelsBody,
+        body_required=True,
+        tag="playground",
+    ),
+    Operation(
+        "POST",
+        _SESSION + "/compile",
+        compile_session,
+        "Compile: manifest, messages, warnings, token and cost estimates",
+        tag="playground",
+        errors=(400, 401, 404, 422),
+    ),
+    Operation(
+        "POST",
+        _SESSION + "/run",
+        run_session,
+        "Run on every model concurrently; each call is recorded as a trace",
+        tag="playground",
+        errors=(400, 401, 404, 422),
+    ),
+    Operation(
+        "GET",
+        _SESSION + "/diff",
+        diff_session,
+        "Session vs its trace: content, messages, and after a run outputs and deltas",
+        tag="playground",
+        errors=(400, 401, 404, 422),
+    ),
+    Operation(
+        "POST",
+        _SESSION + "/save",
+        save_session,
+        "Save the session to the prompt's draft (409 if the draft moved, unless force)",
+        body=SaveBody,
+        tag="playground",
+        errors=(400, 401, 404, 409, 422),
+    ),
+    Operation("GET", "/tenants/{tenant}/prompts", list_prompts, "The tenant's prompts", tag="prompts"),
+    Operation(
+        "GET",
+        _PROMPT,
+        get_prompt,
+        "A prompt: the draft, a version or a label's version, with versions and labels",
+        query=(
+            QueryParam("version", {"type": "integer", "minimum": 1}),
+            QueryParam("label", {"type": "string"}, "e.g. production; 'draft' for the draft"),
+        ),
+        tag="prompts",
+    ),
+    Operation(
+        "PUT",
+        _PROMPT,
+        put_prompt,
+        "Create a prompt or replace its draft",
+        body=[PutPromptBody, PromptContentBody],
+        body_required=True,
+        tag="prompts",
+        errors=(400, 401, 404, 409, 413, 422),
+    ),
+    Operation("GET", _PROMPT + "/versions", prompt_versions, "Versions, labels and label history", tag="prompts"),
+    Operation(
+        "POST",
+        _PROMPT + "/publish",
+        publish_prompt,
+        "Publish the draft as a new version (moves the label), or move a label to an existing version",
+        body=PublishBody,
+        tag="prompts",
+        errors=(400, 401, 404, 409),
+    ),
+    Operation(
+        "POST",
+        _PROMPT + "/run",
+        run_prompt,
+        "Compile the prompt, call the model, record the trace and return it",
+        body=RunPromptBody,
+        tag="prompts",
+        errors=(400, 401, 404, 422, 502),
+    ),
+    Operation(
+        "GET",
+        "/tenants/{tenant}/stats",
+        trace_stats,
+        "Count, errors, error rate, p50/p95 duration, tokens and cost per group",
+        query=_query_from_model(StatsQuery, STATS_QUERY),
+    ),
+)
+
+
+def _endpoint(rt: Runtime, op: Operation) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            tenant = await rt.auth.authenticate(request.headers.get("authorization"))
+            if request.path_params.get("tenant") != tenant:
+                raise not_found(request)  # another tenant's path looks exactly like a missing one
+            result = await op.handler(Call(request, rt.app, tenant, rt))
+            status, payload = result if isinstance(result, tuple) else (op.status[0], result)
+            return JSONResponse(payload, status_code=status, headers=NO_STORE)
+        except AgntError as err:
+            return error_response(err)
+        except Exception:
+            logger.exception("%s %s failed", request.method, op.path)
+            return error_response(InternalError("internal error; the server log has the details"))
+
+    endpoint.__name__ = op.operation_id
+    return endpoint
+
+
+def build_api_routes(rt: Runtime) -> list[Route]:
+    """One route per operation (same path, other method → Starlette picks the right one)."""
+    return [Route(op.path, _endpoint(rt, op), methods=[op.method], name=op.operation_id) for op in OPERATIONS]
