@@ -14,10 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import netguard
-from modelserver import model_server  # noqa: F401
-
 from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
+from modelserver import model_server  # noqa: F401
 
 netguard.install()
 
