@@ -10,7 +10,7 @@ from typing import Any
 from ..ids import ms_to_rfc3339
 from ..models import Manifest, ModelInfo, Trace, canonical_json
 
-__all__ = ["manifest_blob", "pack_body", "preview", "search_text", "unpack_trace"]
+__all__ = ["manifest_digest", "pack_body", "pack_manifest", "preview", "search_text", "unpack_trace"]
 
 _BODY_FIELDS = ("variables", "messages", "output", "tool_calls", "error", "metadata")
 
@@ -30,10 +30,14 @@ def _decompress(blob: bytes) -> dict[str, Any]:
     return result
 
 
-def manifest_blob(trace: Trace) -> tuple[bytes, bytes]:
-    """(digest, stored bytes) of a trace's manifest: identical manifests share one row."""
+def manifest_digest(trace: Trace) -> tuple[bytes, str]:
+    """(digest, canonical JSON) of a trace's manifest: identical manifests share one row."""
     text = canonical_json(trace.manifest.model_dump(mode="json", by_alias=True))
-    return hashlib.sha256(text.encode()).digest()[:16], _compress(json.loads(text))
+    return hashlib.sha256(text.encode()).digest()[:16], text
+
+
+def pack_manifest(text: str) -> bytes:
+    return _compress(json.loads(text))
 
 
 def pack_body(trace: Trace) -> bytes:

@@ -169,10 +169,56 @@ def m003_sessions_and_tokens(db: sqlite3.Connection) -> None:
     )
 
 
+def m004_trace_rollups(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE trace_rollups (
+            tenant_id INTEGER NOT NULL,
+            hour INTEGER NOT NULL,
+            prompt_name TEXT NOT NULL,
+            prompt_version INTEGER NOT NULL,
+            model_provider TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            total_tokens INTEGER NOT NULL,
+            cost REAL NOT NULL,
+            priced INTEGER NOT NULL,
+            hist TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, hour, prompt_name, prompt_version, model_provider, model_name, status)
+        ) STRICT, WITHOUT ROWID
+        """
+    )
+    # Traces written before this migration: roll them up now, a chunk at a time.
+    from .rollups import Agg, RollupKey, add_trace, merge_into
+
+    last = -1
+    while True:
+        cur = db.execute(
+            "SELECT seq, tenant_id, prompt_name, prompt_version, model_provider, model_name, status, input_tokens, "
+            "output_tokens, total_tokens, cost, duration FROM traces WHERE seq > ? ORDER BY seq LIMIT 50000",
+            (last,),
+        )
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        if not rows:
+            break
+        by_tenant: dict[int, dict[RollupKey, Agg]] = {}
+        for row in rows:
+            add_trace(by_tenant.setdefault(row["tenant_id"], {}), row["seq"] >> 12, row)
+        for tenant_id, acc in by_tenant.items():
+            merge_into(db, tenant_id, acc)
+        last = rows[-1]["seq"]
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "prompts", m002_prompts),
     (3, "sessions_and_tokens", m003_sessions_and_tokens),
+    (4, "trace_rollups", m004_trace_rollups),
 ]
 
 

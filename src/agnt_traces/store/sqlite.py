@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +24,8 @@ from .base import (
     decode_cursor,
     encode_cursor,
 )
-from .codec import manifest_blob, pack_body, preview, search_text, unpack_trace
+from .codec import manifest_digest, pack_body, pack_manifest, preview, search_text, unpack_trace
+from .rollups import HOUR_MS, Agg, RollupKey, add_trace, merge_into, percentile, rows_to_aggs
 from .sqlite_prompts import PromptsMixin
 from .sqlite_sessions import SessionsMixin
 
@@ -100,13 +101,13 @@ class SqliteStore(PromptsMixin, SessionsMixin):
         tag_rows: list[tuple[str, list[str]]] = []
         for rec in new:
             t = rec.trace
-            mdigest, mblob = manifest_blob(t)
+            mdigest, mtext = manifest_digest(t)
             mid = self._manifest_ids.get(mdigest)
             if mid is None:
                 row = db.execute(
                     "INSERT INTO manifests(digest, data) VALUES (?, ?) "
                     "ON CONFLICT(digest) DO UPDATE SET digest = excluded.digest RETURNING id",
-                    (mdigest, mblob),
+                    (mdigest, pack_manifest(mtext)),
                 ).fetchone()
                 mid = int(row[0])
                 if len(self._manifest_ids) > 10_000:
@@ -140,6 +141,10 @@ class SqliteStore(PromptsMixin, SessionsMixin):
             if t.tags:
                 tag_rows.append((t.id, t.tags))
         seqs: dict[str, int] = {}
+        rollup: dict[RollupKey, Agg] = {}
+        for rec, row in zip(new, rows, strict=True):
+            add_trace(rollup, row[0], _rollup_fields(rec.trace))
+        merge_into(db, tid, rollup)
         for row in rows:
             seq = _free_seq(db, row[0])  # after this batch's earlier rows are in
             row = (seq, *row[1:])
@@ -214,73 +219,84 @@ class SqliteStore(PromptsMixin, SessionsMixin):
         return None
 
     async def trace_stats(self, tenant: str, query: StatsQuery) -> list[dict[str, Any]]:
+        """Whole hours of the window from the roll-ups; the partial hours at its edges from the traces."""
         tid = await self._tenant_id(tenant)
         if tid is None:
             return []
-        keys = {
-            "prompt": ("prompt_name",),
-            "version": ("prompt_name", "prompt_version"),
-            "model": ("model_provider", "model_name"),
-            "status": ("status",),
-        }[query.group_by]
-        where, params = ["tenant_id = ?"], [tid]
-        if query.since_ms is not None:
-            where.append("seq >= ?")
-            params.append(query.since_ms << SLOT_BITS)
-        if query.until_ms is not None:
-            where.append("seq < ?")
-            params.append(query.until_ms << SLOT_BITS)
-        if query.prompt_name:
-            where.append("prompt_name = ?")
-            params.append(query.prompt_name)  # type: ignore[arg-type]
-        cols = ", ".join(keys)
-        sql_where = " AND ".join(where)
+        since, until = query.since_ms, query.until_ms
+        lo = None if since is None else -(-since // HOUR_MS) * HOUR_MS  # start of the first whole hour
+        hi = None if until is None else until // HOUR_MS * HOUR_MS  # end of the last whole hour
+        raw: list[tuple[int, int]] = []
+        hours: tuple[int | None, int | None] | None
+        if since is not None and until is not None and lo is not None and hi is not None and lo >= hi:
+            raw.append((since, until))  # the window lies inside one hour
+            hours = None
+        else:
+            hours = (None if lo is None else lo // HOUR_MS, None if hi is None else hi // HOUR_MS)
+            if since is not None and lo is not None and since < lo:
+                raw.append((since, lo))
+            if until is not None and hi is not None and hi < until:
+                raw.append((hi, until))
+        group_of = _STATS_GROUPS[query.group_by]
+        prompt = query.prompt_name
 
-        def run(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-            for row in db.execute(
-                f"SELECT {cols}, count(*), sum(status), sum(input_tokens), sum(output_tokens), "
-                f"sum(total_tokens), total(cost), count(cost) FROM traces WHERE {sql_where} "
-                f"GROUP BY {cols} ORDER BY count(*) DESC",
-                params,
-            ):
-                key = tuple(row[: len(keys)])
-                count, errors, tin, tout, ttot, cost, priced = row[len(keys) :]
-                groups[key] = {
-                    "count": count,
-                    "errors": errors,
-                    "errorRate": round(errors / count, 4) if count else 0.0,
-                    "inputTokens": tin,
-                    "outputTokens": tout,
-                    "totalTokens": ttot,
-                    "cost": round(cost, 8) if priced else None,
-                    "durations": [],
-                }
-            # Percentiles from a histogram at millisecond resolution: one pass, no per-row Python.
-            for row in db.execute(
-                f"SELECT {cols}, round(duration, 3) AS d, count(*) FROM traces WHERE {sql_where} GROUP BY {cols}, d",
-                params,
-            ):
-                groups[tuple(row[: len(keys)])]["durations"].append((row[-2], row[-1]))
-            out = []
-            for key, g in groups.items():
-                histogram = sorted(g.pop("durations"))
-                g["p50Duration"] = _percentile(histogram, 0.50)
-                g["p95Duration"] = _percentile(histogram, 0.95)
-                label = dict(zip(keys, key, strict=True))
-                group: dict[str, Any]
-                if query.group_by == "status":
-                    group = {"status": "error" if label["status"] else "success"}
-                elif query.group_by == "model":
-                    group = {"provider": label["model_provider"], "model": label["model_name"]}
-                elif query.group_by == "version":
-                    group = {"promptName": label["prompt_name"], "promptVersion": label["prompt_version"]}
-                else:
-                    group = {"promptName": label["prompt_name"]}
-                out.append({"group": group, **g})
-            return out
+        def run(db: sqlite3.Connection) -> dict[tuple[Any, ...], Agg]:
+            groups: dict[tuple[Any, ...], Agg] = {}
+            if hours is not None:
+                where, params = ["tenant_id = ?"], [tid]
+                if hours[0] is not None:
+                    where.append("hour >= ?")
+                    params.append(hours[0])
+                if hours[1] is not None:
+                    where.append("hour < ?")
+                    params.append(hours[1])
+                if prompt:
+                    where.append("prompt_name = ?")
+                    params.append(prompt)  # type: ignore[arg-type]
+                cur = db.execute(
+                    "SELECT hour, prompt_name, prompt_version, model_provider, model_name, status, count, errors, "
+                    "input_tokens, output_tokens, total_tokens, cost, priced, hist FROM trace_rollups "
+                    f"WHERE {' AND '.join(where)}",
+                    params,
+                )
+                for key, agg in rows_to_aggs(cur):
+                    groups.setdefault(group_of(key), Agg()).add(agg)
+            for start, end in raw:
+                acc: dict[RollupKey, Agg] = {}
+                sql = (
+                    "SELECT seq, prompt_name, prompt_version, model_provider, model_name, status, input_tokens, "
+                    "output_tokens, total_tokens, cost, duration FROM traces "
+                    "WHERE tenant_id = ? AND seq >= ? AND seq < ?"
+                )
+                args: list[Any] = [tid, start << SLOT_BITS, end << SLOT_BITS]
+                if prompt:
+                    sql += " AND prompt_name = ?"
+                    args.append(prompt)
+                cur = db.execute(sql, args)
+                names = [d[0] for d in cur.description]
+                for r in cur:
+                    row = dict(zip(names, r, strict=True))
+                    add_trace(acc, row["seq"] >> SLOT_BITS, row)
+                for key, agg in acc.items():
+                    groups.setdefault(group_of(key), Agg()).add(agg)
+            return groups
 
-        return await self._read(run)
+        groups = await self._read(run)
+        return [
+            {
+                "group": _stats_label(query.group_by, key),
+                "count": g.count,
+                "errors": g.errors,
+                "errorRate": round(g.errors / g.count, 4) if g.count else 0.0,
+                "inputTokens": g.input_tokens,
+                "outputTokens": g.output_tokens,
+                "totalTokens": g.total_tokens,
+                "cost": round(g.cost, 8) if g.priced else None,
+                "p50Duration": percentile(g.hist, 0.50),
+                "p95Duration": percentile(g.hist, 0.95),
+            }
+            for key, g in sorted(groups.items(), key=lambda kv: -kv[1].count)
+        ]
 
     async def count_traces(self, tenant: str) -> int:
         tid = await self._tenant_id(tenant)
@@ -403,18 +419,37 @@ def _row_to_summary(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _percentile(histogram: list[tuple[float, int]], q: float) -> float | None:
-    """Nearest-rank percentile of (value, count) pairs sorted by value."""
-    total = sum(c for _, c in histogram)
-    if not total:
-        return None
-    rank = max(1, math.ceil(q * total))
-    seen = 0
-    for value, count in histogram:
-        seen += count
-        if seen >= rank:
-            return float(value)
-    return float(histogram[-1][0])
+_STATS_GROUPS: dict[str, Callable[[RollupKey], tuple[Any, ...]]] = {
+    "prompt": lambda k: (k[1],),
+    "version": lambda k: (k[1], k[2]),
+    "model": lambda k: (k[3], k[4]),
+    "status": lambda k: (k[5],),
+}
+
+
+def _stats_label(group_by: str, key: tuple[Any, ...]) -> dict[str, Any]:
+    if group_by == "status":
+        return {"status": "error" if key[0] else "success"}
+    if group_by == "model":
+        return {"provider": key[0], "model": key[1]}
+    if group_by == "version":
+        return {"promptName": key[0] or None, "promptVersion": key[1] or None}
+    return {"promptName": key[0] or None}
+
+
+def _rollup_fields(t: Trace) -> dict[str, Any]:
+    return {
+        "prompt_name": t.prompt_name,
+        "prompt_version": t.prompt_version,
+        "model_provider": t.model.provider,
+        "model_name": t.model.name,
+        "status": 1 if t.status == "error" else 0,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "total_tokens": t.total_tokens,
+        "cost": t.cost,
+        "duration": t.duration,
+    }
 
 
 def _free_seq(db: sqlite3.Connection, created_ms: int) -> int:
