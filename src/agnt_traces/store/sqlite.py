@@ -183,8 +183,6 @@ class SqliteStore(PromptsMixin, SessionsMixin):
         tid = await self._tenant_id(tenant)
         # A tenant with no data yet still gets its arguments checked: the query matches nothing.
         tid = -1 if tid is None else tid
-        common = frozenset([tag for tag in query.tags if await self._tag_is_common(tid, tag)])
-        sql, params = build_trace_query(tid, query, common)
         if query.query:
             problem = await self._fts_problem(query.query)
             if problem:
@@ -193,6 +191,10 @@ class SqliteStore(PromptsMixin, SessionsMixin):
                     '"quoted phrases", OR, NOT, or prefix* — or put the whole text in double quotes',
                     {"field": "query"},
                 )
+        # Pick the plan by how selective the tags and the text are: one bounded probe each.
+        common = frozenset([tag for tag in query.tags if await self._tag_is_common(tid, tag)])
+        many = query.query is not None and query.sort != "created_at" and await self._fts_is_common(query.query)
+        sql, params = build_trace_query(tid, query, common, many)
         rows = await self._fetchall(sql, params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
@@ -208,6 +210,11 @@ class SqliteStore(PromptsMixin, SessionsMixin):
         row = await self._fetchone(
             "SELECT seq FROM trace_tags WHERE tenant_id = ? AND tag = ? LIMIT 1 OFFSET 2000", (tenant_id, tag)
         )
+        return row is not None
+
+    async def _fts_is_common(self, text: str) -> bool:
+        """More than a few thousand traces match (one bounded full-text scan)."""
+        row = await self._fetchone("SELECT rowid FROM traces_fts WHERE traces_fts MATCH ? LIMIT 1 OFFSET 3000", (text,))
         return row is not None
 
     async def _fts_problem(self, text: str) -> str | None:
@@ -313,7 +320,7 @@ class SqliteStore(PromptsMixin, SessionsMixin):
 
 
 def build_trace_query(
-    tenant_id: int, q: TraceQuery, common_tags: frozenset[str] = frozenset()
+    tenant_id: int, q: TraceQuery, common_tags: frozenset[str] = frozenset(), common_query: bool = False
 ) -> tuple[str, dict[str, Any]]:
     """The one place where ``list_traces`` filters become SQL (named parameters, never string values)."""
     sort = _SORT_EXPR[q.sort]
@@ -370,7 +377,9 @@ def build_trace_query(
             source = "traces_fts f JOIN traces t ON t.seq = f.rowid"
             where.append("f.body MATCH :query")
             sort = "f.rowid"
-        else:
+        elif common_query:  # many matches: walk the sort index and probe the full-text index per row
+            where.append("EXISTS (SELECT 1 FROM traces_fts WHERE traces_fts MATCH :query AND rowid = t.seq)")
+        else:  # few matches: start from them
             where.append("t.seq IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH :query)")
     if q.session_id is not None:
         where.append("t.session_id = :session_id")
