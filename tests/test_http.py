@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +19,7 @@ from starlette.routing import Mount, Route
 
 from agnt_traces.app import App
 from agnt_traces.config import Settings
-from agnt_traces.http.app import build_http_app
+from agnt_traces.http.app import _listen, build_http_app
 from agnt_traces.http.routes import OPERATIONS
 from agnt_traces.tokens import hash_token, new_token
 from factories import trace_payload
@@ -35,9 +34,7 @@ class LiveServer:
     """``build_http_app`` served by uvicorn on a free loopback port, in a thread with its own event loop."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = _listen("127.0.0.1", 0)  # the server's own listener (TCP_NODELAY on accepted sockets)
         self.port: int = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.asgi: Starlette = build_http_app(settings, host="127.0.0.1", port=self.port, **kwargs)

@@ -146,7 +146,10 @@ def build_http_app(
 def _listen(host: str, port: int) -> socket.socket:
     """Bind before building the app, so that ``--port 0`` still gives the real URL everywhere."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on accepted connections only when the
+    # socket says it is TCP. Without it every response (headers and body are two writes) waits ~40 ms for
+    # the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

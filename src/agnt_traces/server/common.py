@@ -80,7 +80,9 @@ def tool_errors(fn: Callable[P, Awaitable[Any]]) -> Callable[P, Awaitable[Any]]:
     return wrapper
 
 
-_NOISE = re.compile(r"\s*\[type=[^\]]*\]|\n\s*For further information visit \S+")
+# Pydantic ends each problem line with "[type=…, input_value=…, input_type=…]": drop all of it (the value
+# may itself hold brackets, and it is the caller's data: it may be a secret).
+_NOISE = re.compile(r"[ \t]*\[type=[^\n]*|\n\s*For further information visit \S+")
 
 
 async def error_shape_middleware(ctx: Any, call_next: Any) -> Any:
