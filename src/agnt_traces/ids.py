@@ -14,6 +14,8 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0
+_MAX_MS = 2**48 - 1  # the ULID time field
+_MIN_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
 def _encode(value: int, length: int) -> str:
@@ -28,7 +30,12 @@ def new_id(ms: int | None = None) -> str:
     """A 26-character ULID; ids made in one process sort in creation order, even within a millisecond."""
     global _last_ms, _last_rand
     with _lock:
-        ms = now_ms() if ms is None else ms
+        now = now_ms()
+        ms = now if ms is None else min(max(ms, 0), _MAX_MS)
+        if ms > now:
+            # A time from elsewhere (a client's createdAt) that is still to come: an id of its own. Taking it
+            # into the sequence would stamp every later id of this process with that future time.
+            return _encode(ms, 10) + _encode(int.from_bytes(os.urandom(10), "big") >> 1, 16)
         if ms <= _last_ms:
             ms = _last_ms
             _last_rand += 1
@@ -58,8 +65,14 @@ def parse_time(value: str, field: str, *, now: int | None = None) -> int:
     """
     m = _RELATIVE.match(value)
     if m:
-        delta = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-        return (now_ms() if now is None else now) - int(delta.total_seconds() * 1000)
+        try:
+            delta = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+            ms = (now_ms() if now is None else now) - int(delta.total_seconds() * 1000)
+        except OverflowError:
+            ms = _MIN_MS - 1
+        if ms < _MIN_MS:  # the range of RFC 3339 times (and of the store's keys)
+            raise ValueError(f"{field} {value!r} is too far back: it must be after the year 1")
+        return ms
     try:
         text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
         dt = datetime.fromisoformat(text)

@@ -176,6 +176,8 @@ class ErrorInfo(_Camel):
     message: str
 
 
+#: The largest integer SQLite stores; larger ones cannot even be compared in a query.
+MAX_INT = 2**63 - 1
 NonNegInt = Annotated[int, Field(ge=0, le=10**12)]
 Source = Literal["run", "playground", "ingest", "litellm"]
 
@@ -186,7 +188,7 @@ class TraceIn(_Camel):
     id: str | None = None
     created_at: str | None = None
     prompt_name: str | None = None
-    prompt_version: Annotated[int, Field(ge=1)] | None = None
+    prompt_version: Annotated[int, Field(ge=1, le=MAX_INT)] | None = None
     etag: str | None = None
     manifest: Manifest = Field(default_factory=Manifest)
     variables: dict[str, Any] = Field(default_factory=dict)
@@ -196,8 +198,9 @@ class TraceIn(_Camel):
     input_tokens: NonNegInt = 0
     output_tokens: NonNegInt = 0
     total_tokens: NonNegInt | None = None
-    cost: Annotated[float, Field(ge=0)] | None = None
-    duration: Annotated[float, Field(ge=0)] = 0.0
+    # Bounded so that sums (stats) stay finite and durations fit in milliseconds.
+    cost: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    duration: Annotated[float, Field(ge=0, le=1e7)] = 0.0
     model: ModelInfo = Field(default_factory=ModelInfo)
     status: Literal["success", "error"] = "success"
     error: ErrorInfo | None = None

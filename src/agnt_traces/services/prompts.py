@@ -12,9 +12,9 @@ from ..compiler import check_content, compile_prompt
 from ..config import Settings
 from ..errors import InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339
-from ..models import PROMPT_NAME_RE, PromptContent
+from ..models import MAX_INT, PROMPT_NAME_RE, PromptContent
 from ..store.base import PromptRecord, Store
-from .runner import CallContext, Runner, is_secret_name, raise_for_error
+from .runner import CallContext, Runner, raise_for_error, secret_paths
 from .traces import TraceService
 
 __all__ = ["PromptService", "check_prompt_name", "parse_content"]
@@ -55,7 +55,7 @@ def parse_content(content: Any) -> PromptContent:
             parsed = PromptContent.model_validate(content)
         except ValidationError as exc:
             raise from_validation_error(exc, "content") from None
-    secrets = [k for k in parsed.model.params if is_secret_name(k)]
+    secrets = secret_paths(parsed.model.params)  # nested too: extra_headers.Authorization
     if secrets:
         raise InvalidArgument(
             f"model.params {', '.join(map(repr, secrets))} look like credentials; API keys are never part of a "
@@ -152,6 +152,8 @@ class PromptService:
     ) -> dict[str, Any]:
         check_prompt_name(name)
         check_label(label)
+        if version is not None and not 1 <= version <= MAX_INT:
+            raise InvalidArgument(f"version {version} is not a version number (1, 2, …)", {"field": "version"})
         if version is not None:
             rec = await self.store.move_label(tenant, name, label, version, note)
         else:

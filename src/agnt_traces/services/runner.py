@@ -30,9 +30,26 @@ def is_secret_name(name: str) -> bool:
     return n in _SECRET_NAMES or n.endswith(_SECRET_SUFFIXES) or any(p in n for p in _SECRET_PARTS)
 
 
-def public_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Model params safe to store: nothing that looks like a credential."""
-    return {k: v for k, v in params.items() if not is_secret_name(k)}
+def secret_paths(value: Any, path: str = "") -> list[str]:
+    """Where credential-like names sit in model params, at any depth (``extra_headers.Authorization``)."""
+    if isinstance(value, dict):
+        found = []
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            found += [sub] if is_secret_name(str(k)) else secret_paths(v, sub)
+        return found
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in secret_paths(v, f"{path}[{i}]")]
+    return []
+
+
+def public_params(params: Any) -> Any:
+    """Model params safe to store: nothing that looks like a credential, at any depth."""
+    if isinstance(params, dict):
+        return {k: public_params(v) for k, v in params.items() if not is_secret_name(str(k))}
+    if isinstance(params, list):
+        return [public_params(v) for v in params]
+    return params
 
 
 @dataclass(slots=True)

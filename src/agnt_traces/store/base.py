@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..errors import InvalidArgument
 from ..ids import parse_time
-from ..models import PromptContent, Trace, TraceIn
+from ..models import MAX_INT, PromptContent, Trace, TraceIn
 
 __all__ = [
     "SORTS",
@@ -43,7 +43,7 @@ class TraceQuery(BaseModel):
 
     status: Literal["success", "error"] | None = None
     prompt_name: str | None = None
-    prompt_version: int | None = Field(default=None, ge=1)
+    prompt_version: int | None = Field(default=None, ge=1, le=MAX_INT)
     model: str | None = None
     provider: str | None = None
     tags: list[str] = Field(default_factory=list)
@@ -51,7 +51,7 @@ class TraceQuery(BaseModel):
     until: str | None = None
     min_cost: float | None = Field(default=None, ge=0)
     min_duration: float | None = Field(default=None, ge=0)
-    min_total_tokens: int | None = Field(default=None, ge=0)
+    min_total_tokens: int | None = Field(default=None, ge=0, le=MAX_INT)
     query: str | None = Field(default=None, max_length=1000)
     session_id: str | None = None
     source: Literal["run", "playground", "ingest", "litellm"] | None = None
