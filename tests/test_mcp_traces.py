@@ -114,3 +114,12 @@ async def test_missing_trace_resource_is_not_found(settings: Settings) -> None:
         with pytest.raises(MCPError) as exc:
             await c.read_resource("traces://nope")
     assert "not found" in str(exc.value)
+
+
+async def test_a_misspelt_argument_is_an_error_not_ignored(settings: Settings) -> None:
+    async with Client(build_server(settings)) as c:
+        await call(c, "ingest_trace", trace=trace_payload())
+        err = await call_error(c, "list_traces", promt_name="support")
+        assert err["code"] == "invalid_argument" and "promt_name" in err["message"]
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        assert tools["list_traces"].input_schema["additionalProperties"] is False

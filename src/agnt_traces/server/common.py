@@ -102,7 +102,12 @@ async def error_shape_middleware(ctx: Any, call_next: Any) -> Any:
         elif "validation error" in text:
             tool = (ctx.params or {}).get("name", "?")
             lines = [ln.strip() for ln in text.splitlines()[1:] if ln.strip()]
-            problems = [f"{lines[i]}: {lines[i + 1]}" for i in range(0, len(lines) - 1, 2)]
+            problems = [
+                f"{lines[i]}: {lines[i + 1]}".replace(
+                    "Extra inputs are not permitted", "unknown argument; check its spelling against the tool's schema"
+                )
+                for i in range(0, len(lines) - 1, 2)
+            ]
             err = InvalidArgument(
                 f"invalid arguments for {tool}: {'; '.join(problems)}; fix them and call again",
                 {"problems": problems},

@@ -45,4 +45,15 @@ def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = N
     )
     for module in (tools_traces, tools_prompts, tools_playground, resources, prompts_mcp):
         module.register(mcp)
+    _forbid_unknown_arguments(mcp)
     return mcp
+
+
+def _forbid_unknown_arguments(mcp: MCPServer[App]) -> None:
+    """A misspelt argument (``promt_name``) is an error naming it, not silently ignored: an unfiltered
+    answer to a filtered question would mislead the agent. The schema says so too."""
+    for tool in mcp._tool_manager.list_tools():
+        model = tool.fn_metadata.arg_model
+        model.model_config["extra"] = "forbid"
+        model.model_rebuild(force=True)
+        tool.parameters["additionalProperties"] = False

@@ -57,6 +57,10 @@ class TraceService:
         if trace_in.created_at is not None:
             try:
                 created_ms = parse_time(trace_in.created_at, "createdAt")
+                if created_ms < 0:
+                    raise ValueError(
+                        f"createdAt {trace_in.created_at!r} is before 1970: traces are timestamped in Unix time"
+                    )
             except ValueError as exc:
                 raise InvalidArgument(str(exc), {"field": "createdAt"}) from None
         else:
