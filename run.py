@@ -4,7 +4,7 @@
     python3 run.py demo      set up, then run the whole fix loop on the offline model
     python3 run.py test      set up, then run ruff, mypy and the test suite
     python3 run.py serve     set up, then run the MCP server over stdio (any agnt-traces arguments follow)
-    python3 run.py bench     set up, then run the benchmark scripts in bench/
+    python3 run.py bench S   set up, then run the benchmark script bench/S (arguments follow)
 
 Setting up means: a virtual environment in .venv, every dependency installed from the hash-locked
 files in requirements/ (pip --require-hashes), this package installed into it, and a check that
@@ -85,10 +85,11 @@ def main(argv: list[str]) -> int:
         return subprocess.run([BIN / "pytest", *rest], cwd=ROOT).returncode
     if command == "bench":
         setup(dev=True)
-        for script in sorted((ROOT / "bench").glob("bench_*.py")):
-            print(f"\n» {script.name}", flush=True)
-            sh(PY, script, *rest)
-        return 0
+        scripts = sorted(p.name for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_"))
+        if not rest or rest[0] not in scripts:
+            print("usage: python3 run.py bench SCRIPT [ARGS]; scripts: " + ", ".join(scripts), file=sys.stderr)
+            return 2
+        return subprocess.run([PY, ROOT / "bench" / rest[0], *rest[1:]], cwd=ROOT).returncode
     if command in ("demo", "serve"):
         setup(dev=False)
         return subprocess.run([BIN / "agnt-traces", command, *rest], cwd=ROOT).returncode
