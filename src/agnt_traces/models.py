@@ -30,6 +30,7 @@ __all__ = [
     "VariableDecl",
     "canonical_json",
     "content_etag",
+    "message_text",
 ]
 
 PROMPT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -39,6 +40,15 @@ TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 Role = Literal["system", "user", "assistant"]
 VariableType = Literal["string", "number", "integer", "boolean", "list", "object"]
+
+
+def message_text(content: Any) -> str:
+    """The text of a chat message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
 
 
 def canonical_json(value: Any) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 from ..errors import AgntError
 from ..ids import ms_to_rfc3339, new_id
 from ..llm._runtime import load_litellm
+from ..models import message_text
 
 # Through our loader: the offline price map, and LiteLLM kept off stdout, in the app's process too.
 load_litellm()
@@ -52,20 +53,12 @@ def _ms(value: Any) -> int:
     return int(time.time() * 1000)
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and "text" in p)
-    return ""
-
-
 def trace_from_logging(kwargs: dict[str, Any], response: Any, *, failed: bool) -> dict[str, Any]:
     """A trace (the POST body of ``/traces``) from LiteLLM's callback arguments."""
     slo: dict[str, Any] = kwargs.get("standard_logging_object") or {}
     meta = dict((kwargs.get("litellm_params") or {}).get("metadata") or {})
     messages = [dict(m) for m in (slo.get("messages") or kwargs.get("messages") or []) if isinstance(m, dict)]
-    system = "\n\n".join(_text(m.get("content")) for m in messages if m.get("role") == "system")
+    system = "\n\n".join(message_text(m.get("content")) for m in messages if m.get("role") == "system")
     chat = [m for m in messages if m.get("role") != "system"]
     output, tool_calls = None, []
     try:

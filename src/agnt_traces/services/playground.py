@@ -21,7 +21,7 @@ from ..config import Settings
 from ..diff import diff_content, diff_messages, diff_text, merge
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms
-from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace
+from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace, message_text
 from ..store.base import SessionRecord, Store
 from ..store.codec import run_summary
 from .prompts import PromptService, check_prompt_name, parse_content
@@ -45,14 +45,6 @@ def _literal_text(text: str) -> str:
     return text
 
 
-def _as_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
-
-
 def literal_content(trace: Trace) -> PromptContent:
     """Blocks for a trace whose content is unknown: one per message, the system message first."""
     blocks = []
@@ -64,7 +56,7 @@ def literal_content(trace: Trace) -> PromptContent:
             Block(
                 id=f"m{i}",
                 role=role if role in ("system", "user", "assistant") else "user",
-                content=_literal_text(_as_text(message.get("content"))),
+                content=_literal_text(message_text(message.get("content"))),
             )
         )
     return PromptContent(blocks=blocks, model=_trace_model(trace), tools=trace.manifest.tools)

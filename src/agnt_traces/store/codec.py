@@ -8,7 +8,7 @@ import zlib
 from typing import Any
 
 from ..ids import ms_to_rfc3339
-from ..models import Manifest, ModelInfo, Trace, canonical_json
+from ..models import Manifest, ModelInfo, Trace, canonical_json, message_text
 
 __all__ = ["manifest_digest", "pack_body", "pack_manifest", "preview", "search_text", "unpack_trace"]
 
@@ -96,18 +96,6 @@ def preview(body_blob: bytes, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _message_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-        return "\n".join(parts)
-    return ""
-
-
 def _flatten(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -120,7 +108,7 @@ def _flatten(value: Any) -> str:
 
 def search_text(trace: Trace) -> str:
     """What full-text search sees: message contents, the output and variable values."""
-    parts = [_message_text(m.get("content")) for m in trace.messages]
+    parts = [message_text(m.get("content")) for m in trace.messages]
     parts.append(trace.output or "")
     parts.append(_flatten(trace.variables))
     if trace.error is not None:
