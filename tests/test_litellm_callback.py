@@ -8,7 +8,7 @@ import time
 import anyio
 import pytest
 
-from agnt_traces.app import open_app
+from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.llm._runtime import aclose, load_litellm
 from agnt_traces.store.base import TraceQuery
@@ -101,3 +101,27 @@ async def test_an_unreachable_team_server_never_blocks_or_breaks_the_app(model_s
         litellm.callbacks = []
         cb.close()
         await aclose()
+
+
+async def test_calls_reach_a_running_team_server_with_a_token(
+    app: App, settings: Settings, model_server: ModelServer
+) -> None:
+    from agnt_traces.integrations.litellm import AgntTracesCallback
+    from test_http import live_server, make_token
+
+    token, _ = await make_token(app, "acme")
+    litellm = load_litellm()
+    with live_server(settings) as server:
+        cb = AgntTracesCallback(url=server.url, token=token, tenant="acme")
+        litellm.callbacks = [cb]
+        try:
+            await app_calls(litellm, model_server, 3)
+            assert await anyio.to_thread.run_sync(cb.wait_handled, 3, 15.0)
+            assert (cb.sent, cb.dropped) == (3, 0)
+        finally:
+            litellm.callbacks = []
+            cb.close()
+            await aclose()
+    rows = (await app.traces.list("acme", TraceQuery(source="litellm")))["traces"]
+    assert sorted(r["outputPreview"] for r in rows) == ["echo: question 0", "echo: question 1", "echo: question 2"]
+    assert all(r["promptName"] == "support" and r["promptVersion"] == 3 for r in rows)
