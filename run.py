@@ -35,7 +35,7 @@ def sh(*cmd: str | Path, **kw: object) -> None:
 
 
 def setup(dev: bool) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - run.py runs under whatever python3 the user has
         sys.exit(f"AGNT Traces needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     locks = ["build.lock", "runtime.lock"] + (["dev.lock"] if dev else [])
     digest = hashlib.sha256()
@@ -58,15 +58,15 @@ def setup(dev: bool) -> None:
 def site_packages() -> Path:
     out = subprocess.run(
         [PY, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return Path(out.stdout.strip())
 
 
 def check_pth() -> None:
-    unexpected = [
-        p.name for p in sorted(site_packages().glob("*.pth")) if not p.name.startswith(PTH_ALLOWED)
-    ]
+    unexpected = [p.name for p in sorted(site_packages().glob("*.pth")) if not p.name.startswith(PTH_ALLOWED)]
     if unexpected:
         sys.exit(
             "refusing to run: unexpected .pth file(s) in site-packages: "
