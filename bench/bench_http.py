@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import statistics
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from _rawhttp import RawClient
 
 TENANT = "bench"
 SERVER_LOG: deque[str] = deque(maxlen=40)  # the server's last stderr lines, shown when something failed
@@ -88,43 +88,6 @@ def payload(client: int, n: int) -> dict[str, Any]:
         "status": "success",
         "tags": ["bench", f"c{client}"],
     }
-
-
-class RawClient:
-    """A minimal keep-alive HTTP/1.1 client (asyncio streams): it costs the load generator far less CPU than
-    a full client library, so that on a small machine the figures measure the server, not the client."""
-
-    def __init__(self, base: str, token: str) -> None:
-        self.host, _, port = base.removeprefix("http://").partition(":")
-        self.port = int(port)
-        self.token = token
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def __aenter__(self) -> RawClient:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            await self.writer.wait_closed()
-
-    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        assert self.reader is not None and self.writer is not None
-        data = json.dumps(body).encode()
-        head = (
-            f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\nauthorization: Bearer {self.token}\r\n"
-            f"content-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
-        )
-        self.writer.write(head.encode() + data)
-        status = int((await self.reader.readline()).split()[1])
-        length = 0
-        while (line := await self.reader.readline()) != b"\r\n":
-            name, _, value = line.decode("latin-1").partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        return status, json.loads(await self.reader.readexactly(length))
 
 
 class LibClient:
