@@ -308,3 +308,31 @@ async def test_sessions_are_per_tenant(app: App, model_server: ModelServer) -> N
     await app.playground.delete("default", sid)
     with pytest.raises(NotFound):
         await app.playground.get("default", sid)
+
+
+async def test_a_new_variable_can_be_declared_in_the_session_and_saved(app: App, model_server: ModelServer) -> None:
+    trace = await seeded(app, model_server)
+    pg = app.playground
+    sid = (await pg.open("default", trace["id"]))["id"]
+    await pg.edit_block(
+        "default", sid, "sla", "insert", after="intro", role="system", content="Reply within {{ sla_hours }} h."
+    )
+    with pytest.raises(InvalidArgument, match="sla_hours"):
+        await pg.update_variables(
+            "default",
+            sid,
+            {"sla_hours": "soon"},
+            declarations=[{"name": "sla_hours", "type": "integer", "required": True}],
+        )
+    s = await pg.update_variables(
+        "default", sid, {"sla_hours": 4}, declarations=[{"name": "sla_hours", "type": "integer", "required": True}]
+    )
+    assert s["variables"]["values"]["sla_hours"] == 4
+    assert (await pg.compile("default", sid))["manifest"]["system"].count("Reply within 4 h.") == 1
+    with pytest.raises(InvalidArgument):
+        await pg.update_variables("default", sid, {}, declarations=[{"name": "x", "type": "decimal"}])
+    await pg.save("default", sid)
+    draft = await app.prompts.get("default", "support")
+    assert {"name": "sla_hours", "type": "integer", "required": True, "default": None, "description": ""} in draft[
+        "content"
+    ]["variables"]

@@ -54,7 +54,10 @@ class EditBlockBody(_Body):
 
 
 class VariablesBody(_Body):
-    values: dict[str, Any] = Field(description="variable name → value; null unsets")
+    values: dict[str, Any] = Field(default_factory=dict, description="variable name → value; null unsets")
+    declarations: list[dict[str, Any]] | None = Field(
+        default=None, description="declare or redeclare variables: {name, type, required, default, description}"
+    )
 
 
 class ModelsBody(_Body):
@@ -255,7 +258,9 @@ async def edit_block(c: Call) -> Result:
 
 async def update_variables(c: Call) -> Result:
     b = parse_body(VariablesBody, await c.body())
-    return await c.app.playground.update_variables(c.tenant, c.path("session_id"), b.values)
+    return await c.app.playground.update_variables(
+        c.tenant, c.path("session_id"), b.values, declarations=b.declarations
+    )
 
 
 async def update_models(c: Call) -> Result:

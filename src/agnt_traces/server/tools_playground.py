@@ -73,10 +73,17 @@ def register(mcp: MCPServer[Any]) -> None:
     async def update_variables(
         ctx: Context[Any, Any],
         session_id: SessionId,
-        values: Annotated[dict[str, Any], Field(description="name → value; null unsets")],
+        values: Annotated[dict[str, Any] | None, Field(description="name → value; null unsets")] = None,
+        declarations: Annotated[
+            list[dict[str, Any]] | None,
+            Field(description="declare or redeclare variables: [{name, type, required, default, description}]"),
+        ] = None,
     ) -> dict[str, Any]:
-        """Set variable values of the session (type-checked against the declarations; null unsets)."""
-        return await app_of(ctx).playground.update_variables(tenant_of(ctx), session_id, values)
+        """Set variable values of the session (type-checked against the declarations; null unsets), and
+        declare new variables, e.g. one that an inserted block reads."""
+        return await app_of(ctx).playground.update_variables(
+            tenant_of(ctx), session_id, values or {}, declarations=declarations
+        )
 
     @mcp.tool(annotations=IDEMPOTENT_WRITE)
     @tool_errors

@@ -274,11 +274,29 @@ class PlaygroundService:
         rec = await self._mutate(tenant, session_id, change)
         return self.view(rec)
 
-    async def update_variables(self, tenant: str, session_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    async def update_variables(
+        self,
+        tenant: str,
+        session_id: str,
+        values: dict[str, Any],
+        declarations: builtins.list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Set values (type-checked; null unsets) and, optionally, declare or redeclare variables by name."""
         if not isinstance(values, dict):
             raise InvalidArgument("values must be an object of variable name to value (null unsets)")
+        if declarations is not None and not isinstance(declarations, list):
+            raise InvalidArgument("declarations must be a list of {name, type, required, default, description}")
 
         def change(data: dict[str, Any]) -> None:
+            if declarations:
+                by_name = {v["name"]: v for v in data["content"].get("variables", [])}
+                for i, decl in enumerate(declarations):
+                    if not isinstance(decl, dict) or not isinstance(decl.get("name"), str):
+                        raise InvalidArgument(f"declarations[{i}] needs a name", {"field": f"declarations[{i}]"})
+                    by_name[decl["name"]] = decl
+                new_content = parse_content({**data["content"], "variables": list(by_name.values())})
+                check_content(new_content)
+                data["content"] = new_content.canonical()
             content = self.content_of(data)
             to_set = {k: v for k, v in values.items() if v is not None}
             check_values(content.variables, to_set, partial=True)
