@@ -117,3 +117,19 @@ def test_token_create_prints_once_and_stores_a_hash(tmp_path: Path) -> None:
     assert "tenant=acme" in listed.stdout and token not in listed.stdout
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("t.db*"))
     assert token.encode() not in stored
+
+
+def test_a_traces_duration_excludes_loading_litellm(tmp_path: Path) -> None:
+    """The first call of a process loads LiteLLM (seconds): that is not the model's latency."""
+    code = (
+        "import asyncio\nfrom agnt_traces import AgntTraces\n"
+        "async def main():\n"
+        f"    async with AgntTraces.open(db={str(tmp_path / 't.db')!r}) as at:\n"
+        "        await at.upsert_prompt('p', {'blocks': [{'id': 'a', 'content': 'hi'}],"
+        " 'model': {'provider': 'agnt-local', 'name': 'echo'}})\n"
+        "        r = await at.run_prompt('p', label='draft')\n"
+        "        print(r.trace['duration'])\n"
+        "asyncio.run(main())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert float(out.stdout.strip()) < 0.5

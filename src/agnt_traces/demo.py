@@ -192,11 +192,10 @@ async def run_demo(db_path: str) -> dict[str, Any]:
         show((again["trace"]["output"] or "").replace("\n", "\n  "), indent=8)
         stats = await call("trace_stats", group_by="version", prompt_name="support-reply")
         for g in stats["groups"]:
-            show(
-                f"v{g['group']['promptVersion']}: {g['count']} calls, error rate {g['errorRate']:.0%}, "
-                f"p50 {g['p50Duration'] * 1000:.1f} ms"
-            )
-    print(f"\nDone: trace → playground → edit → run → diff → save → publish, {step.n} steps, database {db_path}")
+            version = g["group"]["promptVersion"]
+            label = f"v{version}" if version else "playground runs"
+            show(f"{label}: {g['count']} calls, error rate {g['errorRate']:.0%}, p50 {g['p50Duration'] * 1000:.1f} ms")
+    print(f"\nDone: trace → playground → edit → run → diff → save → publish, in {step.n} steps.")
     return {"first": first["id"], "session": sid, "version": v2["version"], "last": again["trace"]["id"]}
 
 
@@ -206,6 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if db is None:
         tmp = tempfile.TemporaryDirectory(prefix="agnt-demo-")
         db = str(Path(tmp.name) / "demo.db")
+    print(f"database: {db}" + (" (throwaway: removed afterwards; pass --db to keep it)" if tmp else ""))
     try:
         asyncio.run(run_demo(db))
     except BaseExceptionGroup as group:

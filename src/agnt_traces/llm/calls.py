@@ -323,6 +323,7 @@ async def call_model(
     started = time.perf_counter()
     try:
         litellm = await preload()
+        started = time.perf_counter()  # a trace's duration is the call's, not LiteLLM's one-time import
     except Exception as exc:  # a broken install: still a failed call, not a crash
         log.exception("loading litellm failed")
         return _error_result(
