@@ -1,4 +1,4 @@
-"""A minimal keep-alive HTTP/1.1 client shared by the HTTP benchmarks."""
+"""What the HTTP benchmarks share: a minimal keep-alive HTTP/1.1 client and the trace they post."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-__all__ = ["RawClient"]
+__all__ = ["RawClient", "bench_trace"]
 
 
 class RawClient:
@@ -44,3 +44,22 @@ class RawClient:
             if name.lower() == "content-length":
                 length = int(value)
         return status, json.loads(await self.reader.readexactly(length))
+
+
+def bench_trace(client: int, n: int, tag: str = "bench") -> dict[str, Any]:
+    """A realistic support trace as the HTTP benchmarks post it."""
+    return {
+        "promptName": "support",
+        "promptVersion": 1,
+        "manifest": {"system": "You are a helpful support agent.", "tools": [], "model": {}, "etag": "e1"},
+        "variables": {"company_name": "Acme", "client": client, "n": n},
+        "messages": [{"role": "user", "content": f"Where is my refund? (client {client}, request {n})"}],
+        "output": "Your refund was issued yesterday; it should arrive within 3-5 business days.",
+        "inputTokens": 40,
+        "outputTokens": 19,
+        "cost": 0.0012,
+        "duration": 0.8,
+        "model": {"provider": "openai", "name": "gpt-4o-mini"},
+        "status": "success",
+        "tags": [tag, f"c{client}"],
+    }

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from _rawhttp import RawClient
+from _rawhttp import RawClient, bench_trace
 
 TENANT = "bench"
 SERVER_LOG: deque[str] = deque(maxlen=40)  # the server's last stderr lines, shown when something failed
@@ -72,24 +72,6 @@ def create_token(db: str) -> str:
     return out.stdout.strip()
 
 
-def payload(client: int, n: int) -> dict[str, Any]:
-    return {
-        "promptName": "support",
-        "promptVersion": 1,
-        "manifest": {"system": "You are a helpful support agent.", "tools": [], "model": {}, "etag": "e1"},
-        "variables": {"company_name": "Acme", "client": client, "n": n},
-        "messages": [{"role": "user", "content": f"Where is my refund? (client {client}, request {n})"}],
-        "output": "Your refund was issued yesterday; it should arrive within 3-5 business days.",
-        "inputTokens": 40,
-        "outputTokens": 19,
-        "cost": 0.0012,
-        "duration": 0.8,
-        "model": {"provider": "openai", "name": "gpt-4o-mini"},
-        "status": "success",
-        "tags": ["bench", f"c{client}"],
-    }
-
-
 class LibClient:
     """The same through httpx2 (``--client httpx2``), as a Python application would post."""
 
@@ -124,7 +106,7 @@ async def ingest(
         async with RawClient(base, token) if kind == "raw" else LibClient(base, token) as c:
             n = 0
             while time.perf_counter() < stop_at:
-                body = payload(i, n)
+                body = bench_trace(i, n)
                 n += 1
                 t0 = time.perf_counter()
                 status, answer = await c.post(path, body)

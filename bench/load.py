@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from _rawhttp import RawClient
+from _rawhttp import RawClient, bench_trace
 
 TENANT = "load"
 BATCH_EVERY = 10  # every tenth ingest request is a batch
@@ -142,22 +142,7 @@ class Counted(Exception):
 
 
 def trace_body(trace_id: str, client: int, n: int) -> dict[str, Any]:
-    return {
-        "id": trace_id,
-        "promptName": "support",
-        "promptVersion": 1,
-        "manifest": {"system": "You are a helpful support agent.", "tools": [], "model": {}, "etag": "e1"},
-        "variables": {"company_name": "Acme", "client": client, "n": n},
-        "messages": [{"role": "user", "content": f"Where is my refund? (client {client}, request {n})"}],
-        "output": "Your refund was issued yesterday; it should arrive within 3-5 business days.",
-        "inputTokens": 40,
-        "outputTokens": 19,
-        "cost": 0.0012,
-        "duration": 0.8,
-        "model": {"provider": "openai", "name": "gpt-4o-mini"},
-        "status": "success",
-        "tags": ["load", f"c{client}"],
-    }
+    return {"id": trace_id, **bench_trace(client, n, "load")}
 
 
 async def ingest_client(

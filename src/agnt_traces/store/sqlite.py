@@ -482,6 +482,4 @@ def _rfc3339_to_ms(value: str) -> int:
 
 
 async def open_store(path: str | Path) -> SqliteStore:
-    store = await SqliteStore.open(path)
-    assert isinstance(store, SqliteStore)
-    return store
+    return await SqliteStore.open(path)
