@@ -116,13 +116,34 @@ class DiffResult:
     unified: str = ""
     summary: list[dict[str, Any]] = field(default_factory=list)
     changed: bool = False
+    #: ``(path, text)`` of each file of ``unified``, in order: ``unified`` is their concatenation.
+    files: list[tuple[str, str]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, max_chars: int | None = None) -> dict[str, Any]:
+        """The diff as JSON. With ``max_chars``, ``unified`` keeps whole files while they fit (so that it
+        still parses) and ``truncated`` names the files left out; the summary always counts every file."""
+        out: dict[str, Any] = {
             "unified": self.unified,
             "summary": [dict(row) for row in self.summary],
             "changed": self.changed,
         }
+        if max_chars is not None and len(self.unified) > max_chars:
+            kept: list[str] = []
+            omitted: list[str] = []
+            used = 0
+            for path, text in self.files:
+                if not omitted and used + len(text) <= max_chars:
+                    kept.append(text)
+                    used += len(text)
+                else:
+                    omitted.append(path)
+            out["unified"] = "".join(kept)
+            out["truncated"] = {
+                "omittedFiles": omitted,
+                "omittedChars": len(self.unified) - used,
+                "hint": "the summary counts every file; raise max_chars to see the whole diff",
+            }
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -199,6 +220,7 @@ def merge(*results: DiffResult) -> DiffResult:
         unified="".join(r.unified for r in results),
         summary=[dict(row) for r in results for row in r.summary],
         changed=any(r.changed for r in results),
+        files=[f for r in results for f in r.files],
     )
 
 
@@ -336,7 +358,7 @@ class _Builder:
     __slots__ = ("_rows", "_text")
 
     def __init__(self) -> None:
-        self._text: list[str] = []
+        self._text: list[tuple[str, str]] = []
         self._rows: list[dict[str, Any]] = []
 
     def file(self, part: str, id: str | None, path: str, old: str | None, new: str | None) -> None:
@@ -355,7 +377,7 @@ class _Builder:
         autojunk = len(a) + len(b) > _AUTOJUNK_ABOVE
         opcodes = SequenceMatcher(None, a, b, autojunk=autojunk).get_opcodes()
         hunks, added, removed = _format_hunks(a, b, opcodes)
-        self._text.append(header + hunks)
+        self._text.append((path, header + hunks))
         self._rows.append(_row(part, id, change, added, removed))
 
     def order(self, old_ids: list[str], new_ids: list[str]) -> None:
@@ -367,11 +389,16 @@ class _Builder:
         moved = {i for tag, _, _, j1, j2 in opcodes if tag != "equal" for i in new_ids[j1:j2]}
         rows = [_row("block", i, "moved", 1, 1) for i in new_ids if i in moved]
         assert added == removed == len(rows)
-        self._text.append(f"--- a/{ORDER_FILE}\n+++ b/{ORDER_FILE}\n" + hunks)
+        self._text.append((ORDER_FILE, f"--- a/{ORDER_FILE}\n+++ b/{ORDER_FILE}\n" + hunks))
         self._rows.extend(rows)
 
     def result(self) -> DiffResult:
-        return DiffResult(unified="".join(self._text), summary=self._rows, changed=bool(self._rows))
+        return DiffResult(
+            unified="".join(text for _, text in self._text),
+            summary=self._rows,
+            changed=bool(self._rows),
+            files=list(self._text),
+        )
 
 
 def _row(part: str, id: str | None, change: str, added: int, removed: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from ..app import App
 from ..errors import AgntError, InternalError, InvalidArgument, from_validation_error
 from ..models import ModelConfig, PromptContent, Trace, TraceIn
+from ..services.playground import DIFF_MAX_CHARS
 from ..services.traces import TRACE_FIELDS, validate_query
 from ..store.base import StatsQuery, TraceQuery
 from .auth import TokenAuth
@@ -213,8 +214,11 @@ async def get_trace(c: Call) -> Result:
 
 
 async def diff_trace(c: Call) -> Result:
-    args = c.query(("against",))
-    return await c.app.playground.diff_trace(c.tenant, c.path("trace_id"), args.get("against"))
+    args = c.query(("against", "max_chars"))
+    max_chars = _int(args.get("max_chars"), "max_chars")
+    return await c.app.playground.diff_trace(
+        c.tenant, c.path("trace_id"), args.get("against"), DIFF_MAX_CHARS if max_chars is None else max_chars
+    )
 
 
 async def trace_stats(c: Call) -> Result:
@@ -280,7 +284,10 @@ async def run_session(c: Call) -> Result:
 
 
 async def diff_session(c: Call) -> Result:
-    return await c.app.playground.diff(c.tenant, c.path("session_id"))
+    max_chars = _int(c.query(("max_chars",)).get("max_chars"), "max_chars")
+    return await c.app.playground.diff(
+        c.tenant, c.path("session_id"), DIFF_MAX_CHARS if max_chars is None else max_chars
+    )
 
 
 async def save_session(c: Call) -> Result:
@@ -390,6 +397,13 @@ def _query_from_model(model: type[BaseModel], names: Iterable[str]) -> tuple[Que
 _SESSION = "/tenants/{tenant}/playground/sessions/{session_id}"
 _PROMPT = "/tenants/{tenant}/prompts/{name}"
 
+_DIFF_MAX_CHARS = QueryParam(
+    "max_chars",
+    {"type": "integer", "minimum": 1, "maximum": 10_000_000, "default": DIFF_MAX_CHARS},
+    "bound on the characters of `unified`: whole files while they fit; `truncated` names the rest",
+)
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET",
@@ -432,7 +446,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "/tenants/{tenant}/traces/{trace_id}/diff",
         diff_trace,
         "The trace's prompt content vs the prompt now, and the rendered difference for this call",
-        query=(QueryParam("against", {"type": "string"}, "draft, production, or a version number"),),
+        query=(
+            QueryParam("against", {"type": "string"}, "draft, production, or a version number"),
+            _DIFF_MAX_CHARS,
+        ),
         errors=(400, 401, 404, 422),
     ),
     Operation(
@@ -503,6 +520,7 @@ OPERATIONS: tuple[Operation, ...] = (
         _SESSION + "/diff",
         diff_session,
         "Session vs its trace: content, messages, and after a run outputs and deltas",
+        query=(_DIFF_MAX_CHARS,),
         tag="playground",
         errors=(400, 401, 404, 422),
     ),

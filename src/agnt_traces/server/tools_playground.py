@@ -7,11 +7,22 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
+from ..services.playground import DIFF_MAX_CHARS
 from .common import DESTRUCTIVE, IDEMPOTENT_WRITE, MODEL_CALL, READ, WRITE, app_of, tenant_of, tool_errors
+from .progress import ProgressBeat
 
 __all__ = ["register"]
 
 SessionId = Annotated[str, Field(description="id returned by open_playground")]
+MaxChars = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=10_000_000,
+        description="bound on the characters of `unified`: whole files are kept while they fit and `truncated` "
+        "names the rest (the summary always counts every file)",
+    ),
+]
 
 
 def register(mcp: MCPServer[Any]) -> None:
@@ -24,10 +35,12 @@ def register(mcp: MCPServer[Any]) -> None:
             str | int | None,
             Field(description="'draft', 'production' or a version number; default 'production', else the draft"),
         ] = None,
+        max_chars: MaxChars = DIFF_MAX_CHARS,
     ) -> dict[str, Any]:
-        """The trace's prompt vs the prompt now: content diff, and the rendered diff (the current content
-        compiled with the trace's own variables and input messages vs what the trace actually sent)."""
-        return await app_of(ctx).playground.diff_trace(tenant_of(ctx), trace_id, against)
+        """The trace's prompt vs the prompt now: the content diff (blocks, variables, model, tools) and the
+        rendered diff (the current content compiled with the trace's own variables and input messages vs
+        the messages the trace actually sent), both in one `unified` text and one `summary`."""
+        return await app_of(ctx).playground.diff_trace(tenant_of(ctx), trace_id, against, max_chars)
 
     @mcp.tool(annotations=WRITE)
     @tool_errors
@@ -107,19 +120,20 @@ def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(annotations=MODEL_CALL)
     @tool_errors
     async def run_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
-        """Run the session on every model concurrently (real calls); each run is recorded as a trace."""
-
-        async def progress(done: int, total: int, message: str) -> None:
-            await ctx.report_progress(done, total, message=message)
-
-        return await app_of(ctx).playground.run(tenant_of(ctx), session_id, progress)
+        """Run the session on every model concurrently (real calls); each run is recorded as a trace.
+        Progress is reported when each model finishes and every few seconds while any still runs."""
+        beat = ProgressBeat(ctx)
+        async with beat.running():
+            return await app_of(ctx).playground.run(tenant_of(ctx), session_id, beat.report)
 
     @mcp.tool(annotations=READ)
     @tool_errors
-    async def diff_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
+    async def diff_session(
+        ctx: Context[Any, Any], session_id: SessionId, max_chars: MaxChars = DIFF_MAX_CHARS
+    ) -> dict[str, Any]:
         """Session vs the trace it came from: prompt content, compiled messages, and after a run the
         outputs with token, cost and latency deltas per model."""
-        return await app_of(ctx).playground.diff(tenant_of(ctx), session_id)
+        return await app_of(ctx).playground.diff(tenant_of(ctx), session_id, max_chars)
 
     @mcp.tool(annotations=WRITE)
     @tool_errors

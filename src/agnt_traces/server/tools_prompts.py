@@ -8,6 +8,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
 from .common import IDEMPOTENT_WRITE, MODEL_CALL, READ, WRITE, app_of, tenant_of, tool_errors
+from .progress import ProgressBeat
 
 __all__ = ["register"]
 
@@ -76,14 +77,16 @@ def register(mcp: MCPServer[Any]) -> None:
         tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Compile a prompt with variables and input messages, call its model, record and return the trace."""
-        return await app_of(ctx).prompts.run(
-            tenant_of(ctx),
-            name,
-            variables=variables,
-            messages=messages,
-            label=label,
-            version=version,
-            tags=tags,
-            metadata=metadata,
-        )
+        """Compile a prompt with variables and input messages, call its model, record and return the trace.
+        Progress is reported every few seconds while the model call runs."""
+        async with ProgressBeat(ctx).running():
+            return await app_of(ctx).prompts.run(
+                tenant_of(ctx),
+                name,
+                variables=variables,
+                messages=messages,
+                label=label,
+                version=version,
+                tags=tags,
+                metadata=metadata,
+            )

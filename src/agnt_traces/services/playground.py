@@ -28,13 +28,30 @@ from .prompts import PromptService, check_prompt_name, parse_content
 from .runner import CallContext, public_params
 from .traces import TraceService
 
-__all__ = ["PlaygroundService"]
+__all__ = ["DIFF_MAX_CHARS", "PlaygroundService", "check_max_chars"]
+
+
+def check_max_chars(max_chars: int | None) -> None:
+    """Raises:
+    InvalidArgument: when ``max_chars`` is not a whole number from 1 to 10,000,000."""
+    if max_chars is None:
+        return
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or not 1 <= max_chars <= MAX_DIFF_CHARS_LIMIT:
+        raise InvalidArgument(
+            f"max_chars must be a whole number from 1 to {MAX_DIFF_CHARS_LIMIT:,} (characters of the unified diff "
+            f"to return; default {DIFF_MAX_CHARS:,}); got {max_chars!r}",
+            {"field": "max_chars"},
+        )
+
 
 logger = logging.getLogger(__name__)
 
 Op = Literal["update", "insert", "delete", "move"]
 ProgressFn = Callable[[int, int, str], Awaitable[None]]
 MAX_MODELS = 8
+#: Default bound on a diff's ``unified`` text, in characters: every byte lands in an agent's context.
+DIFF_MAX_CHARS = 20_000
+MAX_DIFF_CHARS_LIMIT = 10_000_000
 CAS_ATTEMPTS = 8
 
 
@@ -408,7 +425,8 @@ class PlaygroundService:
         runs = await asyncio.gather(*(one(c, comp) for c, comp in plans))
         return {"sessionId": session_id, "runs": list(runs)}
 
-    async def diff(self, tenant: str, session_id: str) -> dict[str, Any]:
+    async def diff(self, tenant: str, session_id: str, max_chars: int | None = DIFF_MAX_CHARS) -> dict[str, Any]:
+        check_max_chars(max_chars)
         rec = await self._load(tenant, session_id)
         data = rec.data
         trace = await self.traces.get(tenant, rec.trace_id)
@@ -447,10 +465,18 @@ class PlaygroundService:
                 }
             )
         merged = merge(*parts)
-        return {**merged.to_dict(), "traceId": trace.id, "sessionId": rec.id, "models": models}
+        return {**merged.to_dict(max_chars), "traceId": trace.id, "sessionId": rec.id, "models": models}
 
-    async def diff_trace(self, tenant: str, trace_id: str, against: str | int | None = None) -> dict[str, Any]:
-        """The trace's content vs the prompt now, and what that change does to this very call."""
+    async def diff_trace(
+        self, tenant: str, trace_id: str, against: str | int | None = None, max_chars: int | None = DIFF_MAX_CHARS
+    ) -> dict[str, Any]:
+        """The trace's content vs the prompt now, and what that change does to this very call.
+
+        ``unified`` and ``summary`` hold both diffs once: the content files (``blocks/…``, ``variables``,
+        ``model``, ``tools``) and then the rendered ``messages`` file. A trace whose prompt content is not
+        stored (ingested from elsewhere) has no content diff — only the rendered one.
+        """
+        check_max_chars(max_chars)
         trace = await self.traces.get(tenant, trace_id)
         if not trace.prompt_name:
             raise InvalidArgument(
@@ -469,13 +495,25 @@ class PlaygroundService:
             label = against
         _, current, cur_version, selected = await self.prompts.resolve(tenant, rec.name, version=version, label=label)
         original = await self.store.get_content(tenant, trace.etag) if trace.etag else None
-        known = original is not None
-        if original is None:
-            original = literal_content(trace)
-        content_diff = diff_content(original, current)
+        parts = []
+        content_info: dict[str, Any]
+        if original is not None:
+            content_diff = diff_content(original, current)
+            parts.append(content_diff)
+            content_info = {"changed": content_diff.changed}
+        else:
+            content_info = {
+                "changed": None,
+                "note": "this trace's prompt content is not stored (it was ingested), so only the rendered "
+                "diff is shown: the current prompt compiled with the trace's variables vs what the trace sent",
+            }
         # Rendered: the current content with this call's own variables and input messages.
         try:
-            blocks = compile_prompt(original, trace.variables).block_messages if known else len(trace.messages)
+            blocks = (
+                compile_prompt(original, trace.variables).block_messages
+                if original is not None
+                else len(trace.messages)
+            )
         except Exception:
             blocks = len(trace.messages)
         inputs = trace.messages[blocks:]
@@ -485,20 +523,18 @@ class PlaygroundService:
             compiled = compile_prompt(current, trace.variables, inputs)
             after = [{"role": "system", "content": compiled.manifest["system"]}] if compiled.manifest["system"] else []
             rendered_diff = diff_messages(before + trace.messages, after + compiled.messages)
-            rendered = {**rendered_diff.to_dict(), "warnings": compiled.warnings}
+            parts.append(rendered_diff)
+            rendered = {"changed": rendered_diff.changed, "warnings": compiled.warnings}
         except AgntError as err:
-            rendered_diff = None
-            rendered = {"unified": "", "summary": [], "changed": None, "error": err.to_dict()["error"]}
-        merged = merge(content_diff, rendered_diff) if rendered_diff else content_diff
+            rendered = {"changed": None, "error": err.to_dict()["error"]}
+        merged = merge(*parts)
         return {
             "traceId": trace.id,
             "prompt": rec.name,
-            "trace": {"etag": trace.etag, "version": trace.prompt_version, "contentKnown": known},
+            "trace": {"etag": trace.etag, "version": trace.prompt_version, "contentKnown": original is not None},
             "against": {"selected": selected, "etag": current.etag, "version": cur_version},
-            "unified": merged.unified,
-            "summary": merged.summary,
-            "changed": merged.changed,
-            "content": content_diff.to_dict(),
+            **merged.to_dict(max_chars),
+            "content": content_info,
             "rendered": rendered,
         }
 
