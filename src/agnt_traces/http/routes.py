@@ -20,8 +20,8 @@ from starlette.routing import Route
 
 from ..app import App
 from ..errors import AgntError, InternalError, InvalidArgument, from_validation_error
+from ..limits import DIFF_MAX_CHARS
 from ..models import ModelConfig, PromptContent, Trace, TraceIn
-from ..services.playground import DIFF_MAX_CHARS
 from ..services.traces import TRACE_FIELDS, validate_query
 from ..store.base import StatsQuery, TraceQuery
 from .auth import TokenAuth

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import re
@@ -77,6 +78,8 @@ def tool_errors(fn: Callable[P, Awaitable[Any]]) -> Callable[P, Awaitable[Any]]:
             logger.exception("tool %s failed", fn.__name__)
             return error_result(InternalError("internal error; the server log has the details"))
 
+    # The docstring is the tool's description: without the source's indentation.
+    wrapper.__doc__ = inspect.cleandoc(fn.__doc__ or "")
     return wrapper
 
 

@@ -7,11 +7,13 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
-from ..services.playground import DIFF_MAX_CHARS
+from ..limits import DIFF_MAX_CHARS
 from .common import DESTRUCTIVE, IDEMPOTENT_WRITE, MODEL_CALL, READ, WRITE, app_of, tenant_of, tool_errors
 from .progress import ProgressBeat
 
 __all__ = ["register"]
+
+TraceId = Annotated[str, Field(description="a trace id, as list_traces returns it")]
 
 SessionId = Annotated[str, Field(description="id returned by open_playground")]
 MaxChars = Annotated[
@@ -30,7 +32,7 @@ def register(mcp: MCPServer[Any]) -> None:
     @tool_errors
     async def diff_trace(
         ctx: Context[Any, Any],
-        trace_id: str,
+        trace_id: TraceId,
         against: Annotated[
             str | int | None,
             Field(description="'draft', 'production' or a version number; default 'production', else the draft"),
@@ -44,7 +46,7 @@ def register(mcp: MCPServer[Any]) -> None:
 
     @mcp.tool(annotations=WRITE)
     @tool_errors
-    async def open_playground(ctx: Context[Any, Any], trace_id: str) -> dict[str, Any]:
+    async def open_playground(ctx: Context[Any, Any], trace_id: TraceId) -> dict[str, Any]:
         """Open a playground session loaded with the trace's exact prompt version, variables, model and
         input messages. Edit it, run it, diff it, save it."""
         return await app_of(ctx).playground.open(tenant_of(ctx), trace_id)
@@ -57,7 +59,9 @@ def register(mcp: MCPServer[Any]) -> None:
 
     @mcp.tool(annotations=READ)
     @tool_errors
-    async def list_sessions(ctx: Context[Any, Any], limit: Annotated[int, Field(ge=1, le=200)] = 50) -> dict[str, Any]:
+    async def list_sessions(
+        ctx: Context[Any, Any], limit: Annotated[int, Field(ge=1, le=200, description="sessions to list, 1-200")] = 50
+    ) -> dict[str, Any]:
         """Open playground sessions, most recently used first."""
         return await app_of(ctx).playground.list(tenant_of(ctx), limit)
 
@@ -66,11 +70,18 @@ def register(mcp: MCPServer[Any]) -> None:
     async def edit_block(
         ctx: Context[Any, Any],
         session_id: SessionId,
-        block_id: str,
-        op: Literal["update", "insert", "delete", "move"] = "update",
+        block_id: Annotated[
+            str, Field(description="the block to change; for insert, the new block's id (a-z, 0-9, '_', '-')")
+        ],
+        op: Annotated[
+            Literal["update", "insert", "delete", "move"],
+            Field(description="update its content/condition/role, insert a new block, delete it, or move it"),
+        ] = "update",
         content: Annotated[str | None, Field(description="Jinja2 template text")] = None,
         condition: Annotated[str | None, Field(description="Jinja2 expression; '' removes the condition")] = None,
-        role: Literal["system", "user", "assistant"] | None = None,
+        role: Annotated[
+            Literal["system", "user", "assistant"] | None, Field(description="the block's role; insert default: user")
+        ] = None,
         after: Annotated[
             str | None, Field(description="for insert/move: the block to put it after; omitted = at the start")
         ] = None,

@@ -12,6 +12,9 @@ from .progress import ProgressBeat
 
 __all__ = ["register"]
 
+NAME_HELP = "prompt name: 1-128 characters of a-z, 0-9, '.', '_' or '-'"
+PromptName = Annotated[str, Field(description=NAME_HELP + ", as list_prompts shows it")]
+
 
 def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(annotations=READ)
@@ -24,7 +27,7 @@ def register(mcp: MCPServer[Any]) -> None:
     @tool_errors
     async def get_prompt(
         ctx: Context[Any, Any],
-        name: str,
+        name: PromptName,
         version: Annotated[int | None, Field(description="a version number; default: the draft")] = None,
         label: Annotated[str | None, Field(description="e.g. 'production'; 'draft' for the draft")] = None,
     ) -> dict[str, Any]:
@@ -35,7 +38,7 @@ def register(mcp: MCPServer[Any]) -> None:
     @tool_errors
     async def upsert_prompt(
         ctx: Context[Any, Any],
-        name: str,
+        name: Annotated[str, Field(description=NAME_HELP + "; created if it does not exist")],
         content: Annotated[
             dict[str, Any],
             Field(
@@ -43,7 +46,7 @@ def register(mcp: MCPServer[Any]) -> None:
                 "default, description}], model: {provider, name, params}, tools: [...]}"
             ),
         ],
-        description: str | None = None,
+        description: Annotated[str | None, Field(description="what the prompt is for, for people")] = None,
     ) -> dict[str, Any]:
         """Create a prompt or replace its draft (templates are checked; published versions never change)."""
         return await app_of(ctx).prompts.upsert(tenant_of(ctx), name, content, description)
@@ -52,12 +55,12 @@ def register(mcp: MCPServer[Any]) -> None:
     @tool_errors
     async def publish_prompt(
         ctx: Context[Any, Any],
-        name: str,
+        name: PromptName,
         version: Annotated[
             int | None, Field(description="move the label to this existing version instead (rollback)")
         ] = None,
-        label: str = "production",
-        note: str = "",
+        label: Annotated[str, Field(description="the label to point at the version")] = "production",
+        note: Annotated[str, Field(description="why: recorded in the version's history")] = "",
     ) -> dict[str, Any]:
         """Publish the draft as a new version and point the label (default 'production') at it; with
         `version`, move the label to that existing version instead (a rollback)."""
@@ -67,15 +70,17 @@ def register(mcp: MCPServer[Any]) -> None:
     @tool_errors
     async def run_prompt(
         ctx: Context[Any, Any],
-        name: str,
-        variables: dict[str, Any] | None = None,
+        name: PromptName,
+        variables: Annotated[
+            dict[str, Any] | None, Field(description="values of the prompt's declared variables: name → value")
+        ] = None,
         messages: Annotated[
             list[dict[str, Any]] | None, Field(description="input messages, e.g. [{role: 'user', content: '...'}]")
         ] = None,
         label: Annotated[str | None, Field(description="default 'production'; 'draft' runs the draft")] = None,
-        version: int | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
+        version: Annotated[int | None, Field(description="run this version number instead of a label")] = None,
+        tags: Annotated[list[str] | None, Field(description="tags recorded on the trace")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="JSON recorded on the trace")] = None,
     ) -> dict[str, Any]:
         """Compile a prompt with variables and input messages, call its model, record and return the trace.
         Progress is reported every few seconds while the model call runs."""

@@ -21,6 +21,7 @@ from ..config import Settings
 from ..diff import diff_content, diff_messages, diff_text, merge
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms
+from ..limits import DIFF_MAX_CHARS, check_max_chars
 from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace, message_text
 from ..store.base import SessionRecord, Store
 from ..store.codec import run_summary
@@ -28,20 +29,7 @@ from .prompts import PromptService, check_prompt_name, parse_content
 from .runner import CallContext, public_params
 from .traces import TraceService
 
-__all__ = ["DIFF_MAX_CHARS", "PlaygroundService", "check_max_chars"]
-
-
-def check_max_chars(max_chars: int | None) -> None:
-    """Raises:
-    InvalidArgument: when ``max_chars`` is not a whole number from 1 to 10,000,000."""
-    if max_chars is None:
-        return
-    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or not 1 <= max_chars <= MAX_DIFF_CHARS_LIMIT:
-        raise InvalidArgument(
-            f"max_chars must be a whole number from 1 to {MAX_DIFF_CHARS_LIMIT:,} (characters of the unified diff "
-            f"to return; default {DIFF_MAX_CHARS:,}); got {max_chars!r}",
-            {"field": "max_chars"},
-        )
+__all__ = ["PlaygroundService"]
 
 
 logger = logging.getLogger(__name__)
@@ -49,9 +37,6 @@ logger = logging.getLogger(__name__)
 Op = Literal["update", "insert", "delete", "move"]
 ProgressFn = Callable[[int, int, str], Awaitable[None]]
 MAX_MODELS = 8
-#: Default bound on a diff's ``unified`` text, in characters: every byte lands in an agent's context.
-DIFF_MAX_CHARS = 20_000
-MAX_DIFF_CHARS_LIMIT = 10_000_000
 CAS_ATTEMPTS = 8
 
 
