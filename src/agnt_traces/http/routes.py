@@ -67,6 +67,7 @@ class ModelsBody(_Body):
 
 class SaveBody(_Body):
     force: bool = False
+    replace_draft: bool = False
     prompt_name: str | None = Field(default=None, description="for sessions opened from literal traces")
 
 
@@ -292,7 +293,9 @@ async def diff_session(c: Call) -> Result:
 
 async def save_session(c: Call) -> Result:
     b = parse_body(SaveBody, await c.body(required=False))
-    return await c.app.playground.save(c.tenant, c.path("session_id"), force=b.force, prompt_name=b.prompt_name)
+    return await c.app.playground.save(
+        c.tenant, c.path("session_id"), force=b.force, prompt_name=b.prompt_name, replace_draft=b.replace_draft
+    )
 
 
 async def list_prompts(c: Call) -> Result:

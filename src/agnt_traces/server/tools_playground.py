@@ -151,13 +151,25 @@ def register(mcp: MCPServer[Any]) -> None:
     async def save_session(
         ctx: Context[Any, Any],
         session_id: SessionId,
-        force: Annotated[bool, Field(description="overwrite a draft that changed since the session opened")] = False,
+        force: Annotated[
+            bool, Field(description="overwrite this prompt's draft even though it changed since the session opened")
+        ] = False,
         prompt_name: Annotated[
-            str | None, Field(description="needed for sessions opened from traces with no stored prompt")
+            str | None,
+            Field(description="the prompt to save to; needed for sessions opened from traces with no stored prompt"),
         ] = None,
+        replace_draft: Annotated[
+            bool,
+            Field(
+                description="replace an existing draft with this session's content although the session was not "
+                "opened from that prompt's content (a trace with unknown content, or another prompt)"
+            ),
+        ] = False,
     ) -> dict[str, Any]:
         """Save the session's content to the prompt's draft (conflict if the draft moved, unless force)."""
-        return await app_of(ctx).playground.save(tenant_of(ctx), session_id, force=force, prompt_name=prompt_name)
+        return await app_of(ctx).playground.save(
+            tenant_of(ctx), session_id, force=force, prompt_name=prompt_name, replace_draft=replace_draft
+        )
 
     @mcp.tool(annotations=DESTRUCTIVE)
     @tool_errors

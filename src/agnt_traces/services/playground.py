@@ -22,6 +22,7 @@ from ..diff import diff_content, diff_messages, diff_text, merge
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms
 from ..limits import DIFF_MAX_CHARS, check_max_chars
+from ..llm.providers import check_provider
 from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace, message_text
 from ..store.base import SessionRecord, Store
 from ..store.codec import run_summary
@@ -301,6 +302,15 @@ class PlaygroundService:
                 data["content"] = new_content.canonical()
             content = self.content_of(data)
             to_set = {k: v for k, v in values.items() if v is not None}
+            declared = {v.name for v in content.variables}
+            undeclared = sorted(set(to_set) - declared)
+            if undeclared:
+                raise InvalidArgument(
+                    f"variable(s) {', '.join(map(repr, undeclared))} are not declared in this session "
+                    f"(declared: {', '.join(sorted(declared)) or 'none'}): fix the name, or declare it with "
+                    "declarations=[{name, type, ...}] in the same call",
+                    {"field": "values", "undeclared": undeclared, "declared": sorted(declared)},
+                )
             check_values(content.variables, to_set, partial=True)
             merged = {**data.get("values", {}), **to_set}
             for name, value in values.items():
@@ -319,6 +329,7 @@ class PlaygroundService:
                 model = ModelConfig.model_validate(m)
             except ValidationError as exc:
                 raise from_validation_error(exc, f"models[{i}]") from None
+            check_provider(model.provider, f"models[{i}].provider")
             parse_content({"model": model.model_dump()})  # refuses credentials in params
             parsed.append(model.model_dump(mode="json"))
         keys = [(m["provider"], m["name"], repr(sorted(m["params"].items()))) for m in parsed]
@@ -524,8 +535,23 @@ class PlaygroundService:
         }
 
     async def save(
-        self, tenant: str, session_id: str, *, force: bool = False, prompt_name: str | None = None
+        self,
+        tenant: str,
+        session_id: str,
+        *,
+        force: bool = False,
+        prompt_name: str | None = None,
+        replace_draft: bool = False,
     ) -> dict[str, Any]:
+        """Save the session's content as the prompt's draft.
+
+        ``force`` overwrites a draft that another edit moved since the session opened. A session whose
+        content is not that prompt's (opened from a trace with unknown content, or saved under another
+        prompt's name) replaces an existing draft only with ``replace_draft``.
+
+        Raises:
+            Conflict: the draft moved (unless ``force``), or saving would replace another content's draft.
+        """
         rec = await self._load(tenant, session_id)
         data = rec.data
         name = prompt_name or data.get("promptName")
@@ -538,22 +564,45 @@ class PlaygroundService:
         check_prompt_name(name, "prompt_name")
         content = self.content_of(data).model_copy(update={"model": ModelConfig.model_validate(data["models"][0])})
         current = await self.store.get_prompt(tenant, name)
+        foreign = data.get("literal") or name != data.get("promptName")
+        if current is not None and foreign and not replace_draft:
+            # Not a concurrent edit of the same draft (which force settles) but different content altogether:
+            # replacing it is a choice of its own, never a retry.
+            what = (
+                f"opened from trace {rec.trace_id!r}, whose prompt content is not stored: its blocks are the "
+                f"trace's {len(content.blocks)} message(s), one block each"
+                if data.get("literal")
+                else f"opened from prompt {data.get('promptName')!r}, not {name!r}"
+            )
+            raise Conflict(
+                f"nothing was saved: this session was {what}. Saving it to {name!r} would replace that prompt's "
+                f"draft ({len(current.draft.blocks)} blocks, {len(current.draft.variables)} variables) with this "
+                f"session's {len(content.blocks)} blocks and {len(content.variables)} variables (details.diff "
+                "shows the change). To keep the draft, save under a new prompt_name. To replace the draft with "
+                "this content, call save_session with replace_draft=true.",
+                {
+                    "prompt": name,
+                    "draftRevision": current.draft_revision,
+                    "field": "replace_draft",
+                    "diff": diff_content(current.draft, content).to_dict(DIFF_MAX_CHARS),
+                },
+            )
         expected: int | None
-        if force:
+        if force or (foreign and replace_draft):
             expected = None
         elif current is None:
             expected = 0
-        elif name == data.get("promptName") and data.get("baseRevision") is not None:
+        elif data.get("baseRevision") is not None:
             expected = data["baseRevision"]
         else:
-            expected = -1  # another prompt's draft, or unknown base: refuse unless forced
+            expected = 0  # the prompt did not exist when the session opened: someone created it since
         if current is not None and expected is not None and expected != current.draft_revision:
             conflict = diff_content(current.draft, content)
             raise Conflict(
-                f"the draft of {name!r} changed since this session opened (revision {expected if expected > 0 else '?'}"
-                f" → {current.draft_revision}); nothing was saved. Look at details.diff (draft → session), then "
+                f"the draft of {name!r} changed since this session opened (revision {expected} → "
+                f"{current.draft_revision}); nothing was saved. Look at details.diff (draft → session), then "
                 "save_session with force=true to overwrite it, or open a new session from a fresh trace",
-                {"prompt": name, "draftRevision": current.draft_revision, "diff": conflict.to_dict()},
+                {"prompt": name, "draftRevision": current.draft_revision, "diff": conflict.to_dict(DIFF_MAX_CHARS)},
             )
         before = current.draft if current is not None else None
         saved = await self.store.save_draft(tenant, name, content, expected_revision=expected)
@@ -561,6 +610,7 @@ class PlaygroundService:
         def change(d: dict[str, Any]) -> None:
             d["promptName"] = name
             d["baseRevision"] = saved.draft_revision
+            d["literal"] = False  # its content is now that prompt's draft
 
         await self._mutate(tenant, session_id, change)
         result: dict[str, Any] = {

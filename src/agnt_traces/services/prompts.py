@@ -12,6 +12,7 @@ from ..compiler import check_content, compile_prompt
 from ..config import Settings
 from ..errors import InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339
+from ..llm.providers import check_provider
 from ..models import MAX_INT, PROMPT_NAME_RE, PromptContent
 from ..store.base import PromptRecord, Store
 from .runner import CallContext, Runner, raise_for_error, secret_paths
@@ -41,7 +42,7 @@ def check_label(label: str) -> str:
     return label
 
 
-def parse_content(content: Any) -> PromptContent:
+def parse_content(content: Any, field: str = "content") -> PromptContent:
     """Validate prompt content and refuse credentials in model params.
 
     Raises:
@@ -54,7 +55,8 @@ def parse_content(content: Any) -> PromptContent:
         try:
             parsed = PromptContent.model_validate(content)
         except ValidationError as exc:
-            raise from_validation_error(exc, "content") from None
+            raise from_validation_error(exc, field) from None
+    check_provider(parsed.model.provider, f"{field}.model.provider")
     secrets = secret_paths(parsed.model.params)  # nested too: extra_headers.Authorization
     if secrets:
         raise InvalidArgument(
