@@ -22,7 +22,7 @@ from ..diff import diff_content, diff_messages, diff_text, merge
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms
 from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace, message_text
-from ..store.base import SessionRecord, Store
+from ..store.base import PromptRecord, SessionRecord, Store
 from ..store.codec import run_summary
 from .prompts import PromptService, check_prompt_name, parse_content
 from .runner import CallContext, public_params
@@ -87,12 +87,15 @@ class PlaygroundService:
             await self.store.delete_session(tenant, session_id)
             rec = None
         if rec is None:
-            raise NotFound(
-                f"session {session_id!r} not found (sessions expire after "
-                f"{self.settings.session_idle_seconds / 3600:g} h idle): open_playground on a trace starts one",
-                {"sessionId": session_id},
-            )
+            raise self._session_not_found(session_id)
         return rec
+
+    def _session_not_found(self, session_id: str, outcome: str = "") -> NotFound:
+        return NotFound(
+            f"session {session_id!r} not found{outcome} (sessions expire after "
+            f"{self.settings.session_idle_seconds / 3600:g} h idle): open_playground on a trace starts one",
+            {"sessionId": session_id},
+        )
 
     async def _mutate(self, tenant: str, session_id: str, change: Callable[[dict[str, Any]], None]) -> SessionRecord:
         """Apply ``change`` to the session document with compare-and-set, retrying on a race."""
@@ -505,52 +508,79 @@ class PlaygroundService:
     async def save(
         self, tenant: str, session_id: str, *, force: bool = False, prompt_name: str | None = None
     ) -> dict[str, Any]:
-        rec = await self._load(tenant, session_id)
-        data = rec.data
-        name = prompt_name or data.get("promptName")
-        if not name:
-            raise InvalidArgument(
-                "this session was opened from a trace with no stored prompt: pass prompt_name to save it "
-                "as that prompt's draft",
-                {"field": "prompt_name"},
+        """Save the session's content to the prompt's draft.
+
+        The draft write and the session update are one transaction that also checks the session is still
+        there, unchanged: a ``delete_session`` racing this call either wins (the answer is ``not_found`` and
+        the draft is untouched) or loses (the draft is saved and the answer says so). An edit racing it makes
+        it start again with the edited session.
+
+        Raises:
+            NotFound: the session does not exist (nothing was saved).
+            Conflict: the draft moved since the session opened (unless ``force``; nothing was saved).
+        """
+        for _ in range(CAS_ATTEMPTS):
+            rec = await self._load(tenant, session_id)
+            data = rec.data
+            name = prompt_name or data.get("promptName")
+            if not name:
+                raise InvalidArgument(
+                    "this session was opened from a trace with no stored prompt: pass prompt_name to save it "
+                    "as that prompt's draft",
+                    {"field": "prompt_name"},
+                )
+            check_prompt_name(name, "prompt_name")
+            content = self.content_of(data).model_copy(update={"model": ModelConfig.model_validate(data["models"][0])})
+            current = await self.store.get_prompt(tenant, name)
+            expected = self._expected_draft_revision(data, name, current, force)
+            if current is not None and expected is not None and expected != current.draft_revision:
+                conflict = diff_content(current.draft, content)
+                raise Conflict(
+                    f"the draft of {name!r} changed since this session opened (revision "
+                    f"{expected if expected > 0 else '?'} → {current.draft_revision}); nothing was saved. Look at "
+                    "details.diff (draft → session), then save_session with force=true to overwrite it, or open a "
+                    "new session from a fresh trace",
+                    {"prompt": name, "draftRevision": current.draft_revision, "diff": conflict.to_dict()},
+                )
+
+            def update(d: dict[str, Any], saved: PromptRecord, name: str = name) -> dict[str, Any]:
+                return {**d, "promptName": name, "baseRevision": saved.draft_revision}
+
+            outcome = await self.store.save_session_draft(
+                tenant, session_id, rec.revision, name, content, expected_revision=expected, update_session=update
             )
-        check_prompt_name(name, "prompt_name")
-        content = self.content_of(data).model_copy(update={"model": ModelConfig.model_validate(data["models"][0])})
-        current = await self.store.get_prompt(tenant, name)
-        expected: int | None
+            if outcome.status == "session_moved":
+                continue  # edited meanwhile: save what the session holds now
+            if outcome.status == "session_gone" or outcome.prompt is None:
+                raise self._session_not_found(session_id, "; nothing was saved")
+            saved = outcome.prompt
+            result: dict[str, Any] = {
+                "prompt": name,
+                "draftRevision": saved.draft_revision,
+                "etag": saved.draft_etag,
+                "created": current is None,
+            }
+            if current is not None:
+                result["diff"] = diff_content(current.draft, content).to_dict()
+            return result
+        raise Conflict(
+            f"session {session_id!r} is being changed by other calls right now; nothing was saved: try again",
+            {"sessionId": session_id},
+        )
+
+    @staticmethod
+    def _expected_draft_revision(
+        data: dict[str, Any], name: str, current: PromptRecord | None, force: bool
+    ) -> int | None:
+        """The draft revision a save may overwrite: None (any) when forced, 0 for a new prompt, the session's
+        base revision for its own prompt, and -1 (refuse unless forced) for another prompt's draft."""
         if force:
-            expected = None
-        elif current is None:
-            expected = 0
-        elif name == data.get("promptName") and data.get("baseRevision") is not None:
-            expected = data["baseRevision"]
-        else:
-            expected = -1  # another prompt's draft, or unknown base: refuse unless forced
-        if current is not None and expected is not None and expected != current.draft_revision:
-            conflict = diff_content(current.draft, content)
-            raise Conflict(
-                f"the draft of {name!r} changed since this session opened (revision {expected if expected > 0 else '?'}"
-                f" → {current.draft_revision}); nothing was saved. Look at details.diff (draft → session), then "
-                "save_session with force=true to overwrite it, or open a new session from a fresh trace",
-                {"prompt": name, "draftRevision": current.draft_revision, "diff": conflict.to_dict()},
-            )
-        before = current.draft if current is not None else None
-        saved = await self.store.save_draft(tenant, name, content, expected_revision=expected)
-
-        def change(d: dict[str, Any]) -> None:
-            d["promptName"] = name
-            d["baseRevision"] = saved.draft_revision
-
-        await self._mutate(tenant, session_id, change)
-        result: dict[str, Any] = {
-            "prompt": name,
-            "draftRevision": saved.draft_revision,
-            "etag": saved.draft_etag,
-            "created": current is None,
-        }
-        if before is not None:
-            result["diff"] = diff_content(before, content).to_dict()
-        return result
+            return None
+        if current is None:
+            return 0
+        if name == data.get("promptName") and data.get("baseRevision") is not None:
+            return int(data["baseRevision"])
+        return -1
 
 
 def _delta(new: float | None, old: float | None) -> float | None:
