@@ -4,6 +4,12 @@ a model reporting absurd usage, the database file deleted while serving, a full 
 from __future__ import annotations
 
 import math
+import os
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -12,7 +18,9 @@ import pytest
 from agnt_traces.app import App
 from agnt_traces.config import Settings
 from agnt_traces.services.runner import checked_usage
+from factories import trace_payload
 from http_helpers import check_error_body, in_process
+from live_http import Reply, Rest, live_server, make_token
 from modelserver import ModelServer, expected_usage
 
 pytestmark = pytest.mark.anyio
@@ -118,3 +126,144 @@ async def test_unparseable_usage_is_a_model_error_without_a_traceback(
         trace = (await env.request(TENANT, "GET", f"/traces/{err['details']['traceId']}")).json()
         assert trace["status"] == "error" and "Traceback" not in trace["error"]["message"]
         assert "site-packages" not in trace["error"]["message"]
+
+
+# -- the database file deleted while serving ------------------------------------------------------------
+
+
+def ingest(rest: Rest, n: int, prefix: str) -> list[Reply]:
+    return [rest.call("POST", "/traces", trace_payload(id=f"{prefix}-{i}")) for i in range(n)]
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+async def test_database_file_gone_is_reported_and_writes_are_refused(settings: Settings, how: str) -> None:
+    token = await make_token(settings, TENANT)
+    db = Path(settings.db_path)
+    with live_server(settings) as srv:
+        rest = Rest(srv.port, TENANT, token)
+        try:
+            assert all(r.status == 201 for r in ingest(rest, 5, "before"))
+            assert rest.call("GET", "//healthz").status == 200
+            if how == "deleted":
+                for f in db.parent.glob(db.name + "*"):  # what "rm traces.db*" does
+                    f.unlink()
+            else:  # a backup restored over it: another file at the same path
+                other = db.with_name("other.db")
+                sqlite3.connect(other).close()
+                other.replace(db)
+            health = rest.call("GET", "//healthz")
+            assert health.status == 503 and health.body["status"] == "error"
+            assert "deleted or replaced" in health.body["reason"] and str(db) not in health.body["reason"]
+            after = ingest(rest, 5, "after")
+            assert [r.status for r in after] == [503] * 5  # today: 201, and every one of them lost
+            err = check_error_body(after[0].body, forbidden=(str(db.parent),))
+            assert err["code"] == "internal" and "deleted or replaced" in err["message"]
+            batch = rest.call("POST", "/traces", {"traces": [trace_payload()]})
+            assert batch.status == 503
+            put = rest.call("PUT", "/prompts/p", {"content": {"blocks": [{"id": "a", "role": "user", "content": "x"}]}})
+            assert put.status == 503 and check_error_body(put.body)["code"] == "internal"
+            assert rest.call("GET", "//healthz").status == 503  # it stays failed: this process cannot recover
+        finally:
+            rest.close()
+
+
+async def test_no_write_acknowledged_after_the_file_is_deleted(settings: Settings) -> None:
+    """Clients keep ingesting while the file is deleted: nothing sent after the deletion is acknowledged."""
+    token = await make_token(settings, TENANT)
+    db = Path(settings.db_path)
+    deleted = threading.Event()
+    late_acks: list[str] = []
+    with live_server(settings) as srv:
+
+        def client(k: int) -> None:
+            rest = Rest(srv.port, TENANT, token)
+            try:
+                for i in range(400):
+                    sent_after_delete = deleted.is_set()
+                    reply = rest.call("POST", "/traces", trace_payload(id=f"c{k}-{i}"))
+                    if reply.status in (200, 201) and sent_after_delete:
+                        late_acks.append(f"c{k}-{i}")
+                    if reply.status == 503:
+                        return
+            finally:
+                rest.close()
+
+        threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(3)]
+        for t in threads:
+            t.start()
+        await anyio.sleep(0.3)  # let the clients get going (the deletion must land mid-stream)
+        for f in db.parent.glob(db.name + "*"):
+            f.unlink()
+        deleted.set()
+        for t in threads:
+            t.join(30)
+            assert not t.is_alive()
+    assert late_acks == []
+
+
+# -- a full disk ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path | None]:
+    """A 2 MB tmpfs when we may mount one (root), else None (the test limits SQLite's page count instead)."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        yield None
+        return
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True)
+    if done.returncode != 0:
+        yield None
+        return
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+async def test_full_disk_is_a_clear_error_and_loses_nothing_acknowledged(
+    tmp_path: Path, small_disk: Path | None
+) -> None:
+    db = (small_disk or tmp_path) / "traces.db"
+    settings = Settings(db_path=str(db), tenant="default", model_timeout=5.0)
+    token = await make_token(settings, TENANT)
+    with live_server(settings) as srv:
+        if small_disk is None:  # no tmpfs: SQLite's own limit gives the same SQLITE_FULL
+            store = srv.asgi.state.runtime.app.store
+            pages = sqlite3.connect(db).execute("PRAGMA page_count").fetchone()[0]
+            # aiosqlite answers on the caller's loop: the server's writer thread runs it between transactions.
+            await store._write(lambda c: c.execute(f"PRAGMA max_page_count = {pages + 200}"))
+        rest = Rest(srv.port, TENANT, token)
+        acked: list[str] = []
+        refused: list[Reply] = []
+        try:
+            big = "x" * 20_000  # fills 2 MB in about a hundred traces
+            for i in range(2000):
+                reply = rest.call("POST", "/traces", trace_payload(id=f"t{i}", output=big + str(i)))
+                if reply.status == 201:
+                    acked.append(f"t{i}")
+                else:
+                    refused.append(reply)
+                    if len(refused) >= 3:
+                        break
+            assert refused, "the disk never filled"
+            for reply in refused:
+                assert reply.status == 507, reply.body  # today: an opaque 500
+                err = check_error_body(reply.body, forbidden=(str(db.parent),))
+                assert err["code"] == "internal" and "disk" in err["message"] and "full" in err["message"]
+            health = rest.call("GET", "//healthz")
+            assert health.status == 503 and "full" in health.body["reason"]
+            # Reads still work, and every acknowledged trace is there.
+            for trace_id in (acked[0], acked[-1]):
+                assert rest.call("GET", f"/traces/{trace_id}?fields=id").status == 200
+        finally:
+            rest.close()
+    # After a restart (and on the same full disk) every acknowledged trace is still stored.
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        stored = {row[0] for row in conn.execute("SELECT id FROM traces")}
+    finally:
+        conn.close()
+    assert set(acked) <= stored
+    assert len(acked) > 0

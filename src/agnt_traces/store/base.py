@@ -194,6 +194,7 @@ class Store(Protocol):
     """What services need from storage. Every method is scoped to one tenant."""
 
     async def close(self) -> None: ...
+    async def health(self) -> str | None: ...  # None: healthy; else why writes are refused
 
     # traces
     async def insert_traces(self, tenant: str, records: list[TraceRecord]) -> list[IngestResult]: ...
