@@ -267,3 +267,87 @@ async def test_full_disk_is_a_clear_error_and_loses_nothing_acknowledged(
         conn.close()
     assert set(acked) <= stored
     assert len(acked) > 0
+
+
+# -- prompts import: all or nothing ---------------------------------------------------------------------
+
+GOOD = (
+    "name: {name}\nmodel:\n  provider: agnt-local\n  name: echo\nblocks:\n- id: a\n  role: user\n  content: hi {name}\n"
+)
+
+
+def import_dir(folder: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from agnt_traces.cli import main
+
+    code = main(["prompts", "import", str(folder), "--db", str(db)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def stored_prompts(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in conn.execute("SELECT name FROM prompts ORDER BY name")]
+    finally:
+        conn.close()
+
+
+def test_prompts_import_with_a_credential_in_one_file_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(GOOD.format(name="a"))
+    (folder / "b.yaml").write_text(
+        GOOD.format(name="b").replace("  name: echo\n", "  name: echo\n  params:\n    api_key: sk-123\n")
+    )
+    (folder / "c.yaml").write_text(GOOD.format(name="c"))
+    db = tmp_path / "t.db"
+    code, out, err = import_dir(folder, db, capsys)
+    assert code == 2 and out == ""
+    assert "b.yaml" in err and "api_key" in err and "nothing was imported" in err
+    assert "sk-123" not in err
+    assert stored_prompts(db) == []  # today: a, b (with the key) and c are all stored
+    (folder / "b.yaml").write_text(GOOD.format(name="b"))
+    code, out, _ = import_dir(folder, db, capsys)
+    assert code == 0 and stored_prompts(db) == ["a", "b", "c"]
+
+
+def test_prompts_import_names_every_bad_file_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "good.yaml").write_text(GOOD.format(name="good"))
+    (folder / "role.yaml").write_text(GOOD.format(name="role").replace("role: user", "role: narrator"))
+    (folder / "template.yaml").write_text(GOOD.format(name="template").replace("hi template", "'{% if %}'"))
+    db = tmp_path / "t.db"
+    code, _, err = import_dir(folder, db, capsys)
+    assert code == 2
+    assert "role.yaml" in err and "blocks.0.role" in err
+    assert "template.yaml" in err and "'a'" in err  # the block whose template does not parse
+    assert stored_prompts(db) == []
+
+
+async def test_save_drafts_is_one_transaction(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agnt_traces.models import PromptContent
+
+    store: Any = app.store
+    contents = [
+        PromptContent.model_validate({"blocks": [{"id": "a", "role": "user", "content": f"text {i}"}]})
+        for i in range(3)
+    ]
+    real = store._put_content_sync
+    calls = {"n": 0}
+
+    def fail_on_third(db: Any, tenant: str, content: PromptContent) -> str:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise sqlite3.OperationalError("disk I/O error")
+        return str(real(db, tenant, content))
+
+    monkeypatch.setattr(store, "_put_content_sync", fail_on_third)
+    with pytest.raises(sqlite3.OperationalError):
+        await store.save_drafts("default", [(f"p{i}", c, None) for i, c in enumerate(contents)])
+    monkeypatch.undo()
+    assert await store.list_prompts("default") == []
