@@ -250,6 +250,7 @@ class _State:
     requests: list[Recorded] = field(default_factory=list)
     counter: int = 0
     expected_api_key: str | None = None
+    usage_override: dict[str, Any] = field(default_factory=dict)
 
 
 class _Server(ThreadingHTTPServer):
@@ -413,6 +414,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- OpenAI -----------------------------------------------------------------------------------
 
+    def _usage_override(self) -> dict[str, Any]:
+        return dict(self.server.owner._state.usage_override)  # type: ignore[attr-defined]
+
     def _openai_json(self, body: dict[str, Any], n: int) -> dict[str, Any]:
         ans = _answer(body, "call_")
         message: dict[str, Any] = {"role": "assistant", "content": ans.text, "refusal": None}
@@ -436,6 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "prompt_tokens": ans.input_tokens,
                 "completion_tokens": ans.output_tokens,
                 "total_tokens": ans.input_tokens + ans.output_tokens,
+                **self._usage_override(),
             },
             "system_fingerprint": "fp_mock",
         }
@@ -488,6 +493,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "prompt_tokens": ans.input_tokens,
                 "completion_tokens": ans.output_tokens,
                 "total_tokens": ans.input_tokens + ans.output_tokens,
+                **self._usage_override(),
             }
             event([], usage)
         self._chunk(b"data: [DONE]\n\n")
@@ -665,11 +671,22 @@ class ModelServer:
     def expected_api_key(self, value: str | None) -> None:
         self._state.expected_api_key = value
 
+    @property
+    def usage_override(self) -> dict[str, Any]:
+        """Fields merged into every OpenAI ``usage`` object (JSON and stream), e.g. ``{"prompt_tokens": -5}``:
+        a provider reporting absurd usage."""
+        return self._state.usage_override
+
+    @usage_override.setter
+    def usage_override(self, value: dict[str, Any]) -> None:
+        self._state.usage_override = dict(value)
+
     def reset(self) -> None:
         with self._state.lock:
             self._state.queue.clear()
             self._state.requests.clear()
             self._state.expected_api_key = None
+            self._state.usage_override = {}
 
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[Recorded]:
         """Block until at least ``count`` requests arrived (for thread-side assertions)."""

@@ -21,25 +21,24 @@ __all__ = [
 
 
 def cmd_prompts_import(args: argparse.Namespace) -> int:
-    from .compiler import check_content
+    """All or nothing: every file is checked first, then all drafts are written in one transaction."""
     from .promptfiles import load_prompt_dir
 
     settings = _settings(args)
-    loaded = load_prompt_dir(Path(args.dir))  # every file checked before anything is stored
-    for _, _, content in loaded:
-        check_content(content)
+    loaded = load_prompt_dir(Path(args.dir))  # raises naming every bad file; nothing is written then
 
     async def run() -> int:
         async with open_app(settings) as app:
-            for name, description, content in loaded:
-                before = await app.store.get_prompt(settings.tenant, name)
-                rec = await app.store.save_draft(settings.tenant, name, content, description=description)
+            before = {name: await app.store.get_prompt(settings.tenant, name) for name, _, _ in loaded}
+            saved = await app.store.save_drafts(settings.tenant, [(n, c, d) for n, d, c in loaded])
+            for rec in saved:
+                old = before[rec.name]
                 state = (
                     "created"
-                    if before is None
-                    else ("unchanged" if before.draft_revision == rec.draft_revision else "updated")
+                    if old is None
+                    else ("unchanged" if old.draft_revision == rec.draft_revision else "updated")
                 )
-                print(f"{name}: {state} (draft revision {rec.draft_revision}, etag {rec.draft_etag[:12]})")
+                print(f"{rec.name}: {state} (draft revision {rec.draft_revision}, etag {rec.draft_etag[:12]})")
         return 0
 
     return _run(run)

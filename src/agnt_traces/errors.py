@@ -4,11 +4,14 @@
      ├── NotFound                  not_found          404
      ├── InvalidArgument           invalid_argument   400
      ├── Conflict                  conflict           409
+     │    └── PreconditionFailed   conflict           412  (REST If-Match / expected_etag)
      ├── Unauthorized              unauthorized       401
      ├── PayloadTooLarge           payload_too_large  413
      ├── CompileError              compile_error      422
      ├── ModelError                model_error        502
      └── InternalError             internal           500
+          ├── StoreUnavailable     internal           503  (database file deleted or replaced)
+          └── StorageFull          internal           507  (disk full)
 
 Every front end (MCP, HTTP, CLI) turns these into the same JSON. Messages say what was wrong and
 what to do; they never carry stack traces, secrets or another tenant's data.
@@ -27,6 +30,9 @@ __all__ = [
     "ModelError",
     "NotFound",
     "PayloadTooLarge",
+    "PreconditionFailed",
+    "StorageFull",
+    "StoreUnavailable",
     "Unauthorized",
     "from_validation_error",
 ]
@@ -62,6 +68,12 @@ class Conflict(AgntError):
     http_status = 409
 
 
+class PreconditionFailed(Conflict):
+    """An ``expected_etag`` / ``If-Match`` that does not match: the code stays ``conflict``; HTTP says 412."""
+
+    http_status = 412
+
+
 class Unauthorized(AgntError):
     code = "unauthorized"
     http_status = 401
@@ -85,6 +97,18 @@ class ModelError(AgntError):
 class InternalError(AgntError):
     code = "internal"
     http_status = 500
+
+
+class StoreUnavailable(InternalError):
+    """The database cannot take writes safely (its file was deleted or replaced, or it stopped answering)."""
+
+    http_status = 503
+
+
+class StorageFull(InternalError):
+    """The disk under the database is full: nothing of the call was stored."""
+
+    http_status = 507
 
 
 def from_validation_error(exc: Any, what: str) -> InvalidArgument:

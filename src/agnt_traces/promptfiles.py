@@ -66,12 +66,38 @@ def load_prompt_file(path: Path) -> tuple[str, str, PromptContent]:
 
 
 def load_prompt_dir(directory: Path) -> list[tuple[str, str, PromptContent]]:
+    """Every prompt file of ``directory``, each fully checked (schema, templates, no credentials) before the
+    caller writes any of them.
+
+    Raises:
+        InvalidArgument: naming every bad file and what is wrong in it (``details.problems``).
+    """
+    from .compiler import check_content
+    from .errors import AgntError
+    from .services.prompts import parse_content
+
     if not directory.is_dir():
         raise InvalidArgument(f"{directory} is not a directory")
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    loaded = [load_prompt_file(f) for f in files]
+    loaded: list[tuple[str, str, PromptContent]] = []
+    problems: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            name, description, content = load_prompt_file(path)
+            parse_content(content)  # credentials in model params are refused, as upsert_prompt does
+            check_content(content)  # templates and conditions compile
+        except AgntError as err:
+            message = err.message if err.message.startswith(path.name) else f"{path.name}: {err.message}"
+            problems.append({"file": path.name, "problem": message, **err.details})
+            continue
+        loaded.append((name, description, content))
     names = [n for n, _, _ in loaded]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InvalidArgument(f"prompt name(s) {', '.join(dupes)} appear in more than one file of {directory}")
+    for dupe in sorted({n for n in names if names.count(n) > 1}):
+        problems.append({"name": dupe, "problem": f"prompt name {dupe!r} appears in more than one file of {directory}"})
+    if problems:
+        raise InvalidArgument(
+            f"{len(problems)} problem(s) in {directory}; nothing was imported: "
+            + "; ".join(p["problem"] for p in problems),
+            {"problems": problems},
+        )
     return loaded

@@ -100,11 +100,14 @@ def build_http_app(
 
     async def healthz(request: Request) -> Response:
         try:
-            await rt.app.store.tenant_for_token(b"")  # one indexed read: the database answers
+            reason = await rt.app.store.health()  # the file is there, the disk takes writes, a read answers
         except Exception:
             logger.exception("health check failed")
-            return JSONResponse({"status": "error", "version": __version__}, status_code=503)
-        return JSONResponse({"status": "ok", "version": __version__})
+            reason = "the database does not answer; the server log has the details"
+        if reason is not None:
+            body = {"status": "error", "reason": reason, "version": __version__}
+            return JSONResponse(body, status_code=503, headers={"cache-control": "no-store"})
+        return JSONResponse({"status": "ok", "version": __version__}, headers={"cache-control": "no-store"})
 
     async def openapi(request: Request) -> Response:
         if "doc" not in openapi_cache:

@@ -22,10 +22,23 @@ _CODES = {
     401: ("unauthorized", "Missing, malformed, unknown or revoked bearer token"),
     404: ("not_found", "No such resource (also: another tenant's path)"),
     409: ("conflict", "Conflict: e.g. the same trace id with other content, or a draft that moved"),
+    412: ("precondition_failed", "If-Match / expectedEtag names another draft than the current one (code: conflict)"),
     413: ("payload_too_large", "Request body over the server's limit"),
     422: ("compile_error", "The prompt does not compile: the message names every problem"),
     500: ("internal", "Internal error (no details are given out)"),
     502: ("model_error", "The model call failed; it is recorded as a trace"),
+    503: ("unavailable", "The database cannot take writes (e.g. its file was deleted); code: internal"),
+    507: ("storage_full", "The disk under the database is full; nothing was stored; code: internal"),
+}
+
+HEALTH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "version"],
+    "properties": {
+        "status": {"enum": ["ok", "error"]},
+        "reason": {"type": "string", "description": "why the server is unhealthy and what to do"},
+        "version": {"type": "string"},
+    },
 }
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -82,7 +95,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         str(status): {"description": "created" if status == 201 else "OK", "content": _json(success_schema)}
         for status in op.status
     }
-    errors = set(op.errors) | {401, 500}
+    errors = set(op.errors) | {401, 500, 503, 507}
     if op.body is not None:
         errors |= {400, 413}
     for status in sorted(errors):
@@ -113,9 +126,13 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
     paths["/healthz"] = {
         "get": {
             "operationId": "healthz",
-            "summary": "Liveness and database check (no auth)",
+            "summary": "Liveness and database check (no auth): 503 with a reason when the database cannot "
+            "take writes (file deleted or replaced, disk full, not answering)",
             "security": [],
-            "responses": {"200": {"description": "OK", "content": _json({"type": "object"})}},
+            "responses": {
+                "200": {"description": "OK", "content": _json({"type": "object"})},
+                "503": {"$ref": "#/components/responses/unhealthy"},
+            },
         }
     }
     paths[API_PREFIX + "/openapi.json"] = {
@@ -143,8 +160,11 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
-                code: {"description": desc, "content": _json({"$ref": "#/components/schemas/Error"})}
-                for code, desc in _CODES.values()
+                **{
+                    code: {"description": desc, "content": _json({"$ref": "#/components/schemas/Error"})}
+                    for code, desc in _CODES.values()
+                },
+                "unhealthy": {"description": "The server cannot serve safely", "content": _json(HEALTH_SCHEMA)},
             },
         },
         "security": [{"bearer": []}],

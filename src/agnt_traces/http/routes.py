@@ -8,6 +8,7 @@ as the MCP tools, so both front ends return the same JSON.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -86,6 +87,10 @@ class PublishBody(_Body):
     version: int | None = Field(default=None, ge=1, description="move the label to this version instead")
     label: str = "production"
     note: str = ""
+    expected_etag: str | None = Field(
+        default=None,
+        description="the draftEtag you read: refuse (412, code conflict) if the draft changed; same as If-Match",
+    )
 
 
 class RunPromptBody(_Body):
@@ -132,6 +137,7 @@ class Call:
     app: App
     tenant: str
     rt: Runtime
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers (e.g. ETag)
 
     def path(self, name: str) -> str:
         value: str = self.request.path_params[name]
@@ -176,6 +182,40 @@ def _int(value: str | None, name: str) -> int | None:
 
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+_ENTITY_TAG = re.compile(r'^(?:W/)?"([\x21\x23-\x7e]*)"$')
+
+
+def entity_tag(etag: str) -> str:
+    """A prompt draft etag as an HTTP entity tag (strong, quoted)."""
+    return f'"{etag}"'
+
+
+def if_match(request: Request) -> str | None:
+    """The draft etag an ``If-Match`` header asks for: None without the header, ``"*"`` for any.
+
+    One entity tag, quoted as HTTP defines it (``If-Match: "<draftEtag>"``). ``W/"…"`` is accepted and
+    compared by its value: our etags name the draft's content, not a byte representation, so a tag weakened
+    by a proxy (e.g. one that compresses responses) still names exactly one draft.
+
+    Raises:
+        InvalidArgument: a malformed header, or more than one entity tag.
+    """
+    values = request.headers.getlist("if-match")
+    if not values:
+        return None
+    value = ",".join(values).strip()
+    if value == "*":
+        return "*"
+    match = _ENTITY_TAG.match(value)
+    if match is None:
+        raise InvalidArgument(
+            "If-Match must be one quoted entity tag, as the ETag header of GET …/prompts/{name} gives it: "
+            'If-Match: "<draftEtag>" (or * for any draft)',
+            {"field": "If-Match"},
+        )
+    return match.group(1)
 
 
 # -- handlers --------------------------------------------------------------------------------------------
@@ -305,9 +345,11 @@ async def list_prompts(c: Call) -> Result:
 
 async def get_prompt(c: Call) -> Result:
     args = c.query(("version", "label"))
-    return await c.app.prompts.get(
+    result = await c.app.prompts.get(
         c.tenant, c.path("name"), version=_int(args.get("version"), "version"), label=args.get("label")
     )
+    c.headers["etag"] = entity_tag(result["draftEtag"])  # what publish's If-Match compares against
+    return result
 
 
 async def put_prompt(c: Call) -> Result:
@@ -320,12 +362,15 @@ async def put_prompt(c: Call) -> Result:
         if description is not None and not isinstance(description, str):
             raise InvalidArgument("description must be a string", {"field": "description"})
         content = parse_body(PromptContent, body, "content")
-    return await c.app.prompts.upsert(c.tenant, c.path("name"), content, description)
+    result = await c.app.prompts.upsert(c.tenant, c.path("name"), content, description)
+    c.headers["etag"] = entity_tag(result["draftEtag"])
+    return result
 
 
 async def prompt_versions(c: Call) -> Result:
     name = c.path("name")
     rec = await c.app.prompts.record(c.tenant, name)
+    c.headers["etag"] = entity_tag(rec.draft_etag)
     return {
         "name": rec.name,
         "draftRevision": rec.draft_revision,
@@ -338,7 +383,19 @@ async def prompt_versions(c: Call) -> Result:
 
 async def publish_prompt(c: Call) -> Result:
     b = parse_body(PublishBody, await c.body(required=False))
-    return await c.app.prompts.publish(c.tenant, c.path("name"), version=b.version, label=b.label, note=b.note)
+    expected = if_match(c.request)
+    if expected is not None and b.expected_etag is not None and expected != b.expected_etag:
+        raise InvalidArgument(
+            "If-Match and expectedEtag name different drafts: send one of them", {"field": "expectedEtag"}
+        )
+    return await c.app.prompts.publish(
+        c.tenant,
+        c.path("name"),
+        version=b.version,
+        label=b.label,
+        note=b.note,
+        expected_etag=expected if expected is not None else b.expected_etag,
+    )
 
 
 async def run_prompt(c: Call) -> Result:
@@ -563,10 +620,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         _PROMPT + "/publish",
         publish_prompt,
-        "Publish the draft as a new version (moves the label), or move a label to an existing version",
+        "Publish the draft as a new version (moves the label), or move a label to an existing version; "
+        'If-Match: "<draftEtag>" (the ETag of GET …/prompts/{name}) refuses with 412 if the draft changed',
         body=PublishBody,
         tag="prompts",
-        errors=(400, 401, 404, 409),
+        errors=(400, 401, 404, 409, 412),
     ),
     Operation(
         "POST",
@@ -593,9 +651,10 @@ def _endpoint(rt: Runtime, op: Operation) -> Callable[[Request], Awaitable[Respo
             tenant = await rt.auth.authenticate(request.headers.get("authorization"))
             if request.path_params.get("tenant") != tenant:
                 raise not_found(request)  # another tenant's path looks exactly like a missing one
-            result = await op.handler(Call(request, rt.app, tenant, rt))
+            call = Call(request, rt.app, tenant, rt)
+            result = await op.handler(call)
             status, payload = result if isinstance(result, tuple) else (op.status[0], result)
-            return JSONResponse(payload, status_code=status, headers=NO_STORE)
+            return JSONResponse(payload, status_code=status, headers={**NO_STORE, **call.headers})
         except AgntError as err:
             return error_response(err)
         except Exception:

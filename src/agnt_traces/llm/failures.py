@@ -100,6 +100,7 @@ def _detail(exc: BaseException) -> str:
                 before = text[:start].strip()
                 before = before[:-2].strip() if before.endswith("b'") else before
                 text = (before + " " + msg).strip()
+    text = text.split("Traceback (most recent call last)", 1)[0]  # LiteLLM puts its traceback in some messages
     text = " ".join(scrub(text).split())
     if len(text) > _MAX_DETAIL:
         text = text[: _MAX_DETAIL - 1] + "…"

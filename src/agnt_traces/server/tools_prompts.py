@@ -61,10 +61,20 @@ def register(mcp: MCPServer[Any]) -> None:
         ] = None,
         label: Annotated[str, Field(description="the label to point at the version")] = "production",
         note: Annotated[str, Field(description="why: recorded in the version's history")] = "",
+        expected_etag: Annotated[
+            str | None,
+            Field(
+                description="the draftEtag you read (get_prompt / upsert_prompt): refuse with 'conflict' if the "
+                "draft changed since; '*' means any draft"
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Publish the draft as a new version and point the label (default 'production') at it; with
-        `version`, move the label to that existing version instead (a rollback)."""
-        return await app_of(ctx).prompts.publish(tenant_of(ctx), name, version=version, label=label, note=note)
+        `version`, move the label to that existing version instead (a rollback). Pass `expected_etag` so
+        that a draft someone else changed meanwhile is never published under your note."""
+        return await app_of(ctx).prompts.publish(
+            tenant_of(ctx), name, version=version, label=label, note=note, expected_etag=expected_etag
+        )
 
     @mcp.tool(annotations=MODEL_CALL)
     @tool_errors

@@ -24,7 +24,7 @@ from ..ids import ms_to_rfc3339, new_id, now_ms
 from ..limits import DIFF_MAX_CHARS, check_max_chars
 from ..llm.providers import check_provider
 from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace, message_text
-from ..store.base import SessionRecord, Store
+from ..store.base import PromptRecord, SessionRecord, Store
 from ..store.codec import run_summary
 from .prompts import PromptService, check_prompt_name, parse_content
 from .runner import CallContext, public_params
@@ -90,12 +90,15 @@ class PlaygroundService:
             await self.store.delete_session(tenant, session_id)
             rec = None
         if rec is None:
-            raise NotFound(
-                f"session {session_id!r} not found (sessions expire after "
-                f"{self.settings.session_idle_seconds / 3600:g} h idle): open_playground on a trace starts one",
-                {"sessionId": session_id},
-            )
+            raise self._session_not_found(session_id)
         return rec
+
+    def _session_not_found(self, session_id: str, outcome: str = "") -> NotFound:
+        return NotFound(
+            f"session {session_id!r} not found{outcome} (sessions expire after "
+            f"{self.settings.session_idle_seconds / 3600:g} h idle): open_playground on a trace starts one",
+            {"sessionId": session_id},
+        )
 
     async def _mutate(self, tenant: str, session_id: str, change: Callable[[dict[str, Any]], None]) -> SessionRecord:
         """Apply ``change`` to the session document with compare-and-set, retrying on a race."""
@@ -549,79 +552,101 @@ class PlaygroundService:
         content is not that prompt's (opened from a trace with unknown content, or saved under another
         prompt's name) replaces an existing draft only with ``replace_draft``.
 
+        The draft write and the session update are one transaction that also checks the session is still
+        there, unchanged: a ``delete_session`` racing this call either wins (the answer is ``not_found`` and
+        the draft is untouched) or loses (the draft is saved and the answer says so). An edit racing it makes
+        it start again with the edited session.
+
         Raises:
+            NotFound: the session does not exist (nothing was saved).
             Conflict: the draft moved (unless ``force``), or saving would replace another content's draft.
         """
-        rec = await self._load(tenant, session_id)
-        data = rec.data
-        name = prompt_name or data.get("promptName")
-        if not name:
-            raise InvalidArgument(
-                "this session was opened from a trace with no stored prompt: pass prompt_name to save it "
-                "as that prompt's draft",
-                {"field": "prompt_name"},
-            )
-        check_prompt_name(name, "prompt_name")
-        content = self.content_of(data).model_copy(update={"model": ModelConfig.model_validate(data["models"][0])})
-        current = await self.store.get_prompt(tenant, name)
-        foreign = data.get("literal") or name != data.get("promptName")
-        if current is not None and foreign and not replace_draft:
-            # Not a concurrent edit of the same draft (which force settles) but different content altogether:
-            # replacing it is a choice of its own, never a retry.
-            what = (
-                f"opened from trace {rec.trace_id!r}, whose prompt content is not stored: its blocks are the "
-                f"trace's {len(content.blocks)} message(s), one block each"
-                if data.get("literal")
-                else f"opened from prompt {data.get('promptName')!r}, not {name!r}"
-            )
-            raise Conflict(
-                f"nothing was saved: this session was {what}. Saving it to {name!r} would replace that prompt's "
-                f"draft ({len(current.draft.blocks)} blocks, {len(current.draft.variables)} variables) with this "
-                f"session's {len(content.blocks)} blocks and {len(content.variables)} variables (details.diff "
-                "shows the change). To keep the draft, save under a new prompt_name. To replace the draft with "
-                "this content, call save_session with replace_draft=true.",
-                {
-                    "prompt": name,
-                    "draftRevision": current.draft_revision,
-                    "field": "replace_draft",
-                    "diff": diff_content(current.draft, content).to_dict(DIFF_MAX_CHARS),
-                },
-            )
-        expected: int | None
-        if force or (foreign and replace_draft):
-            expected = None
-        elif current is None:
-            expected = 0
-        elif data.get("baseRevision") is not None:
-            expected = data["baseRevision"]
-        else:
-            expected = 0  # the prompt did not exist when the session opened: someone created it since
-        if current is not None and expected is not None and expected != current.draft_revision:
-            conflict = diff_content(current.draft, content)
-            raise Conflict(
-                f"the draft of {name!r} changed since this session opened (revision {expected} → "
-                f"{current.draft_revision}); nothing was saved. Look at details.diff (draft → session), then "
-                "save_session with force=true to overwrite it, or open a new session from a fresh trace",
-                {"prompt": name, "draftRevision": current.draft_revision, "diff": conflict.to_dict(DIFF_MAX_CHARS)},
-            )
-        before = current.draft if current is not None else None
-        saved = await self.store.save_draft(tenant, name, content, expected_revision=expected)
+        for _ in range(CAS_ATTEMPTS):
+            rec = await self._load(tenant, session_id)
+            data = rec.data
+            name = prompt_name or data.get("promptName")
+            if not name:
+                raise InvalidArgument(
+                    "this session was opened from a trace with no stored prompt: pass prompt_name to save it "
+                    "as that prompt's draft",
+                    {"field": "prompt_name"},
+                )
+            check_prompt_name(name, "prompt_name")
+            content = self.content_of(data).model_copy(update={"model": ModelConfig.model_validate(data["models"][0])})
+            current = await self.store.get_prompt(tenant, name)
+            foreign = bool(data.get("literal")) or name != data.get("promptName")
+            if current is not None and foreign and not replace_draft:
+                raise self._replace_refused(rec.trace_id, data, name, current, content)
+            expected = None if (force or (foreign and replace_draft)) else self._expected_draft_revision(data, current)
+            if current is not None and expected is not None and expected != current.draft_revision:
+                conflict = diff_content(current.draft, content)
+                raise Conflict(
+                    f"the draft of {name!r} changed since this session opened (revision {expected} → "
+                    f"{current.draft_revision}); nothing was saved. Look at details.diff (draft → session), then "
+                    "save_session with force=true to overwrite it, or open a new session from a fresh trace",
+                    {"prompt": name, "draftRevision": current.draft_revision, "diff": conflict.to_dict(DIFF_MAX_CHARS)},
+                )
 
-        def change(d: dict[str, Any]) -> None:
-            d["promptName"] = name
-            d["baseRevision"] = saved.draft_revision
-            d["literal"] = False  # its content is now that prompt's draft
+            def update(d: dict[str, Any], saved: PromptRecord, name: str = name) -> dict[str, Any]:
+                # Its content is now that prompt's draft: no longer literal.
+                return {**d, "promptName": name, "baseRevision": saved.draft_revision, "literal": False}
 
-        await self._mutate(tenant, session_id, change)
-        result: dict[str, Any] = {
-            "prompt": name,
-            "draftRevision": saved.draft_revision,
-            "etag": saved.draft_etag,
-            "created": current is None,
-        }
-        if before is not None:
-            result["diff"] = diff_content(before, content).to_dict()
-        return result
+            outcome = await self.store.save_session_draft(
+                tenant, session_id, rec.revision, name, content, expected_revision=expected, update_session=update
+            )
+            if outcome.status == "session_moved":
+                continue  # edited meanwhile: save what the session holds now
+            if outcome.status == "session_gone" or outcome.prompt is None:
+                raise self._session_not_found(session_id, "; nothing was saved")
+            saved = outcome.prompt
+            result: dict[str, Any] = {
+                "prompt": name,
+                "draftRevision": saved.draft_revision,
+                "etag": saved.draft_etag,
+                "created": current is None,
+            }
+            if current is not None:
+                result["diff"] = diff_content(current.draft, content).to_dict(DIFF_MAX_CHARS)
+            return result
+        raise Conflict(
+            f"session {session_id!r} is being changed by other calls right now; nothing was saved: try again",
+            {"sessionId": session_id},
+        )
+
+    @staticmethod
+    def _replace_refused(
+        trace_id: str, data: dict[str, Any], name: str, current: PromptRecord, content: PromptContent
+    ) -> Conflict:
+        """Not a concurrent edit of the same draft (which force settles) but other content altogether:
+        replacing it is a choice of its own, never a retry."""
+        what = (
+            f"opened from trace {trace_id!r}, whose prompt content is not stored: its blocks are the "
+            f"trace's {len(content.blocks)} message(s), one block each"
+            if data.get("literal")
+            else f"opened from prompt {data.get('promptName')!r}, not {name!r}"
+        )
+        return Conflict(
+            f"nothing was saved: this session was {what}. Saving it to {name!r} would replace that prompt's "
+            f"draft ({len(current.draft.blocks)} blocks, {len(current.draft.variables)} variables) with this "
+            f"session's {len(content.blocks)} blocks and {len(content.variables)} variables (details.diff "
+            "shows the change). To keep the draft, save under a new prompt_name. To replace the draft with "
+            "this content, call save_session with replace_draft=true.",
+            {
+                "prompt": name,
+                "draftRevision": current.draft_revision,
+                "field": "replace_draft",
+                "diff": diff_content(current.draft, content).to_dict(DIFF_MAX_CHARS),
+            },
+        )
+
+    @staticmethod
+    def _expected_draft_revision(data: dict[str, Any], current: PromptRecord | None) -> int:
+        """The draft revision a save of the session's own prompt may overwrite: 0 for a new prompt, else the
+        revision the session opened on (0 when the prompt did not exist then: someone created it since)."""
+        if current is None:
+            return 0
+        base = data.get("baseRevision")
+        return int(base) if base is not None else 0
 
 
 def _delta(new: float | None, old: float | None) -> float | None:

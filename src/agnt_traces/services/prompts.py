@@ -150,16 +150,45 @@ class PromptService:
         return {**prompt_summary(rec), "etag": parsed.etag, "warnings": warnings}
 
     async def publish(
-        self, tenant: str, name: str, *, version: int | None = None, label: str = "production", note: str = ""
+        self,
+        tenant: str,
+        name: str,
+        *,
+        version: int | None = None,
+        label: str = "production",
+        note: str = "",
+        expected_etag: str | None = None,
     ) -> dict[str, Any]:
+        """Publish the draft (or, with ``version``, move the label to that version).
+
+        ``expected_etag``: the draft etag the caller saw (``get_prompt``/``upsert_prompt`` give it); a draft
+        that moved since is refused. ``"*"`` means any draft.
+
+        Raises:
+            PreconditionFailed: the draft's etag differs from ``expected_etag`` (code ``conflict``).
+            InvalidArgument: ``expected_etag`` with ``version`` (a label move publishes no draft).
+        """
         check_prompt_name(name)
         check_label(label)
         if version is not None and not 1 <= version <= MAX_INT:
             raise InvalidArgument(f"version {version} is not a version number (1, 2, …)", {"field": "version"})
+        if expected_etag is not None and (not isinstance(expected_etag, str) or not expected_etag.strip()):
+            raise InvalidArgument(
+                "expected_etag must be the draftEtag that get_prompt returned (or '*'); omit it to publish "
+                "whatever the draft is",
+                {"field": "expected_etag"},
+            )
         if version is not None:
+            if expected_etag is not None and expected_etag != "*":
+                raise InvalidArgument(
+                    "expected_etag checks the draft, and moving a label to a version publishes no draft: "
+                    "omit expected_etag (or If-Match) when passing version",
+                    {"field": "expected_etag"},
+                )
             rec = await self.store.move_label(tenant, name, label, version, note)
         else:
-            rec = await self.store.publish(tenant, name, label, note)
+            expected = None if expected_etag in (None, "*") else expected_etag
+            rec = await self.store.publish(tenant, name, label, note, expected_etag=expected)
         moved_to = rec.labels[label]
         etag = next(v["etag"] for v in rec.versions if v["version"] == moved_to)
         return {**prompt_summary(rec), "label": label, "version": moved_to, "etag": etag}

@@ -3,6 +3,7 @@ call of the server takes (prompt runs and playground runs alike)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,11 @@ if TYPE_CHECKING:
     from ..compiler import CompileResult
     from ..llm import CallSettings
 
-__all__ = ["CallContext", "Runner"]
+__all__ = ["CallContext", "Runner", "Usage", "checked_usage"]
+
+#: Bounds of believable usage, the same as for ingested traces (``TraceIn``).
+MAX_TOKENS = 10**12
+MAX_COST = 1e6
 
 _SECRET_NAMES = {"key", "token", "secret", "password", "authorization", "auth", "credential", "credentials"}
 _SECRET_PARTS = ("api_key", "apikey", "secret", "password", "authorization", "credential", "access_key", "private_key")
@@ -50,6 +55,57 @@ def public_params(params: Any) -> Any:
     if isinstance(params, list):
         return [public_params(v) for v in params]
     return params
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost: float | None
+    invalid: dict[str, str]  # field → what the model reported, for the numbers that were refused
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _tokens(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        return None
+    count = int(value)
+    return count if 0 <= count <= MAX_TOKENS else None
+
+
+def checked_usage(input_tokens: Any, output_tokens: Any, total_tokens: Any, cost: Any) -> Usage:
+    """The usage a model reported, with every absurd number refused: token counts that are negative, not
+    whole, or over 10^12 become 0, a cost that is negative, not finite or over $10^6 becomes null (unknown),
+    and so does a cost computed from refused token counts. ``invalid`` names each refused field."""
+    invalid: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for name, value in (("inputTokens", input_tokens), ("outputTokens", output_tokens)):
+        checked = _tokens(value)
+        if checked is None:
+            invalid[name] = _shown(value)
+        counts[name] = checked or 0
+    total = _tokens(total_tokens)
+    derived = counts["inputTokens"] + counts["outputTokens"]
+    if total is None or (not invalid and total < derived):
+        invalid["totalTokens"] = _shown(total_tokens)
+        total = derived
+    checked_cost: float | None = None
+    if cost is not None:
+        a_number = not isinstance(cost, bool) and isinstance(cost, int | float) and math.isfinite(cost)
+        if not a_number or not 0 <= cost <= MAX_COST:
+            invalid["cost"] = _shown(cost)
+        elif "inputTokens" in invalid or "outputTokens" in invalid:
+            invalid["cost"] = f"{_shown(cost)} (computed from refused token counts)"
+        else:
+            checked_cost = float(cost)
+    return Usage(counts["inputTokens"], counts["outputTokens"], total, checked_cost, invalid)
 
 
 @dataclass(slots=True)
@@ -98,6 +154,9 @@ class Runner:
             "params": public_params(model.params),
         }
         metadata = dict(ctx.metadata)
+        usage = checked_usage(result.input_tokens, result.output_tokens, result.total_tokens, result.cost)
+        if usage.invalid:
+            metadata["invalidUsage"] = usage.invalid  # recorded, never stored as if it were true
         trace = Trace(
             id=new_id(created),
             created_at=ms_to_rfc3339(created),
@@ -109,10 +168,10 @@ class Runner:
             messages=compiled.messages,
             output=result.output,
             tool_calls=result.tool_calls,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            total_tokens=result.total_tokens,
-            cost=result.cost,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens,
+            cost=usage.cost,
             duration=round(result.duration, 6),
             model=ModelInfo(provider=model.provider, name=model.name, metadata=result.metadata),
             status=result.status,

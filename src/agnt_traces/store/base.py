@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -22,6 +23,7 @@ __all__ = [
     "IngestResult",
     "PromptRecord",
     "SessionRecord",
+    "SessionSave",
     "StatsQuery",
     "Store",
     "TokenRecord",
@@ -170,6 +172,16 @@ class SessionRecord:
 
 
 @dataclass(slots=True)
+class SessionSave:
+    """What ``save_session_draft`` did: ``saved`` (with the prompt and the session's new revision), or
+    nothing because the session was deleted (``session_gone``) or changed meanwhile (``session_moved``)."""
+
+    status: Literal["saved", "session_gone", "session_moved"]
+    prompt: PromptRecord | None = None
+    session_revision: int | None = None
+
+
+@dataclass(slots=True)
 class TokenRecord:
     id: str
     tenant: str
@@ -182,6 +194,7 @@ class Store(Protocol):
     """What services need from storage. Every method is scoped to one tenant."""
 
     async def close(self) -> None: ...
+    async def health(self) -> str | None: ...  # None: healthy; else why writes are refused
 
     # traces
     async def insert_traces(self, tenant: str, records: list[TraceRecord]) -> list[IngestResult]: ...
@@ -205,7 +218,23 @@ class Store(Protocol):
         description: str | None = None,
         expected_revision: int | None = None,
     ) -> PromptRecord: ...
-    async def publish(self, tenant: str, name: str, label: str, note: str) -> PromptRecord: ...
+    async def save_drafts(
+        self, tenant: str, drafts: list[tuple[str, PromptContent, str | None]]
+    ) -> list[PromptRecord]: ...
+    async def save_session_draft(
+        self,
+        tenant: str,
+        session_id: str,
+        session_revision: int,
+        name: str,
+        content: PromptContent,
+        *,
+        expected_revision: int | None,
+        update_session: Callable[[dict[str, Any], PromptRecord], dict[str, Any]],
+    ) -> SessionSave: ...
+    async def publish(
+        self, tenant: str, name: str, label: str, note: str, *, expected_etag: str | None = None
+    ) -> PromptRecord: ...
     async def move_label(self, tenant: str, name: str, label: str, version: int, note: str) -> PromptRecord: ...
     async def version_for_etag(self, tenant: str, name: str, etag: str) -> int | None: ...
     async def label_history(self, tenant: str, name: str) -> list[dict[str, Any]]: ...

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
 import aiosqlite
 
+from ..errors import AgntError, StorageFull, StoreUnavailable
 from ..ids import now_ms
 from ..models import PromptContent, canonical_json
 from . import migrations
@@ -18,6 +21,31 @@ __all__ = ["SqliteBase"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+FileId = tuple[int, int]  # (st_dev, st_ino)
+
+_LOST = (
+    "the database file was deleted or replaced while the server was running: writes are refused so that "
+    "nothing is acknowledged and then lost; restore the file or restart the server (the server log names the file)"
+)
+_FULL = (
+    "the disk that holds the database is full: nothing of this call was stored; free space on the server's disk, "
+    "then retry"
+)
+_IO = "the database cannot be written (I/O error): nothing of this call was stored; the server log has the details"
+
+
+def _file_id(path: str) -> FileId | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None  # the primary code of an extended one
 
 
 def _connect_sync(path: str) -> sqlite3.Connection:
@@ -48,6 +76,14 @@ class SqliteBase:
         self._reader = reader
         self._tenant_ids: dict[str, int] = {}
         self._manifest_ids: dict[bytes, int] = {}
+        # The files this store writes, by identity: a path that stops naming them (deleted, replaced) means
+        # every further write would go to a file nobody will ever open again.
+        self._on_disk = path != ":memory:" and not path.startswith("file:")
+        self._file_ids: dict[str, FileId | None] = {}
+        if self._on_disk:
+            self._file_ids = {path: _file_id(path), path + "-wal": _file_id(path + "-wal")}
+        self._lost: str | None = None  # sticky: once the file is gone, this process can never write safely
+        self._disk_full_at: float | None = None  # the last write that failed with SQLITE_FULL, until one succeeds
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -77,19 +113,86 @@ class SqliteBase:
         await self._reader.close()
         await self._writer.close()
 
+    # -- the file under the store ------------------------------------------------------------------
+
+    def _file_problem(self) -> str | None:
+        """Why writing is unsafe now (the database file deleted or replaced), or None. A few ``stat`` calls."""
+        if self._lost is not None or not self._on_disk:
+            return self._lost
+        for name, known in self._file_ids.items():
+            now = _file_id(name)
+            if known is None:  # the WAL appears with the first write: remember it from then on
+                self._file_ids[name] = now
+            elif now != known:
+                self._lost = _LOST
+                logger.error(
+                    "database file %s was %s while the server was running; refusing writes",
+                    name,
+                    "deleted" if now is None else "replaced",
+                )
+        return self._lost
+
+    def _check_file(self) -> None:
+        problem = self._file_problem()
+        if problem is not None:
+            raise StoreUnavailable(problem)
+
+    def _storage_error(self, exc: BaseException) -> AgntError | None:
+        """Our error for a SQLite failure of the storage itself (disk full, I/O), or None for any other."""
+        code = _sqlite_code(exc)
+        if code == sqlite3.SQLITE_FULL:
+            self._disk_full_at = time.monotonic()
+            logger.error("database %s: disk full; the write was refused", self.path)
+            return StorageFull(_FULL)
+        if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_CORRUPT):
+            logger.error("database %s: write failed (%s)", self.path, exc)
+            return StoreUnavailable(self._file_problem() or _IO)
+        return None
+
+    async def health(self) -> str | None:
+        """None when the store can take writes; else the reason, for ``/healthz``."""
+        problem = self._file_problem()
+        if problem is not None:
+            return problem
+        if self._disk_full_at is not None:
+            return (
+                "the disk that holds the database is full (the last write failed and none succeeded since): "
+                "free space on the server's disk"
+            )
+        await self._fetchone("SELECT 1 FROM tenants LIMIT 1")  # the database answers
+        return None
+
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(db, *args)`` on the writer thread inside one IMMEDIATE transaction."""
+        """Run ``fn(db, *args)`` on the writer thread inside one IMMEDIATE transaction.
+
+        The database file is checked before the transaction and after the commit: a write into a file that
+        was deleted or replaced is never acknowledged.
+
+        Raises:
+            StoreUnavailable: the file was deleted or replaced, or an I/O error (HTTP 503, code internal).
+            StorageFull: the disk is full; nothing was written (HTTP 507, code internal).
+        """
 
         def tx(db: sqlite3.Connection) -> T:
-            db.execute("BEGIN IMMEDIATE")
+            self._check_file()
             try:
+                db.execute("BEGIN IMMEDIATE")
                 result = fn(db, *args)
-            except BaseException:
-                db.execute("ROLLBACK")
+                db.execute("COMMIT")
+            except BaseException as exc:
+                if db.in_transaction:  # SQLite rolls back by itself after some errors (e.g. a full disk)
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        logger.warning("rollback failed", exc_info=True)
                 self._manifest_ids.clear()  # ids cached in this transaction may name rolled-back rows
                 self._tenant_ids.clear()
+                mapped = self._storage_error(exc) if isinstance(exc, sqlite3.Error) else None
+                if mapped is not None:
+                    raise mapped from None
                 raise
-            db.execute("COMMIT")
+            self._disk_full_at = None
+            self._check_file()  # committed into a deleted file: lost as soon as we close, so not acknowledged
             return result
 
         # aiosqlite runs each call on its own thread in order; this queues one whole transaction.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, PreconditionFailed
 from ..ids import ms_to_rfc3339, now_ms
 from ..models import PromptContent
-from .base import PromptRecord
+from .base import PromptRecord, SessionSave
 from .sqlite_base import SqliteBase
 
 __all__ = ["PromptsMixin"]
@@ -89,47 +91,115 @@ class PromptsMixin(SqliteBase):
     ) -> PromptRecord:
         """Create the prompt or replace its draft. With ``expected_revision``, a draft that moved since
         is a ``Conflict`` and nothing changes. Saving the same content again keeps the revision."""
+        return await self._write(self._save_draft_sync, tenant, name, content, description, expected_revision)
 
-        def run(db: sqlite3.Connection) -> PromptRecord:
-            tid = self._tenant_id_sync(db, tenant)
-            etag = self._put_content_sync(db, tenant, content)
-            now = now_ms()
-            row = self._prompt_row(db, tid, name)
-            if row is None:
-                if expected_revision not in (None, 0):
-                    raise _not_found(name)
-                db.execute(
-                    "INSERT INTO prompts(tenant_id, name, description, draft_etag, draft_revision, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                    (tid, name, description or "", etag, now, now),
-                )
-            else:
-                if expected_revision is not None and expected_revision != row["draft_revision"]:
-                    raise Conflict(
-                        f"the draft of {name!r} is at revision {row['draft_revision']}, not "
-                        f"{expected_revision}: someone saved it since; reload it and reapply your change",
-                        {"prompt": name, "draftRevision": row["draft_revision"]},
-                    )
-                new_description = row["description"] if description is None else description
-                if etag != row["draft_etag"] or new_description != row["description"]:
-                    db.execute(
-                        "UPDATE prompts SET draft_etag = ?, description = ?, "
-                        "draft_revision = draft_revision + 1, updated_at = ? WHERE id = ?",
-                        (etag, new_description, now, row["id"]),
-                    )
-            rec = self._load_prompt(db, tid, name)
-            assert rec is not None
-            return rec
+    async def save_drafts(self, tenant: str, drafts: list[tuple[str, PromptContent, str | None]]) -> list[PromptRecord]:
+        """Save several drafts ``(name, content, description)`` in one transaction: all or nothing."""
+
+        def run(db: sqlite3.Connection) -> list[PromptRecord]:
+            return [
+                self._save_draft_sync(db, tenant, name, content, description) for name, content, description in drafts
+            ]
 
         return await self._write(run)
 
-    async def publish(self, tenant: str, name: str, label: str, note: str) -> PromptRecord:
+    async def save_session_draft(
+        self,
+        tenant: str,
+        session_id: str,
+        session_revision: int,
+        name: str,
+        content: PromptContent,
+        *,
+        expected_revision: int | None,
+        update_session: Callable[[dict[str, Any], PromptRecord], dict[str, Any]],
+    ) -> SessionSave:
+        """Save a playground session's content to a prompt's draft and update the session, in one transaction.
+
+        The session must still exist at ``session_revision`` (compare-and-set): if it was deleted the answer
+        is ``"session_gone"``, if it changed ``"session_moved"``, and in both cases nothing is written.
+        ``update_session(data, saved)`` gives the session's new document once the draft is saved.
+        A draft that moved past ``expected_revision`` is a ``Conflict`` and nothing is written either.
+        """
+
+        def run(db: sqlite3.Connection) -> SessionSave:
+            tid = self._tenant_id_sync(db, tenant)
+            row = db.execute(
+                "SELECT data, revision FROM sessions WHERE tenant_id = ? AND id = ?", (tid, session_id)
+            ).fetchone()
+            if row is None:
+                return SessionSave("session_gone")
+            if row[1] != session_revision:
+                return SessionSave("session_moved")
+            saved = self._save_draft_sync(db, tenant, name, content, None, expected_revision)
+            data = update_session(json.loads(row[0]), saved)
+            db.execute(
+                "UPDATE sessions SET data = ?, revision = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
+                (json.dumps(data), session_revision + 1, now_ms(), tid, session_id),
+            )
+            return SessionSave("saved", saved, session_revision + 1)
+
+        return await self._write(run)
+
+    def _save_draft_sync(
+        self,
+        db: sqlite3.Connection,
+        tenant: str,
+        name: str,
+        content: PromptContent,
+        description: str | None = None,
+        expected_revision: int | None = None,
+    ) -> PromptRecord:
+        tid = self._tenant_id_sync(db, tenant)
+        etag = self._put_content_sync(db, tenant, content)
+        now = now_ms()
+        row = self._prompt_row(db, tid, name)
+        if row is None:
+            if expected_revision not in (None, 0):
+                raise _not_found(name)
+            db.execute(
+                "INSERT INTO prompts(tenant_id, name, description, draft_etag, draft_revision, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                (tid, name, description or "", etag, now, now),
+            )
+        else:
+            if expected_revision is not None and expected_revision != row["draft_revision"]:
+                raise Conflict(
+                    f"the draft of {name!r} is at revision {row['draft_revision']}, not "
+                    f"{expected_revision}: someone saved it since; reload it and reapply your change",
+                    {"prompt": name, "draftRevision": row["draft_revision"]},
+                )
+            new_description = row["description"] if description is None else description
+            if etag != row["draft_etag"] or new_description != row["description"]:
+                db.execute(
+                    "UPDATE prompts SET draft_etag = ?, description = ?, "
+                    "draft_revision = draft_revision + 1, updated_at = ? WHERE id = ?",
+                    (etag, new_description, now, row["id"]),
+                )
+        rec = self._load_prompt(db, tid, name)
+        assert rec is not None
+        return rec
+
+    async def publish(
+        self, tenant: str, name: str, label: str, note: str, *, expected_etag: str | None = None
+    ) -> PromptRecord:
+        """Publish the draft as a version and point ``label`` at it. With ``expected_etag``, a draft whose
+        etag differs is a ``PreconditionFailed`` (code ``conflict``) and nothing changes: the check and the
+        publish are one transaction, so the note always goes with the content the caller saw."""
+
         def run(db: sqlite3.Connection) -> PromptRecord:
             tid = self._tenant_id_sync(db, tenant)
             row = self._prompt_row(db, tid, name)
             if row is None:
                 raise _not_found(name)
             pid, etag = row["id"], row["draft_etag"]
+            if expected_etag is not None and expected_etag != etag:
+                raise PreconditionFailed(
+                    f"the draft of {name!r} is no longer the one you expected (its etag is now {etag!r}, revision "
+                    f"{row['draft_revision']}); nothing was published. get_prompt shows the draft as it is: check "
+                    "it, then publish again with its etag",
+                    {"prompt": name, "draftEtag": etag, "draftRevision": row["draft_revision"]},
+                )
             current = db.execute(
                 "SELECT l.version, v.etag FROM prompt_labels l JOIN prompt_versions v "
                 "ON v.prompt_id = l.prompt_id AND v.version = l.version WHERE l.prompt_id = ? AND l.label = ?",
