@@ -7,6 +7,7 @@
      ├── Unauthorized              unauthorized       401
      ├── PayloadTooLarge           payload_too_large  413
      ├── CompileError              compile_error      422
+     ├── TooManySessions           too_many_sessions  429  (MCP over HTTP: a tenant's or token's session cap)
      ├── ModelError                model_error        502
      └── InternalError             internal           500
 
@@ -27,6 +28,7 @@ __all__ = [
     "ModelError",
     "NotFound",
     "PayloadTooLarge",
+    "TooManySessions",
     "Unauthorized",
     "from_validation_error",
 ]
@@ -70,6 +72,11 @@ class Unauthorized(AgntError):
 class PayloadTooLarge(AgntError):
     code = "payload_too_large"
     http_status = 413
+
+
+class TooManySessions(AgntError):
+    code = "too_many_sessions"
+    http_status = 429
 
 
 class CompileError(AgntError):

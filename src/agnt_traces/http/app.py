@@ -29,8 +29,9 @@ from ..app import App, open_app
 from ..config import Settings
 from ..errors import InvalidArgument
 from .auth import DEFAULT_TOKEN_TTL, McpTokenVerifier, TokenAuth
-from .errors import BodyLimitMiddleware, McpErrorShape, http_exception_handler, unexpected_error_handler
+from .errors import BodyLimitMiddleware, http_exception_handler, unexpected_error_handler
 from .ingest import IngestBatcher
+from .mcp_edge import McpEdge, SessionLimiter
 from .openapi import API_PREFIX, openapi_document
 from .routes import Runtime, build_api_routes
 
@@ -57,9 +58,13 @@ def _public_url(host: str, port: int) -> str:
 def _mcp_server(settings: Settings, rt: Runtime, verifier: McpTokenVerifier, public_url: str) -> MCPServer[App]:
     from ..server.mcp import build_server
 
+    # Bearer tokens of our own (agnt-traces token create), and no OAuth authorization server: advertise
+    # none. Without resource_server_url the SDK serves no protected-resource metadata and its 401 names no
+    # metadata URL, so OAuth-aware clients do not start a flow that cannot work. issuer_url is required by
+    # AuthSettings but published nowhere when there is neither a resource URL nor an auth server provider.
     auth = AuthSettings(
         issuer_url=public_url,  # type: ignore[arg-type]  # pydantic coerces the string
-        resource_server_url=public_url + MCP_PATH,  # type: ignore[arg-type]
+        resource_server_url=None,
         validate_token_resource=False,  # our verifier binds tokens to this server's database itself
     )
     # One App for REST and MCP: the one the HTTP lifespan opened.
@@ -90,11 +95,21 @@ def build_http_app(
     public = (public_url or _public_url(host, port)).rstrip("/")
     rt = Runtime(TokenAuth(lambda: rt.app.store, ttl=token_ttl))
     mcp = _mcp_server(settings, rt, McpTokenVerifier(rt.auth), public)
-    mcp_app = McpErrorShape(
+    limiter = SessionLimiter(
+        per_tenant=settings.mcp_sessions_per_tenant,
+        per_token=settings.mcp_sessions_per_token,
+        idle_seconds=settings.mcp_session_idle_seconds,
+    )
+    mcp_app = McpEdge(
         mcp.streamable_http_app(
-            streamable_http_path=MCP_PATH, host=host, max_request_body_size=settings.max_body_bytes
+            streamable_http_path=MCP_PATH,
+            host=host,
+            max_request_body_size=settings.max_body_bytes,
+            session_idle_timeout=settings.mcp_session_idle_seconds,
         ),
-        settings.max_body_bytes,
+        auth=rt.auth,
+        limiter=limiter,
+        limit=settings.max_body_bytes,
     )
     openapi_cache: dict[str, Any] = {}
 
@@ -130,7 +145,6 @@ def build_http_app(
         Route(API_PREFIX + "/openapi.json", openapi, methods=["GET"], name="openapi"),
         Mount(API_PREFIX, routes=build_api_routes(rt), name="api"),
         Route(MCP_PATH, mcp_app, name="mcp"),
-        Route("/.well-known/oauth-protected-resource" + MCP_PATH, mcp_app, name="mcp-resource-metadata"),
     ]
     app = Starlette(
         routes=routes,
@@ -140,6 +154,7 @@ def build_http_app(
     )
     app.state.runtime = rt
     app.state.mcp = mcp
+    app.state.mcp_sessions = limiter
     return app
 
 
