@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -11,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..jsonlimits import loads_checked
 from ..errors import AgntError, InternalError, InvalidArgument, NotFound, PayloadTooLarge, Unauthorized
+from ..jsonlimits import loads_checked
 
 __all__ = [
     "BodyLimitMiddleware",
