@@ -17,7 +17,15 @@ from typing import Any
 
 from .errors import InvalidArgument
 
-__all__ = ["MAX_JSON_DEPTH", "RpcRejection", "check_value", "loads_checked", "screen_rpc"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "RpcRejection",
+    "check_value",
+    "loads_checked",
+    "recover_id",
+    "rejection",
+    "screen_rpc",
+]
 
 MAX_JSON_DEPTH = 64
 
@@ -29,8 +37,11 @@ def _path_text(where: str, path: _Path) -> str:
     while path is not None:
         path, key = path
         keys.append(key)
+    keys.reverse()
+    if len(keys) > 12:  # a deep path: its start and its length say enough
+        keys = [*keys[:6], f"…{len(keys) - 8} more…", *keys[-2:]]
     text = where
-    for key in reversed(keys):
+    for key in keys:
         text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
     return text or "body"
 
@@ -99,7 +110,7 @@ def loads_checked(raw: bytes | str, what: str = "request body") -> Any:
         InvalidArgument: not UTF-8, not JSON, or over a limit.
     """
     try:
-        data = json.loads(raw, parse_constant=_no_constants)
+        data = json.loads(raw)  # NaN / Infinity parse, then check_value refuses them naming the field
     except UnicodeDecodeError:
         raise InvalidArgument(f"{what} is not UTF-8 JSON") from None
     except RecursionError:
@@ -108,10 +119,6 @@ def loads_checked(raw: bytes | str, what: str = "request body") -> Any:
         raise InvalidArgument(f"{what} is not valid JSON: {exc}") from None
     check_value(data)
     return data
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
 
 
 # -- JSON-RPC messages at the MCP transports' edge ----------------------------------------------------------
@@ -134,7 +141,7 @@ class RpcRejection:
     response: dict[str, Any] | None
 
 
-def _recover_id(raw: bytes) -> Any:
+def recover_id(raw: bytes) -> Any:
     """The request id of a message too broken to parse, if it is plainly there before ``params``."""
     head = raw[:4096]
     cut = head.find(b'"params"')
@@ -158,7 +165,7 @@ def rejection(msg_id: Any, method: str | None, err: InvalidArgument, *, code: in
         return RpcRejection(err, {"jsonrpc": "2.0", "id": msg_id, "result": result})
     if method is not None and msg_id is None:
         return RpcRejection(err, None)  # a notification gets no answer
-    error = {"code": code, "message": err.message, "data": payload["error"]}
+    error = {"code": code, "message": err.message, "data": payload}
     return RpcRejection(err, {"jsonrpc": "2.0", "id": msg_id, "error": error})
 
 
@@ -174,10 +181,10 @@ def screen_rpc(raw: bytes, *, parse_always: bool = False) -> RpcRejection | None
         message = json.loads(raw)
     except RecursionError:
         err = _too_deep("message", MAX_JSON_DEPTH)
-        return rejection(_recover_id(raw), None, err, code=INVALID_REQUEST)
+        return rejection(recover_id(raw), None, err, code=INVALID_REQUEST)
     except ValueError as exc:  # includes UnicodeDecodeError
         return rejection(
-            _recover_id(raw), None, InvalidArgument(f"the message is not valid JSON: {exc}"), code=PARSE_ERROR
+            recover_id(raw), None, InvalidArgument(f"the message is not valid JSON: {exc}"), code=PARSE_ERROR
         )
     if not isinstance(message, dict):
         if isinstance(message, list):

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
@@ -30,6 +31,7 @@ from ..config import Settings
 from ..errors import InvalidArgument
 from .auth import DEFAULT_TOKEN_TTL, McpTokenVerifier, TokenAuth
 from .errors import BodyLimitMiddleware, http_exception_handler, unexpected_error_handler
+from .inflight import InFlight, InFlightMiddleware
 from .ingest import IngestBatcher
 from .mcp_edge import McpEdge, SessionLimiter
 from .openapi import API_PREFIX, openapi_document
@@ -40,6 +42,7 @@ __all__ = ["build_http_app", "serve_http"]
 logger = logging.getLogger("agnt_traces.http")
 
 MCP_PATH = "/mcp"
+SHUTDOWN_GRACE = 2.0
 
 
 def _local_url(host: str, port: int) -> str:
@@ -112,6 +115,7 @@ def build_http_app(
         limit=settings.max_body_bytes,
     )
     openapi_cache: dict[str, Any] = {}
+    inflight = InFlight()
 
     async def healthz(request: Request) -> Response:
         try:
@@ -148,13 +152,17 @@ def build_http_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, skip=(MCP_PATH,))],
+        middleware=[
+            Middleware(InFlightMiddleware, tracker=inflight),
+            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, skip=(MCP_PATH,)),
+        ],
         exception_handlers={HTTPException: http_exception_handler, Exception: unexpected_error_handler},
         lifespan=lifespan,
     )
     app.state.runtime = rt
     app.state.mcp = mcp
     app.state.mcp_sessions = limiter
+    app.state.inflight = inflight
     return app
 
 
@@ -184,9 +192,19 @@ def serve_http(settings: Settings, host: str = "127.0.0.1", port: int = 8787) ->
     port = sock.getsockname()[1]
     url = _local_url(host, port)
     app = build_http_app(settings, host=host, port=port)
-    level = os.environ.get("AGNT_TRACES_LOG_LEVEL", "info").lower()
+    # The same level as our own logs (default WARNING): no INFO line per request unless asked for.
+    level = os.environ.get("AGNT_TRACES_LOG_LEVEL", "warning").lower()
+
+    inflight: InFlight = app.state.inflight
 
     class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Requests still running after the grace period (a slow model call, an open MCP stream) are
+            # ended by us, cleanly, before uvicorn's own (later) timeout would cancel them with an ERROR.
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(inflight.drain, SHUTDOWN_GRACE)
+                await super().shutdown(sockets)
+
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
             if self.started:
@@ -202,10 +220,12 @@ def serve_http(settings: Settings, host: str = "127.0.0.1", port: int = 8787) ->
         host=host,
         port=port,
         log_level=level,
-        access_log=True,
+        access_log=level in ("debug", "trace", "info"),
         proxy_headers=False,
         server_header=False,
         lifespan="on",
+        # A backstop only: Server.shutdown ends what still runs after SHUTDOWN_GRACE (see InFlight).
+        timeout_graceful_shutdown=int(SHUTDOWN_GRACE) + 3,
     )
     try:
         Server(config).run(sockets=[sock])

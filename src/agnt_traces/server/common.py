@@ -124,7 +124,7 @@ async def error_shape_middleware(ctx: Any, call_next: Any) -> Any:
     return result
 
 
-def prompt_arguments_middleware(server: Any) -> Callable[[Any, Any], Awaitable[Any]]:
+def prompt_arguments_middleware(server: Callable[[], Any]) -> Any:
     """``prompts/get`` with an unknown prompt or a missing required argument is JSON-RPC -32602 with a
     message that names it (the SDK answers code 0 with a Python set in the text, and logs a traceback)."""
     from mcp.shared.exceptions import MCPError
@@ -134,7 +134,7 @@ def prompt_arguments_middleware(server: Any) -> Callable[[Any, Any], Awaitable[A
             return await call_next(ctx)
         name = ctx.params.get("name")
         arguments = ctx.params.get("arguments") or {}
-        prompts = {p.name: p for p in await server.list_prompts()}
+        prompts = {p.name: p for p in await server().list_prompts()}
         prompt = prompts.get(name) if isinstance(name, str) else None
         if prompt is None:
             raise MCPError(
@@ -156,8 +156,7 @@ def prompt_arguments_middleware(server: Any) -> Callable[[Any, Any], Awaitable[A
         if unknown:
             raise MCPError(
                 INVALID_PARAMS,
-                f"prompt {name!r} has no argument(s) {', '.join(unknown)}: it takes "
-                f"{', '.join(declared) or 'none'}",
+                f"prompt {name!r} has no argument(s) {', '.join(unknown)}: it takes {', '.join(declared) or 'none'}",
                 {"field": "arguments", "unknown": unknown},
             )
         return await call_next(ctx)

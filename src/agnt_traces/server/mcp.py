@@ -40,10 +40,9 @@ def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = N
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        middleware=[error_shape_middleware],
+        middleware=[error_shape_middleware, prompt_arguments_middleware(lambda: mcp)],
         **kwargs,
     )
-    mcp.middleware.append(prompt_arguments_middleware(mcp))
     for module in (tools_traces, tools_prompts, tools_playground, resources, prompts_mcp):
         module.register(mcp)
     _forbid_unknown_arguments(mcp)
