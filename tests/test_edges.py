@@ -365,8 +365,8 @@ def _slow_prompt(model_server: ModelServer) -> dict[str, Any]:
 
 async def _wait_for_model_request(model_server: ModelServer) -> None:
     with anyio.fail_after(30):
-        while not model_server.requests:  # recorded on the model server's thread: nothing to await
-            await anyio.sleep(0.05)  # noqa: ASYNC110
+        while not model_server.requests:  # noqa: ASYNC110 - recorded on the model server thread: no event
+            await anyio.sleep(0.05)
 
 
 async def test_sigterm_with_a_model_call_in_flight_over_stdio(db_path: str, model_server: ModelServer) -> None:
