@@ -115,11 +115,14 @@ async def test_mcp_without_a_valid_token_is_401(server: LiveServer, app: App) ->
             r = await http.post("/mcp", json=init, headers=h)
             assert r.status_code == 401, r.text
             assert r.headers["www-authenticate"].startswith("Bearer")
-            body = r.json()
-            assert body["error"]["code"] == "unauthorized" and set(body["error"]) == {"code", "message", "details"}
+            body = r.json()  # a JSON-RPC error (MCP clients show its message) carrying the one shape
+            assert body["error"]["code"] == -32001 and "bearer token" in body["error"]["message"]
+            shape = body["error"]["data"]["error"]
+            assert shape["code"] == "unauthorized" and set(shape) == {"code", "message", "details"}
             assert "agt_not-a-token" not in r.text
+            assert "resource_metadata" not in r.headers["www-authenticate"]  # no OAuth server to point at
         meta = await http.get("/.well-known/oauth-protected-resource/mcp")
-        assert meta.status_code == 200 and meta.json()["resource"] == server.url + "/mcp"
+        assert meta.status_code == 404
 
     with anyio.fail_after(15):
         failure = await _failure_of(mcp_client(server, None))
@@ -194,4 +197,4 @@ async def test_mcp_body_over_the_limit_is_413_in_the_one_shape(server: LiveServe
     async with httpx2.AsyncClient(base_url=server.url) as http:
         r = await http.post("/mcp", json=call_msg, headers=headers)
     assert r.status_code == 413, r.text
-    assert r.json()["error"]["code"] == "payload_too_large"
+    assert r.json()["error"]["data"]["error"]["code"] == "payload_too_large"

@@ -18,6 +18,9 @@ from .errors import AgntError
 
 __all__ = ["main"]
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="SQLite file (env AGNT_TRACES_DB; default: the user data directory)")
@@ -56,11 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agnt-traces", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the MCP server (stdio by default)",
+        description="Serve MCP over stdio (the default: for Claude Code and other MCP clients that launch the "
+        "server), or REST + MCP over streamable HTTP with --http. Ctrl-C or SIGTERM stops it.",
+    )
     _common(serve)
-    serve.add_argument("--http", action="store_true", help="serve REST + MCP over streamable HTTP")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--http", action="store_true", help="serve REST + MCP over streamable HTTP (default: stdio)")
+    serve.add_argument("--host", help=f"with --http: the address to listen on (default {DEFAULT_HOST}; loopback only)")
+    serve.add_argument(
+        "--port", type=int, help=f"with --http: the port to listen on (default {DEFAULT_PORT}; 0 picks one)"
+    )
 
     traces = sub.add_parser("traces", help="list and show traces").add_subparsers(dest="action", required=True)
     tl = traces.add_parser("list", help="list traces (a table; --json for scripts)")
@@ -124,16 +134,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if not args.http and (args.host is not None or args.port is not None):
+        given = "--port" if args.port is not None else "--host"
+        print(
+            f"error: {given} applies to the HTTP server only: add --http (without it the server speaks MCP over stdio)",
+            file=sys.stderr,
+        )
+        return 2
     settings = _settings(args)
     if args.http:
         from .http.app import serve_http
 
-        serve_http(settings, host=args.host, port=args.port)
-        return 0
-    from .server.mcp import build_server
+        port = DEFAULT_PORT if args.port is None else args.port
+        try:
+            serve_http(settings, host=args.host or DEFAULT_HOST, port=port)
+        except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down cleanly
+            return _exit_now(130)
+        return _exit_now(0)
+    from .server.stdio import serve_stdio
 
-    build_server(settings).run("stdio")
-    return 0
+    return _exit_now(_run(lambda: serve_stdio(settings)))
+
+
+def _exit_now(code: int) -> int:
+    """Once LiteLLM is loaded, the interpreter's own clean-up takes seconds (its module graph is huge):
+    after the server has closed its store and flushed its output, exit without it."""
+    if "litellm" not in sys.modules:
+        return code
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def cmd_traces_list(args: argparse.Namespace) -> int:

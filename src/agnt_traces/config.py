@@ -39,6 +39,20 @@ def _float_env(name: str, default: float) -> float:
         raise InvalidArgument(f"{name}={raw!r} is not a number") from None
 
 
+def _positive_float_env(name: str, default: float) -> float:
+    value = _float_env(name, default)
+    if not 0 < value < float("inf"):
+        raise InvalidArgument(f"{name}={os.environ.get(name)!r} must be a positive number of seconds")
+    return value
+
+
+def _positive_int_env(name: str, default: int, minimum: int = 1) -> int:
+    value = _float_env(name, default)
+    if not value >= minimum or value != int(value):
+        raise InvalidArgument(f"{name}={os.environ.get(name)!r} must be a whole number of at least {minimum}")
+    return int(value)
+
+
 @dataclass(slots=True)
 class Settings:
     db_path: str = ""
@@ -49,6 +63,12 @@ class Settings:
     max_concurrent_runs: int = 4
     max_body_bytes: int = 1_000_000
     price_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+    # MCP over HTTP: open sessions per tenant and per token, and how long an unused one lives.
+    mcp_sessions_per_tenant: int = 32
+    mcp_sessions_per_token: int = 16
+    mcp_session_idle_seconds: float = 600.0
+    # MCP over stdio: the longest request line (default: the HTTP body limit).
+    stdio_max_line_bytes: int = 0
 
     @classmethod
     def from_env(cls, *, db: str | None = None, tenant: str | None = None) -> Settings:
@@ -69,4 +89,13 @@ class Settings:
             model_timeout=_float_env("AGNT_TRACES_MODEL_TIMEOUT", 60.0),
             max_body_bytes=int(_float_env("AGNT_TRACES_MAX_BODY_BYTES", 1_000_000)),
             price_overrides=prices,
+            mcp_sessions_per_tenant=_positive_int_env("AGNT_TRACES_MCP_SESSIONS_PER_TENANT", 32),
+            mcp_sessions_per_token=_positive_int_env("AGNT_TRACES_MCP_SESSIONS_PER_TOKEN", 16),
+            mcp_session_idle_seconds=_positive_float_env("AGNT_TRACES_MCP_SESSION_IDLE_SECONDS", 600.0),
+            stdio_max_line_bytes=_positive_int_env("AGNT_TRACES_STDIO_MAX_LINE_BYTES", 0, minimum=0),
         )
+
+    @property
+    def stdio_line_limit(self) -> int:
+        """The longest stdio request line, in bytes: ``stdio_max_line_bytes``, else the HTTP body limit."""
+        return self.stdio_max_line_bytes or self.max_body_bytes

@@ -8,6 +8,7 @@
      ├── Unauthorized              unauthorized       401
      ├── PayloadTooLarge           payload_too_large  413
      ├── CompileError              compile_error      422
+     ├── TooManySessions           too_many_sessions  429  (MCP over HTTP: a tenant's or token's session cap)
      ├── ModelError                model_error        502
      └── InternalError             internal           500
           ├── StoreUnavailable     internal           503  (database file deleted or replaced)
@@ -33,6 +34,7 @@ __all__ = [
     "PreconditionFailed",
     "StorageFull",
     "StoreUnavailable",
+    "TooManySessions",
     "Unauthorized",
     "from_validation_error",
 ]
@@ -82,6 +84,11 @@ class Unauthorized(AgntError):
 class PayloadTooLarge(AgntError):
     code = "payload_too_large"
     http_status = 413
+
+
+class TooManySessions(AgntError):
+    code = "too_many_sessions"
+    http_status = 429
 
 
 class CompileError(AgntError):

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
@@ -29,8 +30,10 @@ from ..app import App, open_app
 from ..config import Settings
 from ..errors import InvalidArgument
 from .auth import DEFAULT_TOKEN_TTL, McpTokenVerifier, TokenAuth
-from .errors import BodyLimitMiddleware, McpErrorShape, http_exception_handler, unexpected_error_handler
+from .errors import BodyLimitMiddleware, http_exception_handler, unexpected_error_handler
+from .inflight import InFlight, InFlightMiddleware
 from .ingest import IngestBatcher
+from .mcp_edge import McpEdge, SessionLimiter
 from .openapi import API_PREFIX, openapi_document
 from .routes import Runtime, build_api_routes
 
@@ -39,6 +42,7 @@ __all__ = ["build_http_app", "serve_http"]
 logger = logging.getLogger("agnt_traces.http")
 
 MCP_PATH = "/mcp"
+SHUTDOWN_GRACE = 2.0
 
 
 def _local_url(host: str, port: int) -> str:
@@ -57,9 +61,13 @@ def _public_url(host: str, port: int) -> str:
 def _mcp_server(settings: Settings, rt: Runtime, verifier: McpTokenVerifier, public_url: str) -> MCPServer[App]:
     from ..server.mcp import build_server
 
+    # Bearer tokens of our own (agnt-traces token create), and no OAuth authorization server: advertise
+    # none. Without resource_server_url the SDK serves no protected-resource metadata and its 401 names no
+    # metadata URL, so OAuth-aware clients do not start a flow that cannot work. issuer_url is required by
+    # AuthSettings but published nowhere when there is neither a resource URL nor an auth server provider.
     auth = AuthSettings(
         issuer_url=public_url,  # type: ignore[arg-type]  # pydantic coerces the string
-        resource_server_url=public_url + MCP_PATH,  # type: ignore[arg-type]
+        resource_server_url=None,
         validate_token_resource=False,  # our verifier binds tokens to this server's database itself
     )
     # One App for REST and MCP: the one the HTTP lifespan opened.
@@ -90,13 +98,24 @@ def build_http_app(
     public = (public_url or _public_url(host, port)).rstrip("/")
     rt = Runtime(TokenAuth(lambda: rt.app.store, ttl=token_ttl))
     mcp = _mcp_server(settings, rt, McpTokenVerifier(rt.auth), public)
-    mcp_app = McpErrorShape(
+    limiter = SessionLimiter(
+        per_tenant=settings.mcp_sessions_per_tenant,
+        per_token=settings.mcp_sessions_per_token,
+        idle_seconds=settings.mcp_session_idle_seconds,
+    )
+    mcp_app = McpEdge(
         mcp.streamable_http_app(
-            streamable_http_path=MCP_PATH, host=host, max_request_body_size=settings.max_body_bytes
+            streamable_http_path=MCP_PATH,
+            host=host,
+            max_request_body_size=settings.max_body_bytes,
+            session_idle_timeout=settings.mcp_session_idle_seconds,
         ),
-        settings.max_body_bytes,
+        auth=rt.auth,
+        limiter=limiter,
+        limit=settings.max_body_bytes,
     )
     openapi_cache: dict[str, Any] = {}
+    inflight = InFlight()
 
     async def healthz(request: Request) -> Response:
         try:
@@ -133,16 +152,20 @@ def build_http_app(
         Route(API_PREFIX + "/openapi.json", openapi, methods=["GET"], name="openapi"),
         Mount(API_PREFIX, routes=build_api_routes(rt), name="api"),
         Route(MCP_PATH, mcp_app, name="mcp"),
-        Route("/.well-known/oauth-protected-resource" + MCP_PATH, mcp_app, name="mcp-resource-metadata"),
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, skip=(MCP_PATH,))],
+        middleware=[
+            Middleware(InFlightMiddleware, tracker=inflight),
+            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, skip=(MCP_PATH,)),
+        ],
         exception_handlers={HTTPException: http_exception_handler, Exception: unexpected_error_handler},
         lifespan=lifespan,
     )
     app.state.runtime = rt
     app.state.mcp = mcp
+    app.state.mcp_sessions = limiter
+    app.state.inflight = inflight
     return app
 
 
@@ -172,9 +195,19 @@ def serve_http(settings: Settings, host: str = "127.0.0.1", port: int = 8787) ->
     port = sock.getsockname()[1]
     url = _local_url(host, port)
     app = build_http_app(settings, host=host, port=port)
-    level = os.environ.get("AGNT_TRACES_LOG_LEVEL", "info").lower()
+    # The same level as our own logs (default WARNING): no INFO line per request unless asked for.
+    level = os.environ.get("AGNT_TRACES_LOG_LEVEL", "warning").lower()
+
+    inflight: InFlight = app.state.inflight
 
     class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Requests still running after the grace period (a slow model call, an open MCP stream) are
+            # ended by us, cleanly, before uvicorn's own (later) timeout would cancel them with an ERROR.
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(inflight.drain, SHUTDOWN_GRACE)
+                await super().shutdown(sockets)
+
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
             if self.started:
@@ -190,10 +223,12 @@ def serve_http(settings: Settings, host: str = "127.0.0.1", port: int = 8787) ->
         host=host,
         port=port,
         log_level=level,
-        access_log=True,
+        access_log=level in ("debug", "trace", "info"),
         proxy_headers=False,
         server_header=False,
         lifespan="on",
+        # A backstop only: Server.shutdown ends what still runs after SHUTDOWN_GRACE (see InFlight).
+        timeout_graceful_shutdown=int(SHUTDOWN_GRACE) + 3,
     )
     try:
         Server(config).run(sockets=[sock])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -12,14 +11,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import AgntError, InternalError, InvalidArgument, NotFound, PayloadTooLarge, Unauthorized
+from ..jsonlimits import loads_checked
 
 __all__ = [
     "BodyLimitMiddleware",
-    "McpErrorShape",
     "error_response",
     "http_exception_handler",
     "json_body",
     "not_found",
+    "too_large",
     "unexpected_error_handler",
 ]
 
@@ -66,15 +66,12 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
     return error_response(InternalError("internal error; the server log has the details"))
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
     """The request body as a JSON object (an empty body is ``{}`` unless ``required``).
 
     Raises:
-        InvalidArgument: not JSON, or not an object.
+        InvalidArgument: not JSON, not an object, or over a limit of ``jsonlimits`` (nesting deeper
+            than 64 levels, a non-finite number, a lone surrogate), naming the field.
         PayloadTooLarge: from the body limit, while reading.
     """
     raw = await request.body()
@@ -82,18 +79,13 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
         if required:
             raise InvalidArgument("request body is empty: send a JSON object (Content-Type: application/json)")
         return {}
-    try:
-        data = json.loads(raw, parse_constant=_no_constants)
-    except UnicodeDecodeError:
-        raise InvalidArgument("request body is not UTF-8 JSON") from None
-    except ValueError as exc:
-        raise InvalidArgument(f"request body is not valid JSON: {exc}") from None
+    data = loads_checked(raw)
     if not isinstance(data, dict):
         raise InvalidArgument(f"request body must be a JSON object, not {type(data).__name__}")
     return data
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"request body is larger than {limit} bytes: split it (e.g. smaller trace batches) "
         "or raise AGNT_TRACES_MAX_BODY_BYTES",
@@ -124,7 +116,7 @@ class BodyLimitMiddleware:
                     await error_response(InvalidArgument("Content-Length is not a number"))(scope, receive, send)
                     return
                 if declared > limit:
-                    await error_response(_too_large(limit))(scope, receive, send)
+                    await error_response(too_large(limit))(scope, receive, send)
                     return
         seen = 0
 
@@ -134,54 +126,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _too_large(limit)  # the route turns it into a 413 in the one shape
+                    raise too_large(limit)  # the route turns it into a 413 in the one shape
             return message
 
         await self.app(scope, counting_receive, send)
-
-
-class McpErrorShape:
-    """The MCP endpoint's own HTTP errors (401 without a valid token, 403, 413) in the one shape.
-
-    Headers such as ``WWW-Authenticate`` are kept; JSON-RPC responses pass through untouched."""
-
-    _STATUSES = frozenset({401, 403, 413})
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rewriting = False
-
-        async def shaped_send(message: Message) -> None:
-            nonlocal rewriting
-            if message["type"] == "http.response.start" and message["status"] in self._STATUSES:
-                rewriting = True
-                status = message["status"]
-                if status == 413:
-                    err: AgntError = _too_large(self.limit)
-                elif status == 403:
-                    err = Unauthorized("this token is not allowed to use the MCP endpoint")
-                else:
-                    err = Unauthorized(
-                        "missing, invalid or revoked bearer token: send 'Authorization: Bearer <token>' "
-                        "(agnt-traces token create --tenant T)"
-                    )
-                body = json.dumps(err.to_dict()).encode()
-                replaced = (b"content-length", b"content-type")
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in replaced]
-                headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-                if status in (401, 403) and not any(k.lower() == b"www-authenticate" for k, _ in headers):
-                    headers.append((b"www-authenticate", WWW_AUTHENTICATE.encode()))
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-            if rewriting:
-                return  # the original body is replaced
-            await send(message)
-
-        await self.app(scope, receive, shaped_send)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 
 from ..app import App
 from ..errors import AgntError, InternalError, InvalidArgument, NotFound
@@ -25,6 +25,7 @@ __all__ = [
     "app_of",
     "error_result",
     "error_shape_middleware",
+    "prompt_arguments_middleware",
     "tenant_of",
     "tool_errors",
 ]
@@ -124,3 +125,43 @@ async def error_shape_middleware(ctx: Any, call_next: Any) -> Any:
             "structuredContent": payload,
         }
     return result
+
+
+def prompt_arguments_middleware(server: Callable[[], Any]) -> Any:
+    """``prompts/get`` with an unknown prompt or a missing required argument is JSON-RPC -32602 with a
+    message that names it (the SDK answers code 0 with a Python set in the text, and logs a traceback)."""
+    from mcp.shared.exceptions import MCPError
+
+    async def middleware(ctx: Any, call_next: Any) -> Any:
+        if getattr(ctx, "method", None) != "prompts/get" or not isinstance(ctx.params, dict):
+            return await call_next(ctx)
+        name = ctx.params.get("name")
+        arguments = ctx.params.get("arguments") or {}
+        prompts = {p.name: p for p in await server().list_prompts()}
+        prompt = prompts.get(name) if isinstance(name, str) else None
+        if prompt is None:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"unknown prompt {name!r}: prompts/list shows the available prompts ({', '.join(sorted(prompts))})",
+                {"field": "name"},
+            )
+        if not isinstance(arguments, dict):
+            raise MCPError(INVALID_PARAMS, "arguments must be an object of strings", {"field": "arguments"})
+        declared = {a.name: a for a in prompt.arguments or []}
+        missing = sorted(a for a, spec in declared.items() if spec.required and a not in arguments)
+        if missing:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"prompt {name!r} needs the argument(s) {', '.join(missing)}: pass them in 'arguments'",
+                {"field": "arguments", "missing": missing},
+            )
+        unknown = sorted(a for a in arguments if a not in declared)
+        if unknown:
+            raise MCPError(
+                INVALID_PARAMS,
+                f"prompt {name!r} has no argument(s) {', '.join(unknown)}: it takes {', '.join(declared) or 'none'}",
+                {"field": "arguments", "unknown": unknown},
+            )
+        return await call_next(ctx)
+
+    return middleware

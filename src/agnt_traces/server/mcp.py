@@ -12,7 +12,7 @@ from .. import __version__
 from ..app import App, open_app
 from ..config import Settings
 from . import prompts_mcp, resources, tools_playground, tools_prompts, tools_traces
-from .common import error_shape_middleware
+from .common import error_shape_middleware, prompt_arguments_middleware
 
 __all__ = ["INSTRUCTIONS", "build_server"]
 
@@ -40,7 +40,7 @@ def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = N
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        middleware=[error_shape_middleware],
+        middleware=[error_shape_middleware, prompt_arguments_middleware(lambda: mcp)],
         **kwargs,
     )
     for module in (tools_traces, tools_prompts, tools_playground, resources, prompts_mcp):

@@ -8,7 +8,8 @@ from typing import Any
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
-from mcp.types import ListResourcesResult, PaginatedRequestParams, Resource
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, ListResourcesResult, PaginatedRequestParams, Resource
 
 from ..app import App
 from ..errors import AgntError, NotFound
@@ -66,8 +67,8 @@ def register(mcp: MCPServer[Any]) -> None:
         cursor = params.cursor if params else None
         try:
             page = await app.traces.list(tenant, TraceQuery(limit=PAGE, cursor=cursor))
-        except AgntError:
-            page = {"traces": [], "nextCursor": None}
+        except AgntError as err:
+            raise MCPError(INVALID_PARAMS, err.message, {"field": "cursor"}) from None
         resources = [
             Resource(
                 uri=f"traces://{row['id']}",

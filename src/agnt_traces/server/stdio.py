@@ -1,0 +1,213 @@
+"""MCP over stdio, with a bounded request line and a prompt exit.
+
+- A request line longer than ``Settings.stdio_line_limit`` bytes (``AGNT_TRACES_STDIO_MAX_LINE_BYTES``,
+  default the HTTP body limit) is read no further than the limit (the rest is discarded as it streams
+  in), answered with a JSON-RPC -32600 error (with the request's id when it appears before ``params``),
+  and the server keeps serving.
+- Every line is checked before the SDK sees it (``jsonlimits.screen_rpc``): a line that is not JSON gets a
+  -32700 answer (the SDK would drop it silently and the client would wait forever); nesting over the
+  limit, non-finite numbers and lone surrogates get ``invalid_argument``.
+- SIGINT / SIGTERM: in-flight calls are cancelled, the store is closed (a trace is written in one
+  transaction: whole or not at all), and the process exits; stdin is read on a daemon thread that never
+  holds up the exit. If shutting down takes longer than ``SHUTDOWN_GRACE`` seconds the process exits anyway.
+- One line on stderr when ready: ``agnt-traces: serving MCP over stdio (db …, tenant …)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from ..app import open_app
+from ..config import Settings
+from ..errors import InvalidArgument
+from ..jsonlimits import INVALID_REQUEST, recover_id, rejection, screen_rpc
+
+__all__ = ["SHUTDOWN_GRACE", "serve_stdio"]
+
+SHUTDOWN_GRACE = 4.0
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class _TooLong:
+    head: bytes  # the first bytes of the line, to find the request id in
+    size: int  # how many bytes were read before giving up (at least the limit)
+
+
+_EOF = object()
+
+
+class _LineReader:
+    """Lines from a file descriptor, read on a daemon thread; never more than ``limit`` bytes held."""
+
+    def __init__(self, fd: int, limit: int) -> None:
+        self.limit = limit
+        self._file = open(fd, "rb", buffering=_CHUNK, closefd=False)  # noqa: SIM115 - owned by the thread
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._room = threading.Semaphore(2)  # backpressure: at most two lines waiting
+        self._loop = asyncio.get_running_loop()
+        threading.Thread(target=self._run, name="agnt-traces-stdin", daemon=True).start()
+
+    def _put(self, item: Any) -> None:
+        self._room.acquire()
+        with contextlib.suppress(RuntimeError):  # RuntimeError: the loop is closed, the server is gone
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                line = self._file.readline(self.limit + 1)
+                if not line:
+                    break
+                if len(line) > self.limit and not line.endswith(b"\n"):
+                    head, size = line[:4096], len(line)
+                    while not line.endswith(b"\n"):  # discard the rest of the line, chunk by chunk
+                        line = self._file.readline(_CHUNK)
+                        if not line:
+                            break
+                        size += len(line)
+                    self._put(_TooLong(head, size))
+                    continue
+                self._put(line)
+        except (OSError, ValueError):
+            pass
+        self._put(_EOF)
+
+    async def next(self) -> Any:
+        item = await self._queue.get()
+        self._room.release()
+        return item
+
+
+class _LineWriter:
+    """The SDK's ``stdout``: whole lines, written off the event loop, one at a time."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = anyio.Lock()
+        self._pending = b""
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    async def write(self, text: str) -> None:
+        self._pending += text.encode("utf-8")
+
+    async def flush(self) -> None:
+        data, self._pending = self._pending, b""
+        if data:
+            async with self._lock:
+                await anyio.to_thread.run_sync(self._write_all, data)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self._lock:
+            data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
+            await anyio.to_thread.run_sync(self._write_all, data)
+
+
+class _ScreenedStdin:
+    """The SDK's ``stdin``: ``async for line in stdin`` yields only lines fit for it; the others are answered
+    here."""
+
+    def __init__(self, reader: _LineReader, writer: _LineWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    def __aiter__(self) -> _ScreenedStdin:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            item = await self._reader.next()
+            if item is _EOF:
+                raise StopAsyncIteration
+            if isinstance(item, _TooLong):
+                limit = self._reader.limit
+                err = InvalidArgument(
+                    f"request line is longer than {limit} bytes (the limit, AGNT_TRACES_STDIO_MAX_LINE_BYTES): "
+                    "it was discarded; send smaller messages (e.g. smaller trace batches) or raise the limit",
+                    {"limit": limit},
+                )
+                refused = rejection(recover_id(item.head), None, err, code=INVALID_REQUEST)
+                if refused.response is not None:
+                    await self._writer.send(refused.response)
+                continue
+            if not item.strip():
+                continue
+            refused_line = screen_rpc(item, parse_always=True)
+            if refused_line is not None:
+                if refused_line.response is not None:
+                    await self._writer.send(refused_line.response)
+                continue
+            return str(item.decode("utf-8", "replace"))
+
+
+def _claim_std_fds() -> tuple[int, int]:
+    """Private copies of stdin and stdout for the protocol; fd 0 then reads /dev/null and fd 1 goes to
+    stderr, so a stray print (ours, a library's, a child's) cannot corrupt the wire."""
+    wire_in, wire_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    return wire_in, wire_out
+
+
+def _exit_if_stuck(grace: float) -> None:
+    def watchdog() -> None:
+        threading.Event().wait(grace)
+        print("agnt-traces: shutdown took too long; exiting", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    threading.Thread(target=watchdog, name="agnt-traces-shutdown", daemon=True).start()
+
+
+async def serve_stdio(settings: Settings) -> int:
+    """Serve MCP over this process's stdin/stdout until EOF or a signal; the exit status to return."""
+    from mcp.server.stdio import stdio_server
+
+    from .mcp import build_server
+    from .sdk_seams import lowlevel_server
+
+    wire_in, wire_out = _claim_std_fds()
+    signalled: list[int] = []
+    async with open_app(settings) as app:  # closed outside the cancelled scope: a clean close
+        server = lowlevel_server(build_server(settings, shared_app=lambda: app))
+        reader = _LineReader(wire_in, settings.stdio_line_limit)
+        writer = _LineWriter(wire_out)
+        async with anyio.create_task_group() as tg:
+
+            async def on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        signalled.append(signum)
+                        _exit_if_stuck(SHUTDOWN_GRACE)
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(on_signal)
+            print(
+                f"agnt-traces: serving MCP over stdio (db {settings.db_path}, tenant {settings.tenant}); "
+                "Ctrl-C to stop",
+                file=sys.stderr,
+                flush=True,
+            )
+            async with stdio_server(stdin=_ScreenedStdin(reader, writer), stdout=writer) as (read, write):  # type: ignore[arg-type]
+                await server.run(read, write, server.create_initialization_options())
+            tg.cancel_scope.cancel()  # EOF: stop the signal watcher
+    if signalled:
+        return 130 if signalled[0] == signal.SIGINT else 143
+    return 0
