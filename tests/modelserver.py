@@ -61,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import socket
 import threading
@@ -76,6 +77,7 @@ import pytest
 __all__ = [
     "ModelServer",
     "Recorded",
+    "allow_endpoint",
     "count_words",
     "expected_usage",
     "model_server",
@@ -681,9 +683,22 @@ class ModelServer:
             time.sleep(0.005)
 
 
+ENDPOINTS_ENV = "AGNT_TRACES_MODEL_ENDPOINTS"
+
+
+def allow_endpoint(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Add ``url`` to the operator's model endpoints (``AGNT_TRACES_MODEL_ENDPOINTS``) for this test: the
+    server refuses any ``api_base`` that is not listed there. Subprocesses started later inherit it."""
+    current = [e for e in os.environ.get(ENDPOINTS_ENV, "").split(",") if e.strip()]
+    monkeypatch.setenv(ENDPOINTS_ENV, ",".join([*current, url]))
+
+
 @pytest.fixture
-def model_server() -> Iterator[ModelServer]:
+def model_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelServer]:
+    """A started model server, allowed as a model endpoint (``openai_base`` and ``anthropic_base``) for
+    the whole test."""
     server = ModelServer().start()
+    allow_endpoint(monkeypatch, server.base_url)
     try:
         yield server
     finally:

@@ -26,8 +26,10 @@ def cmd_prompts_import(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     loaded = load_prompt_dir(Path(args.dir))  # every file checked before anything is stored
-    for _, _, content in loaded:
+    policy = settings.policy()
+    for name, _, content in loaded:
         check_content(content)
+        policy.check_params(content.model.params, f"prompt {name!r}: model.params")
 
     async def run() -> int:
         async with open_app(settings) as app:

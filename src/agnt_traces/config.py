@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidArgument
+from .llm.policy import ModelPolicy
 from .models import TENANT_RE
 
 __all__ = ["Settings", "check_tenant", "default_db_path"]
@@ -49,6 +50,20 @@ class Settings:
     max_concurrent_runs: int = 4
     max_body_bytes: int = 1_000_000
     price_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Where model calls may go and what their params may do (AGNT_TRACES_MODEL_ENDPOINTS,
+    # AGNT_TRACES_MODEL_HEADERS, AGNT_TRACES_MAX_OUTPUT_CHARS; the timeout limit is model_timeout).
+    # None: read from the environment when needed (Settings.from_env reads it once, at start).
+    model_policy: ModelPolicy | None = None
+
+    def policy(self) -> ModelPolicy:
+        """The model policy in force.
+
+        Raises:
+            InvalidArgument: a malformed AGNT_TRACES_MODEL_* setting.
+        """
+        if self.model_policy is not None:
+            return self.model_policy
+        return ModelPolicy.from_env(max_timeout=self.model_timeout)
 
     @classmethod
     def from_env(cls, *, db: str | None = None, tenant: str | None = None) -> Settings:
@@ -62,11 +77,13 @@ class Settings:
                     f"AGNT_TRACES_PRICES={prices_file!r} could not be read as JSON ({exc}); it should map "
                     '"provider/model" to {"input_cost_per_token": …, "output_cost_per_token": …}'
                 ) from None
+        model_timeout = _float_env("AGNT_TRACES_MODEL_TIMEOUT", 60.0)
         return cls(
             db_path=db or os.environ.get("AGNT_TRACES_DB") or str(default_db_path()),
             tenant=check_tenant(tenant or os.environ.get("AGNT_TRACES_TENANT") or "default"),
             session_idle_seconds=_float_env("AGNT_TRACES_SESSION_IDLE_SECONDS", 7 * 24 * 3600.0),
-            model_timeout=_float_env("AGNT_TRACES_MODEL_TIMEOUT", 60.0),
+            model_timeout=model_timeout,
             max_body_bytes=int(_float_env("AGNT_TRACES_MAX_BODY_BYTES", 1_000_000)),
             price_overrides=prices,
+            model_policy=ModelPolicy.from_env(max_timeout=model_timeout),
         )
