@@ -51,7 +51,8 @@ Recording
     ``server.requests`` lists every request (:class:`Recorded`: method, path, lowercase headers,
     parsed JSON body, the behaviour applied). ``server.reset()`` clears the requests and the queue.
     ``server.expected_api_key``: when set, a request without that key (``Authorization: Bearer`` or
-    ``x-api-key``) gets 401 whatever the script says.
+    ``x-api-key``) gets 401 whatever the script says. ``server.error_message``: when set, the message of
+    every error body.
 
 Fixture: ``model_server`` yields a started :class:`ModelServer` and stops it after the test.
 """
@@ -252,6 +253,7 @@ class _State:
     requests: list[Recorded] = field(default_factory=list)
     counter: int = 0
     expected_api_key: str | None = None
+    error_message: str | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -395,6 +397,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(
         self, kind: str, status: int, message: str | None, rec: Recorded, retry_after: str | None = None
     ) -> None:
+        if message is None and self.server.owner._state.error_message is not None:
+            message = self.server.owner._state.error_message
         if message is None:
             if status == 401:
                 message = f"Incorrect API key provided: {rec.api_key}. You can find your API key in settings."
@@ -658,6 +662,15 @@ class ModelServer:
     def requests(self) -> list[Recorded]:
         with self._state.lock:
             return list(self._state.requests)
+
+    @property
+    def error_message(self) -> str | None:
+        """When set, the ``message`` of every error body (e.g. a marker that must never reach a client)."""
+        return self._state.error_message
+
+    @error_message.setter
+    def error_message(self, value: str | None) -> None:
+        self._state.error_message = value
 
     @property
     def expected_api_key(self) -> str | None:

@@ -211,9 +211,7 @@ def _policy(settings: CallSettings) -> ModelPolicy:
     return settings.policy if settings.policy is not None else ModelPolicy.from_env(max_timeout=settings.timeout)
 
 
-def _api_key(
-    litellm: Any, model: ModelConfig, endpoint: Endpoint | None
-) -> tuple[str | None, str]:
+def _api_key(litellm: Any, model: ModelConfig, endpoint: Endpoint | None) -> tuple[str | None, str]:
     """(the api_key to pass, or None to let LiteLLM read the provider's usual variable; the variable's name).
 
     Raises:

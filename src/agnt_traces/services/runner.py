@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CallContext", "Runner"]
 
+
 @dataclass(slots=True)
 class CallContext:
     prompt_name: str | None
