@@ -440,13 +440,13 @@ async def test_prompts_import_refuses_an_evil_endpoint_and_stores_nothing(tmp_pa
     )
     db = str(tmp_path / "t.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT_TRACES_")}
-    proc = subprocess.run(
-        [AGNT, "prompts", "import", str(folder), "--db", db], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "'api_base'" in proc.stderr and "bad" in proc.stderr
-    listed = subprocess.run([AGNT, "prompts", "list", "--db", db], capture_output=True, text=True, timeout=60)
-    assert "good" not in listed.stdout
+    with anyio.fail_after(120):
+        proc = await anyio.run_process([AGNT, "prompts", "import", str(folder), "--db", db], env=env, check=False)
+        stderr = proc.stderr.decode()
+        assert proc.returncode == 2, proc.stdout.decode() + stderr
+        assert "'api_base'" in stderr and "bad" in stderr
+        listed = await anyio.run_process([AGNT, "prompts", "list", "--db", db], env=env, check=False)
+    assert "good" not in listed.stdout.decode()
 
 
 async def test_mcp_over_stdio_refuses_and_never_calls_the_evil_endpoint(

@@ -412,7 +412,8 @@ class PlaygroundService:
                     )
                     run = run_summary(trace)
                 except Exception as exc:  # one model failing does not sink the others
-                    logger.exception("playground run on %s failed", label)
+                    # No traceback: a log line never carries file paths or what a provider sent.
+                    logger.error("playground run on %s failed (%s)", label, type(exc).__name__)
                     run = {
                         "runId": new_id(),
                         "traceId": None,
