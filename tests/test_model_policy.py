@@ -470,7 +470,18 @@ async def test_mcp_over_stdio_refuses_and_never_calls_the_evil_endpoint(
             await call(c, "update_models", session_id=session["id"], models=[good])
             ran = await call(c, "run_session", session_id=session["id"])
             assert ran["runs"][0]["status"] == "success", ran
-    assert len(model_server.requests) == 1
+            # A provider error whose body carries a marker: not in the tool results, nor in the trace.
+            model_server.error_message = f"{MARKER} body"
+            model_server.script(["400", "401"])
+            ran = await call(c, "run_session", session_id=session["id"])
+            assert ran["runs"][0]["status"] == "error" and MARKER not in json.dumps(ran), ran
+            await call(c, "upsert_prompt", name="p", content=content(model_server.openai_base))
+            err = await call_error(c, "run_prompt", name="p", label="draft")
+            assert err["code"] == "model_error" and MARKER not in json.dumps(err), err
+            for trace_id in (ran["runs"][0]["traceId"], err["details"]["traceId"]):
+                trace = await call(c, "get_trace", trace_id=trace_id)
+                assert trace["status"] == "error" and MARKER not in json.dumps(trace), trace
+    assert len(model_server.requests) == 3
 
 
 @pytest.fixture
