@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from agnt_traces import llm  # noqa: E402
 from agnt_traces.llm import CallSettings, call_model  # noqa: E402
+from agnt_traces.llm.policy import ModelPolicy  # noqa: E402
 from agnt_traces.models import ModelConfig  # noqa: E402
 from modelserver import ModelServer  # noqa: E402
 
@@ -42,7 +43,8 @@ async def main(n: int, stream: bool) -> None:
     try:
         litellm = await llm.preload()
         model = ModelConfig(provider="openai", name="gpt-4o-mini", params={"api_base": server.openai_base})
-        settings = CallSettings(timeout=10, stream=stream)
+        # The local model server is an endpoint the operator allows (AGNT_TRACES_MODEL_ENDPOINTS).
+        settings = CallSettings(timeout=10, stream=stream, policy=ModelPolicy.build([server.base_url], max_timeout=10))
         full = [{"role": "system", "content": SYSTEM}, *MESSAGES]
         extra = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
 

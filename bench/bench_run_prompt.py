@@ -18,13 +18,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from agnt_traces.app import open_app
 from agnt_traces.config import Settings
 from agnt_traces.llm import load_litellm
+from agnt_traces.llm.policy import ModelPolicy
 from modelserver import ModelServer
 
 
 async def main(calls: int) -> None:
     litellm = load_litellm()
     with ModelServer() as server, tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(db_path=str(Path(tmp) / "bench.db"))
+        # The local model server is an endpoint the operator allows (AGNT_TRACES_MODEL_ENDPOINTS).
+        policy = ModelPolicy.build([server.base_url])
+        settings = Settings(db_path=str(Path(tmp) / "bench.db"), model_policy=policy)
         async with open_app(settings) as app:
             content = {
                 "blocks": [

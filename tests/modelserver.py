@@ -51,7 +51,8 @@ Recording
     ``server.requests`` lists every request (:class:`Recorded`: method, path, lowercase headers,
     parsed JSON body, the behaviour applied). ``server.reset()`` clears the requests and the queue.
     ``server.expected_api_key``: when set, a request without that key (``Authorization: Bearer`` or
-    ``x-api-key``) gets 401 whatever the script says.
+    ``x-api-key``) gets 401 whatever the script says. ``server.error_message``: when set, the message of
+    every error body.
 
 Fixture: ``model_server`` yields a started :class:`ModelServer` and stops it after the test.
 """
@@ -61,6 +62,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import socket
 import threading
@@ -76,6 +78,7 @@ import pytest
 __all__ = [
     "ModelServer",
     "Recorded",
+    "allow_endpoint",
     "count_words",
     "expected_usage",
     "model_server",
@@ -251,6 +254,7 @@ class _State:
     counter: int = 0
     expected_api_key: str | None = None
     usage_override: dict[str, Any] = field(default_factory=dict)
+    error_message: str | None = None
 
 
 class _Server(ThreadingHTTPServer):
@@ -394,6 +398,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(
         self, kind: str, status: int, message: str | None, rec: Recorded, retry_after: str | None = None
     ) -> None:
+        if message is None and self.server.owner._state.error_message is not None:
+            message = self.server.owner._state.error_message
         if message is None:
             if status == 401:
                 message = f"Incorrect API key provided: {rec.api_key}. You can find your API key in settings."
@@ -664,6 +670,15 @@ class ModelServer:
             return list(self._state.requests)
 
     @property
+    def error_message(self) -> str | None:
+        """When set, the ``message`` of every error body (e.g. a marker that must never reach a client)."""
+        return self._state.error_message
+
+    @error_message.setter
+    def error_message(self, value: str | None) -> None:
+        self._state.error_message = value
+
+    @property
     def expected_api_key(self) -> str | None:
         return self._state.expected_api_key
 
@@ -698,9 +713,22 @@ class ModelServer:
             time.sleep(0.005)
 
 
+ENDPOINTS_ENV = "AGNT_TRACES_MODEL_ENDPOINTS"
+
+
+def allow_endpoint(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Add ``url`` to the operator's model endpoints (``AGNT_TRACES_MODEL_ENDPOINTS``) for this test: the
+    server refuses any ``api_base`` that is not listed there. Subprocesses started later inherit it."""
+    current = [e for e in os.environ.get(ENDPOINTS_ENV, "").split(",") if e.strip()]
+    monkeypatch.setenv(ENDPOINTS_ENV, ",".join([*current, url]))
+
+
 @pytest.fixture
-def model_server() -> Iterator[ModelServer]:
+def model_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelServer]:
+    """A started model server, allowed as a model endpoint (``openai_base`` and ``anthropic_base``) for
+    the whole test."""
     server = ModelServer().start()
+    allow_endpoint(monkeypatch, server.base_url)
     try:
         yield server
     finally:

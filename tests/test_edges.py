@@ -55,7 +55,10 @@ BAD_VALUES = [
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT_TRACES_")}
+    # The model server fixture lists its endpoint in AGNT_TRACES_MODEL_ENDPOINTS: keep that one.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AGNT_TRACES_") or k == "AGNT_TRACES_MODEL_ENDPOINTS"
+    }
     env.update(PYTHONPATH=SRC, AGNT_TRACES_LOG_LEVEL="WARNING", LITELLM_LOCAL_MODEL_COST_MAP="True", **extra)
     return env
 

@@ -25,7 +25,7 @@ def cmd_prompts_import(args: argparse.Namespace) -> int:
     from .promptfiles import load_prompt_dir
 
     settings = _settings(args)
-    loaded = load_prompt_dir(Path(args.dir))  # raises naming every bad file; nothing is written then
+    loaded = load_prompt_dir(Path(args.dir), settings.policy())  # raises naming every bad file; nothing written
 
     async def run() -> int:
         async with open_app(settings) as app:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidArgument
+from .llm.policy import ModelPolicy
 from .models import TENANT_RE
 
 __all__ = ["Settings", "check_tenant", "default_db_path"]
@@ -69,6 +70,20 @@ class Settings:
     mcp_session_idle_seconds: float = 600.0
     # MCP over stdio: the longest request line (default: the HTTP body limit).
     stdio_max_line_bytes: int = 0
+    # Where model calls may go and what their params may do (AGNT_TRACES_MODEL_ENDPOINTS,
+    # AGNT_TRACES_MODEL_HEADERS, AGNT_TRACES_MAX_OUTPUT_CHARS; the timeout limit is model_timeout).
+    # None: read from the environment when needed (Settings.from_env reads it once, at start).
+    model_policy: ModelPolicy | None = None
+
+    def policy(self) -> ModelPolicy:
+        """The model policy in force.
+
+        Raises:
+            InvalidArgument: a malformed AGNT_TRACES_MODEL_* setting.
+        """
+        if self.model_policy is not None:
+            return self.model_policy
+        return ModelPolicy.from_env(max_timeout=self.model_timeout)
 
     @classmethod
     def from_env(cls, *, db: str | None = None, tenant: str | None = None) -> Settings:
@@ -82,17 +97,19 @@ class Settings:
                     f"AGNT_TRACES_PRICES={prices_file!r} could not be read as JSON ({exc}); it should map "
                     '"provider/model" to {"input_cost_per_token": …, "output_cost_per_token": …}'
                 ) from None
+        model_timeout = _float_env("AGNT_TRACES_MODEL_TIMEOUT", 60.0)
         return cls(
             db_path=db or os.environ.get("AGNT_TRACES_DB") or str(default_db_path()),
             tenant=check_tenant(tenant or os.environ.get("AGNT_TRACES_TENANT") or "default"),
             session_idle_seconds=_float_env("AGNT_TRACES_SESSION_IDLE_SECONDS", 7 * 24 * 3600.0),
-            model_timeout=_float_env("AGNT_TRACES_MODEL_TIMEOUT", 60.0),
+            model_timeout=model_timeout,
             max_body_bytes=int(_float_env("AGNT_TRACES_MAX_BODY_BYTES", 1_000_000)),
             price_overrides=prices,
             mcp_sessions_per_tenant=_positive_int_env("AGNT_TRACES_MCP_SESSIONS_PER_TENANT", 32),
             mcp_sessions_per_token=_positive_int_env("AGNT_TRACES_MCP_SESSIONS_PER_TOKEN", 16),
             mcp_session_idle_seconds=_positive_float_env("AGNT_TRACES_MCP_SESSION_IDLE_SECONDS", 600.0),
             stdio_max_line_bytes=_positive_int_env("AGNT_TRACES_STDIO_MAX_LINE_BYTES", 0, minimum=0),
+            model_policy=ModelPolicy.from_env(max_timeout=model_timeout),
         )
 
     @property

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -11,6 +11,9 @@ from .errors import InvalidArgument
 from .models import PROMPT_NAME_RE, PromptContent
 
 __all__ = ["dump_prompt", "load_prompt_dir", "load_prompt_file"]
+
+if TYPE_CHECKING:
+    from .llm.policy import ModelPolicy
 
 KEY_ORDER = ("name", "description", "model", "variables", "tools", "blocks")
 
@@ -65,9 +68,9 @@ def load_prompt_file(path: Path) -> tuple[str, str, PromptContent]:
     return name, str(doc.get("description") or ""), content
 
 
-def load_prompt_dir(directory: Path) -> list[tuple[str, str, PromptContent]]:
-    """Every prompt file of ``directory``, each fully checked (schema, templates, no credentials) before the
-    caller writes any of them.
+def load_prompt_dir(directory: Path, policy: ModelPolicy) -> list[tuple[str, str, PromptContent]]:
+    """Every prompt file of ``directory``, each fully checked (schema, templates, provider, model params
+    under the operator's ``policy``) before the caller writes any of them.
 
     Raises:
         InvalidArgument: naming every bad file and what is wrong in it (``details.problems``).
@@ -84,7 +87,7 @@ def load_prompt_dir(directory: Path) -> list[tuple[str, str, PromptContent]]:
     for path in files:
         try:
             name, description, content = load_prompt_file(path)
-            parse_content(content)  # credentials in model params are refused, as upsert_prompt does
+            parse_content(content, policy)  # what upsert_prompt refuses is refused here too
             check_content(content)  # templates and conditions compile
         except AgntError as err:
             message = err.message if err.message.startswith(path.name) else f"{path.name}: {err.message}"

@@ -99,12 +99,7 @@ def trace_from_logging(kwargs: dict[str, Any], response: Any, *, failed: bool) -
         "source": "litellm",
     }
     if failed:
-        info = slo.get("error_information") or {}
-        exc = kwargs.get("exception")
-        trace["error"] = {
-            "type": str(info.get("error_class") or (type(exc).__name__ if exc else "Error")),
-            "message": _scrub(str(info.get("error_message") or exc or "model call failed"))[:2000],
-        }
+        trace["error"] = _error_of(kwargs, slo, provider, model)
     for key, field in (
         ("prompt_name", "promptName"),
         ("prompt_version", "promptVersion"),
@@ -122,10 +117,22 @@ def trace_from_logging(kwargs: dict[str, Any], response: Any, *, failed: bool) -
     return trace
 
 
-def _scrub(text: str) -> str:
-    from ..llm.scrub import scrub
+def _error_of(kwargs: dict[str, Any], slo: dict[str, Any], provider: str, model: str) -> dict[str, str]:
+    """The error of a failed call in the server's own words: type and status, never LiteLLM's prefixes
+    (``litellm.BadRequestError: OpenAIException - ``) or the provider's response body."""
+    from ..llm.failures import describe
 
-    return scrub(text)
+    exc = kwargs.get("exception")
+    if isinstance(exc, BaseException):
+        kind, message = describe(exc, provider, model)
+        return {"type": kind, "message": message}
+    info = slo.get("error_information") or {}
+    kind = str(info.get("error_class") or "APIError")
+    kind = kind if kind.isidentifier() and len(kind) <= 64 else "APIError"
+    code = str(info.get("error_code") or "")
+    status = f" ({code})" if code.isdigit() and len(code) == 3 else ""
+    name = f"{provider}/{model}" if provider else model or "the model"
+    return {"type": kind, "message": f"calling {name} failed{status}"}
 
 
 class AgntTracesCallback(CustomLogger):

@@ -9,21 +9,25 @@ connection errors are retried up to ``max_attempts`` with exponential backoff an
 and never shorter than a ``retry-after`` the provider sent (itself capped). 4xx auth and validation
 errors are never retried. ``timeout`` bounds each attempt as a whole, streaming included.
 
-Keys come from the environment only (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``...): credential-like
-model params are dropped before the call and never returned. A model whose ``api_base`` is a loopback
-address gets the placeholder key ``sk-local`` when its provider's key is not set (local servers and
-tests; the SDKs refuse to send a request without some key).
+What a call may send is the operator's :class:`~agnt_traces.llm.policy.ModelPolicy`: only allowlisted
+params, an ``api_base`` only when it is one of the configured endpoints, headers only by allowed name,
+a ``timeout`` clamped to the limit; everything else is dropped (and named in the call's metadata).
+Keys come from the environment only: an endpoint configured as ``URL=ENV_NAME`` gets that variable's
+value, any other call the provider's usual key (``OPENAI_API_KEY``...), which LiteLLM reads; an
+endpoint on a loopback address gets the placeholder key ``sk-local`` when that is not set (local
+servers and tests; the SDKs refuse to send a request without some key). A missing key fails the call
+at once, before any request, naming the variable. Output beyond the policy's limit is cut
+(``metadata.outputTruncated``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import math
+import os
 import random
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +36,7 @@ import anyio
 from agnt_traces.errors import ModelError
 from agnt_traces.llm._runtime import load_litellm, preload
 from agnt_traces.llm.failures import CallContext, EmptyResponse, Failure, classify
+from agnt_traces.llm.policy import Endpoint, ModelPolicy, parse_endpoint_url
 from agnt_traces.llm.pricing import (
     LOCAL_PROVIDER,
     check_overrides,
@@ -39,7 +44,7 @@ from agnt_traces.llm.pricing import (
     price_from_map,
     price_from_override,
 )
-from agnt_traces.llm.scrub import scrub, scrub_params
+from agnt_traces.llm.scrub import scrub
 from agnt_traces.models import ModelConfig
 
 __all__ = [
@@ -55,26 +60,7 @@ __all__ = [
 log = logging.getLogger("agnt_traces.llm")
 
 LOCAL_API_KEY = "sk-local"
-
-# Params that this module owns: ignored when they come in model.params (reported in metadata).
-_IGNORED_PARAMS = frozenset(
-    {
-        "model",
-        "messages",
-        "tools",
-        "stream",
-        "num_retries",
-        "max_retries",
-        "fallbacks",
-        "context_window_fallback_dict",
-        "mock_response",
-        "mock_tool_calls",
-        "mock_timeout",
-        "custom_llm_provider",
-        "litellm_logging_obj",
-        "acompletion",
-    }
-)
+MAX_TOOL_CALLS = 128  # tool calls kept from one answer (each one's arguments bounded like the output)
 
 
 @dataclass(slots=True)
@@ -87,6 +73,9 @@ class CallSettings:
     # (or "input_cost_per_million_tokens" / "output_cost_per_million_tokens"); wins over the price map
     price_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
     stream: bool = False
+    # Where calls may go, which params they may carry, the output limit. None: read it from the
+    # environment (AGNT_TRACES_MODEL_ENDPOINTS...) at each call, with ``timeout`` as the timeout limit.
+    policy: ModelPolicy | None = None
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -168,29 +157,43 @@ def _normalize_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]
     return out
 
 
-def _is_loopback(api_base: Any) -> bool:
-    if not isinstance(api_base, str) or not api_base:
-        return False
-    host = urllib.parse.urlsplit(api_base if "://" in api_base else f"http://{api_base}").hostname
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _is_key_name(name: str) -> bool:
+    """``OPENAI_API_KEY``, ``GEMINI_API_KEY``, ``HF_TOKEN``: a credential, not ``OLLAMA_API_BASE``."""
+    upper = name.upper()
+    return upper.endswith(("_KEY", "_TOKEN")) and not upper.startswith("AWS_")
 
 
-def _key_env(litellm: Any, model: ModelConfig) -> tuple[str, bool]:
-    """(the environment variable holding the provider's key, whether a key is set)."""
+def _key_env(litellm: Any, model: ModelConfig) -> tuple[str, list[str]]:
+    """(the environment variable holding the provider's key, the key variables that are missing).
+
+    ``missing`` lists alternatives (Gemini: ``GOOGLE_API_KEY``, ``GEMINI_API_KEY``); it is empty when a
+    key is set or the provider needs none that LiteLLM knows of.
+    """
     default = model.provider.upper().replace("-", "_") + "_API_KEY"
     try:
         env = litellm.validate_environment(model=model.litellm_model)
     except Exception:
-        return default, False
-    missing = env.get("missing_keys") or []
-    return (missing[0] if missing else default), bool(env.get("keys_in_environment"))
+        return default, []
+    names = [str(n) for n in env.get("missing_keys") or [] if _is_key_name(str(n))]
+    if env.get("keys_in_environment") or not names:
+        return default, []
+    return names[0], names
+
+
+class MissingKey(Exception):
+    """The key a call needs is not in the server's environment (reported before any request)."""
+
+    def __init__(self, provider: str, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.provider = provider
+        self.names = names
+
+    def failure(self) -> Failure:
+        return Failure(
+            "AuthenticationError",
+            f"no API key for {self.provider}: set {' or '.join(self.names)} in the server's environment",
+            hint="the offline model agnt-local/echo needs no key to try a prompt",
+        )
 
 
 @dataclass(slots=True)
@@ -201,6 +204,32 @@ class _Request:
     timeout: float
     ctx: CallContext
     notes: dict[str, Any]
+    policy: ModelPolicy
+
+
+def _policy(settings: CallSettings) -> ModelPolicy:
+    return settings.policy if settings.policy is not None else ModelPolicy.from_env(max_timeout=settings.timeout)
+
+
+def _api_key(litellm: Any, model: ModelConfig, endpoint: Endpoint | None) -> tuple[str | None, str]:
+    """(the api_key to pass, or None to let LiteLLM read the provider's usual variable; the variable's name).
+
+    Raises:
+        MissingKey: the key this call needs is not set.
+    """
+    if model.provider == LOCAL_PROVIDER:
+        return None, ""
+    if endpoint is not None and endpoint.key_env:
+        value = os.environ.get(endpoint.key_env)
+        if not value:
+            raise MissingKey(model.provider, [endpoint.key_env])
+        return value, endpoint.key_env
+    key_env, missing = _key_env(litellm, model)
+    if not missing:
+        return None, key_env
+    if endpoint is not None and endpoint.loopback:
+        return LOCAL_API_KEY, key_env
+    raise MissingKey(model.provider, missing)
 
 
 def _prepare(
@@ -211,27 +240,29 @@ def _prepare(
     tools: list[dict[str, Any]] | None,
     settings: CallSettings,
 ) -> _Request:
-    params, dropped = scrub_params(dict(model.params))
+    """The request LiteLLM gets, by the model policy.
+
+    Raises:
+        MissingKey: before any request, when the key is not in the environment.
+    """
+    policy = _policy(settings)
+    filtered = policy.filter_params(dict(model.params))
+    params = filtered.params
     notes: dict[str, Any] = {}
-    if dropped:
-        notes["droppedParams"] = sorted(dropped)
+    if filtered.dropped:
+        notes["droppedParams"] = sorted(filtered.dropped)
         log.warning(
-            "dropped credential-like params %s of %s: keys come from the environment", dropped, model.litellm_model
+            "dropped model params %s of %s: not allowed by this server's model policy",
+            sorted(filtered.dropped),
+            model.litellm_model,
         )
-    ignored = sorted(k for k in params if k in _IGNORED_PARAMS)
-    for k in ignored:
-        params.pop(k)
-    if ignored:
-        notes["ignoredParams"] = ignored
-    timeout = settings.timeout
-    if "timeout" in params:
-        value = params.pop("timeout")
-        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 and math.isfinite(value):
-            timeout = float(value)
-    if "base_url" in params and "api_base" not in params:
-        params["api_base"] = params.pop("base_url")
+    if filtered.clamped:
+        notes["clampedParams"] = sorted(filtered.clamped)
+    timeout = float(params.pop("timeout", settings.timeout))
     api_base = params.get("api_base")
-    key_env, has_key = _key_env(litellm, model) if model.provider != LOCAL_PROVIDER else ("", True)
+    if filtered.endpoint is not None and isinstance(api_base, str):  # what was checked is what is called
+        params["api_base"] = api_base = _endpoint_text(api_base)
+    api_key, key_env = _api_key(litellm, model, filtered.endpoint)
     msgs = build_messages(system, messages)
     kwargs: dict[str, Any] = {
         **params,
@@ -245,8 +276,8 @@ def _prepare(
     }
     if (tool_list := _normalize_tools(tools)) is not None:
         kwargs["tools"] = tool_list
-    if not has_key and _is_loopback(api_base):
-        kwargs["api_key"] = LOCAL_API_KEY
+    if api_key is not None:
+        kwargs["api_key"] = api_key
     if settings.stream:
         kwargs["stream"] = True
         kwargs.setdefault("stream_options", {"include_usage": True})
@@ -259,7 +290,13 @@ def _prepare(
         timeout=timeout,
         key_env=key_env,
     )
-    return _Request(kwargs, msgs, settings.stream, timeout, ctx, notes)
+    return _Request(kwargs, msgs, settings.stream, timeout, ctx, notes, policy)
+
+
+def _endpoint_text(api_base: str) -> str:
+    url = parse_endpoint_url(api_base)
+    assert url is not None, "filter_params keeps only endpoints it could parse"
+    return url.text()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -272,12 +309,16 @@ async def _attempt(litellm: Any, req: _Request) -> tuple[Any, float | None]:
     started = time.perf_counter()
     first: float | None = None
     chunks = []
+    received = 0  # characters of output so far: a stream past the output limit is not read further
     stream = await litellm.acompletion(**req.kwargs)
     try:
         async for chunk in stream:
             if first is None and _chunk_has_output(chunk):
                 first = time.perf_counter() - started
             chunks.append(chunk)
+            received += _chunk_chars(chunk)
+            if received > req.policy.max_output_chars:
+                break
     finally:
         # A stream that broke (or was cancelled by the timeout) must give its connection back now,
         # not at garbage collection.
@@ -291,6 +332,17 @@ async def _attempt(litellm: Any, req: _Request) -> tuple[Any, float | None]:
     if first is None and not int(getattr(getattr(response, "usage", None), "completion_tokens", 0) or 0):
         raise EmptyResponse("the stream ended without any output")
     return response, first
+
+
+def _chunk_chars(chunk: Any) -> int:
+    try:
+        delta = chunk.choices[0].delta
+    except (AttributeError, IndexError):
+        return 0
+    total = len(getattr(delta, "content", None) or "")
+    for tc in getattr(delta, "tool_calls", None) or []:
+        total += len(getattr(getattr(tc, "function", None), "arguments", None) or "")
+    return total
 
 
 def _chunk_has_output(chunk: Any) -> bool:
@@ -325,23 +377,16 @@ async def call_model(
         litellm = await preload()
         started = time.perf_counter()  # a trace's duration is the call's, not LiteLLM's one-time import
     except Exception as exc:  # a broken install: still a failed call, not a crash
-        log.exception("loading litellm failed")
-        return _error_result(
-            model,
-            Failure("InternalError", "could not load LiteLLM", scrub(str(exc))[:300]),
-            started,
-            attempts=0,
-            notes={},
-        )
+        log.error("loading litellm failed (%s)", type(exc).__name__)
+        return _error_result(model, Failure("InternalError", "could not load LiteLLM"), started, attempts=0, notes={})
     try:
         req = _prepare(litellm, model, system, messages, tools, settings)
+    except MissingKey as missing:
+        return _error_result(model, missing.failure(), started, 0, {"missingKey": missing.names})
     except Exception as exc:
+        log.debug("preparing the call to %s failed (%s)", model.litellm_model, type(exc).__name__)
         return _error_result(
-            model,
-            Failure("BadRequestError", f"invalid request for {model.litellm_model}", scrub(str(exc))),
-            started,
-            0,
-            {},
+            model, Failure("BadRequestError", f"invalid request for {model.litellm_model}"), started, 0, {}
         )
     retried: list[str] = []
     attempt = 0
@@ -363,8 +408,8 @@ async def call_model(
             return _error_result(model, failure, started, attempt, req.notes)
         try:
             return _success_result(litellm, model, req, response, ttft, started, attempt, retried, settings)
-        except Exception as exc:  # a response we cannot read is a failed call
-            failure = Failure("APIError", f"{model.provider} sent a response that could not be read", scrub(str(exc)))
+        except Exception:  # a response we cannot read is a failed call
+            failure = Failure("APIError", f"{model.provider} sent a response that could not be read")
             return _error_result(model, failure, started, attempt, req.notes)
 
 
@@ -389,14 +434,20 @@ def _success_result(
 ) -> CallResult:
     choice = response.choices[0]
     message = choice.message
-    tool_calls = [
-        {
-            "id": tc.id,
-            "type": "function",
-            "function": {"name": tc.function.name, "arguments": tc.function.arguments or ""},
-        }
-        for tc in (getattr(message, "tool_calls", None) or [])
-    ]
+    policy = req.policy
+    raw_calls = list(getattr(message, "tool_calls", None) or [])
+    truncated = len(raw_calls) > MAX_TOOL_CALLS
+    tool_calls = []
+    for tc in raw_calls[:MAX_TOOL_CALLS]:
+        arguments, cut = policy.output_limit(str(tc.function.arguments or ""))
+        truncated = truncated or cut
+        tool_calls.append(
+            {
+                "id": str(tc.id)[:256],
+                "type": "function",
+                "function": {"name": str(tc.function.name)[:256], "arguments": arguments},
+            }
+        )
     usage = getattr(response, "usage", None)
     input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
     output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -435,6 +486,12 @@ def _success_result(
     output = _text_of(getattr(message, "content", None))
     if tool_calls and not output:
         output = None  # providers differ ("" or null) when the answer is only tool calls
+    if output is not None and len(output) > policy.max_output_chars:
+        metadata["outputChars"] = len(output)
+        output, truncated = output[: policy.max_output_chars], True
+    if truncated:
+        metadata["outputTruncated"] = True
+        metadata["maxOutputChars"] = policy.max_output_chars
     return CallResult(
         output=output,
         tool_calls=tool_calls,

@@ -2,9 +2,12 @@
 
 LiteLLM maps provider failures to ``litellm.exceptions.*`` (OpenAI-SDK subclasses), but not always
 helpfully: a refused connection arrives as ``InternalServerError``, messages are prefixed with
-``litellm.XError: XError: OpenAIException -`` and sometimes embed the raw JSON body or the API key
-the provider echoed. :func:`classify` turns any exception from an attempt into a :class:`Failure`
-with a short, scrubbed message that says what to do.
+``litellm.XError: XError: OpenAIException -`` and embed the provider's raw response body (which can
+echo the API key, or carry whatever an endpoint chose to send), sometimes a traceback with file paths.
+:func:`classify` turns any exception from an attempt into a :class:`Failure` whose message is built
+from the error's class and status code only, with a short reason from a fixed vocabulary (``connection
+refused``...) and a hint of what to do. No text of the exception itself ever reaches the message,
+except for the built-in offline model, whose errors are this project's own words.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from agnt_traces.llm.pricing import LOCAL_PROVIDER
 from agnt_traces.llm.scrub import scrub
 
-__all__ = ["CallContext", "EmptyResponse", "Failure", "classify", "format_seconds"]
+__all__ = ["CallContext", "EmptyResponse", "Failure", "classify", "describe", "format_seconds"]
 
 _MAX_DETAIL = 300
 
@@ -54,7 +58,7 @@ class CallContext:
 class Failure:
     type: str
     summary: str  # what happened, e.g. "rate limited by openai (429)"
-    detail: str = ""  # the provider's words, scrubbed and shortened
+    detail: str = ""  # a short reason of our own ("connection refused"), never the provider's words
     hint: str = ""  # what to do
     status: int | None = None
     retryable: bool = False
@@ -142,7 +146,8 @@ def classify(exc: BaseException, ctx: CallContext) -> Failure:
         )
     if isinstance(exc, EmptyResponse):
         return Failure("APIError", f"{p} sent an empty response", str(exc), retryable=True)
-    detail = _detail(exc)
+    raw = _detail(exc)  # to classify with, never shown: it is (or quotes) the provider's response body
+    detail = raw if p == LOCAL_PROVIDER else ""  # the offline model's errors are our own words
     status = _status(exc)
     retry_after = _retry_after(exc)
     if _is(exc, "RateLimitError"):
@@ -194,7 +199,7 @@ def classify(exc: BaseException, ctx: CallContext) -> Failure:
             status=404,
         )
     if _is(exc, "BadRequestError", "UnprocessableEntityError"):
-        if _PROVIDER_NOT_PROVIDED in detail or _is(exc, "LiteLLMUnknownProvider"):
+        if _PROVIDER_NOT_PROVIDED in raw or _is(exc, "LiteLLMUnknownProvider"):
             return Failure(
                 "BadRequestError",
                 f"unknown provider {p!r}",
@@ -204,14 +209,14 @@ def classify(exc: BaseException, ctx: CallContext) -> Failure:
             )
         code = status or 400
         return Failure("BadRequestError", f"{p} rejected the request ({code})", detail, status=code)
-    text = f"{type(exc).__name__} {detail}"
+    text = f"{type(exc).__name__} {raw}"
     if _CONNECTION_TEXT.search(text) or _is(exc, "APIConnectionError", "ConnectError", "ConnectionError"):
-        if "json" in detail.lower() and _is(exc, "APIConnectionError"):
+        if "json" in raw.lower() and _is(exc, "APIConnectionError"):
             return Failure("APIError", f"{p} sent an invalid response", detail, retryable=True, status=status)
         return Failure(
             "APIConnectionError",
             f"connection to {p} at {where} failed",
-            detail,
+            _connection_reason(text),
             hint="check api_base and the network" if ctx.api_base else "check the network",
             retryable=True,
         )
@@ -224,7 +229,46 @@ def classify(exc: BaseException, ctx: CallContext) -> Failure:
         )
     if _is(exc, "APIError", "APIStatusError", "InternalServerError", "ServiceUnavailableError", "BadGatewayError"):
         return Failure("APIError", f"{p} failed", detail, status=status, retryable=True, retry_after=retry_after)
-    return Failure(type(exc).__name__, f"calling {ctx.model} failed", detail or type(exc).__name__, status=status)
+    return Failure(type(exc).__name__, f"calling {ctx.model} failed", detail, status=status)
+
+
+_CONNECTION_REASONS = [
+    (re.compile(r"(?i)connection refused|connect call failed|cannot connect to host"), "connection refused"),
+    (
+        re.compile(
+            r"(?i)name or service not known|nodename nor servname|temporary failure in name resolution"
+            r"|no address associated|getaddrinfo failed"
+        ),
+        "host name not resolved",
+    ),
+    (re.compile(r"(?i)network is unreachable|no route to host"), "network unreachable"),
+    (
+        re.compile(
+            r"(?i)server disconnected|remoteprotocolerror|connection reset|connection aborted|broken pipe"
+            r"|peer closed connection|payload is not completed|incomplete chunked read|transferencodingerror"
+        ),
+        "the connection closed early",
+    ),
+]
+
+
+def _connection_reason(text: str) -> str:
+    """A short reason from a fixed vocabulary (never the exception's own text)."""
+    return next((reason for pattern, reason in _CONNECTION_REASONS if pattern.search(text)), "")
+
+
+def describe(exc: BaseException, provider: str, model: str, *, key_env: str = "") -> tuple[str, str]:
+    """(type, message) of a failed call, in the same words as the server's own calls: for errors that
+    LiteLLM raised in an application's process (the LiteLLM callback)."""
+    ctx = CallContext(
+        provider=provider or "the provider",
+        model=f"{provider}/{model}" if provider else model,
+        api_base=None,
+        timeout=float(getattr(exc, "timeout", 0) or 0) or 60.0,
+        key_env=key_env or (provider.upper().replace("-", "_") + "_API_KEY" if provider else "the provider's API key"),
+    )
+    failure = classify(exc, ctx)
+    return failure.type, failure.message(1)
 
 
 def _is(exc: BaseException, *names: str) -> bool:

@@ -22,12 +22,13 @@ from ..diff import diff_content, diff_messages, diff_text, merge
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms
 from ..limits import DIFF_MAX_CHARS, check_max_chars
+from ..llm.policy import ModelPolicy
 from ..llm.providers import check_provider
 from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace, message_text
 from ..store.base import PromptRecord, SessionRecord, Store
 from ..store.codec import run_summary
 from .prompts import PromptService, check_prompt_name, parse_content
-from .runner import CallContext, public_params
+from .runner import CallContext
 from .traces import TraceService
 
 __all__ = ["PlaygroundService"]
@@ -48,7 +49,7 @@ def _literal_text(text: str) -> str:
     return text
 
 
-def literal_content(trace: Trace) -> PromptContent:
+def literal_content(trace: Trace, policy: ModelPolicy) -> PromptContent:
     """Blocks for a trace whose content is unknown: one per message, the system message first."""
     blocks = []
     if trace.manifest.system:
@@ -62,15 +63,28 @@ def literal_content(trace: Trace) -> PromptContent:
                 content=_literal_text(message_text(message.get("content"))),
             )
         )
-    return PromptContent(blocks=blocks, model=_trace_model(trace), tools=trace.manifest.tools)
+    return PromptContent(blocks=blocks, model=_trace_model(trace, policy)[0], tools=trace.manifest.tools)
 
 
-def _trace_model(trace: Trace) -> ModelConfig:
+def _trace_model(trace: Trace, policy: ModelPolicy) -> tuple[ModelConfig, builtins.list[str]]:
+    """The model a trace names, with only the params this server would send (a trace is data anyone
+    could have posted: its api_base, headers or unknown params are left out, never called), and the
+    names of the params left out."""
     params = trace.manifest.model.get("params") if isinstance(trace.manifest.model, dict) else None
-    return ModelConfig(
+    filtered = policy.filter_params(params if isinstance(params, dict) else {})
+    model = ModelConfig(
         provider=trace.model.provider or "agnt-local",
         name=trace.model.name or "echo",
-        params=public_params(params or {}),
+        params=filtered.params,
+    )
+    return model, sorted(filtered.dropped)
+
+
+def _dropped_note(names: builtins.list[str]) -> str:
+    return (
+        f"the trace's model params {', '.join(map(repr, names))} are not allowed on this server and were left "
+        "out of the session's model (keys, endpoints and headers are the server's choice; update_models sets "
+        "allowed params)"
     )
 
 
@@ -140,6 +154,7 @@ class PlaygroundService:
             "tools": content.tools,
             "inputMessages": data.get("inputMessages", []),
             "runs": rec.runs,
+            "notes": data.get("notes", []),
             "revision": rec.revision,
             "createdAt": ms_to_rfc3339(rec.created_at),
             "updatedAt": ms_to_rfc3339(rec.updated_at),
@@ -167,12 +182,12 @@ class PlaygroundService:
                     base_revision = prompt.draft_revision
                     base_version = await self.store.version_for_etag(tenant, prompt.name, content.etag) or base_version
         else:
-            content = literal_content(trace)
+            content = literal_content(trace, self.settings.policy())
             input_messages = []
             literal = True
-        model = _trace_model(trace)
+        model, dropped = _trace_model(trace, self.settings.policy())
         now = now_ms()
-        data = {
+        data: dict[str, Any] = {
             "promptName": trace.prompt_name,
             "literal": literal,
             "baseEtag": trace.etag if not literal else None,
@@ -183,6 +198,8 @@ class PlaygroundService:
             "models": [model.model_dump(mode="json")],
             "inputMessages": input_messages,
         }
+        if dropped:
+            data["notes"] = [_dropped_note(dropped)]
         rec = SessionRecord(id=new_id(now), trace_id=trace.id, data=data, revision=1, created_at=now, updated_at=now)
         await self.store.create_session(tenant, rec)
         return self.view(rec)
@@ -273,7 +290,7 @@ class PlaygroundService:
                     raise InvalidArgument("a block cannot be moved after itself", {"field": "after"})
                 ids.remove(block_id)
                 blocks.insert(position_after(after), block)
-            new_content = parse_content({**data["content"], "blocks": blocks})
+            new_content = parse_content({**data["content"], "blocks": blocks}, None)
             check_content(new_content)
             data["content"] = new_content.canonical()
 
@@ -300,7 +317,7 @@ class PlaygroundService:
                     if not isinstance(decl, dict) or not isinstance(decl.get("name"), str):
                         raise InvalidArgument(f"declarations[{i}] needs a name", {"field": f"declarations[{i}]"})
                     by_name[decl["name"]] = decl
-                new_content = parse_content({**data["content"], "variables": list(by_name.values())})
+                new_content = parse_content({**data["content"], "variables": list(by_name.values())}, None)
                 check_content(new_content)
                 data["content"] = new_content.canonical()
             content = self.content_of(data)
@@ -327,13 +344,14 @@ class PlaygroundService:
         if not isinstance(models, list) or not 1 <= len(models) <= MAX_MODELS:
             raise InvalidArgument(f"models must be a list of 1 to {MAX_MODELS} models", {"field": "models"})
         parsed = []
+        policy = self.settings.policy()
         for i, m in enumerate(models):
             try:
                 model = ModelConfig.model_validate(m)
             except ValidationError as exc:
                 raise from_validation_error(exc, f"models[{i}]") from None
             check_provider(model.provider, f"models[{i}].provider")
-            parse_content({"model": model.model_dump()})  # refuses credentials in params
+            policy.check_params(model.params, f"models[{i}].params")
             parsed.append(model.model_dump(mode="json"))
         keys = [(m["provider"], m["name"], repr(sorted(m["params"].items()))) for m in parsed]
         if len(set(keys)) != len(keys):
@@ -342,6 +360,7 @@ class PlaygroundService:
         def change(data: dict[str, Any]) -> None:
             data["models"] = parsed
             data["content"] = {**data["content"], "model": parsed[0]}
+            data.pop("notes", None)  # the models are the caller's now
 
         return self.view(await self._mutate(tenant, session_id, change))
 
@@ -368,12 +387,15 @@ class PlaygroundService:
                     "inputCost": estimate_cost(model, tokens, 0, self.prompts.runner.call_settings()),
                 }
             )
-        return {
+        result = {
             "manifest": compiled.manifest,
             "messages": compiled.messages,
             "warnings": compiled.warnings,
             "estimates": estimates,
         }
+        if rec.data.get("notes"):
+            result["notes"] = rec.data["notes"]
+        return result
 
     async def run(self, tenant: str, session_id: str, progress: ProgressFn | None = None) -> dict[str, Any]:
         """Run the session on every model concurrently; each call is recorded as a trace."""
@@ -406,7 +428,8 @@ class PlaygroundService:
                     )
                     run = run_summary(trace)
                 except Exception as exc:  # one model failing does not sink the others
-                    logger.exception("playground run on %s failed", label)
+                    # No traceback: a log line never carries file paths or what a provider sent.
+                    logger.error("playground run on %s failed (%s)", label, type(exc).__name__)
                     run = {
                         "runId": new_id(),
                         "traceId": None,
@@ -433,9 +456,9 @@ class PlaygroundService:
         if data.get("baseEtag"):
             base = await self.store.get_content(tenant, data["baseEtag"])
         else:
-            base = literal_content(trace)
+            base = literal_content(trace, self.settings.policy())
         assert base is not None
-        base = base.model_copy(update={"model": _trace_model(trace)})
+        base = base.model_copy(update={"model": _trace_model(trace, self.settings.policy())[0]})
         parts = [diff_content(base, session_content)]
         _, compiled = self._compile(data)
         before = [{"role": "system", "content": trace.manifest.system}] if trace.manifest.system else []

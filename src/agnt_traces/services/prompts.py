@@ -12,10 +12,11 @@ from ..compiler import check_content, compile_prompt
 from ..config import Settings
 from ..errors import InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339
+from ..llm.policy import ModelPolicy
 from ..llm.providers import check_provider
 from ..models import MAX_INT, PROMPT_NAME_RE, PromptContent
 from ..store.base import PromptRecord, Store
-from .runner import CallContext, Runner, raise_for_error, secret_paths
+from .runner import CallContext, Runner, raise_for_error
 from .traces import TraceService
 
 __all__ = ["PromptService", "check_prompt_name", "parse_content"]
@@ -42,8 +43,10 @@ def check_label(label: str) -> str:
     return label
 
 
-def parse_content(content: Any, field: str = "content") -> PromptContent:
-    """Validate prompt content and refuse credentials in model params.
+def parse_content(content: Any, policy: ModelPolicy | None, field: str = "content") -> PromptContent:
+    """Validate prompt content: the provider must be one LiteLLM knows and, with a policy, model params it
+    would not send are refused (credentials, unknown params, endpoints that are not the operator's,
+    headers, a timeout above the limit). ``policy=None`` is for edits that keep the model as it is.
 
     Raises:
         InvalidArgument: naming every bad field.
@@ -56,14 +59,9 @@ def parse_content(content: Any, field: str = "content") -> PromptContent:
             parsed = PromptContent.model_validate(content)
         except ValidationError as exc:
             raise from_validation_error(exc, field) from None
-    check_provider(parsed.model.provider, f"{field}.model.provider")
-    secrets = secret_paths(parsed.model.params)  # nested too: extra_headers.Authorization
-    if secrets:
-        raise InvalidArgument(
-            f"model.params {', '.join(map(repr, secrets))} look like credentials; API keys are never part of a "
-            "prompt: set them in the environment (e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY)",
-            {"field": "content.model.params", "names": secrets},
-        )
+    if policy is not None:  # the model is being written
+        check_provider(parsed.model.provider, f"{field}.model.provider")
+        policy.check_params(parsed.model.params)
     return parsed
 
 
@@ -84,6 +82,7 @@ class PromptService:
     def __init__(self, store: Store, traces: TraceService, settings: Settings) -> None:
         self.store = store
         self.traces = traces
+        self.settings = settings
         self.runner = Runner(traces, settings)
 
     async def record(self, tenant: str, name: str) -> PromptRecord:
@@ -144,7 +143,7 @@ class PromptService:
 
     async def upsert(self, tenant: str, name: str, content: Any, description: str | None = None) -> dict[str, Any]:
         check_prompt_name(name)
-        parsed = parse_content(content)
+        parsed = parse_content(content, self.settings.policy())
         warnings = check_content(parsed)
         rec = await self.store.save_draft(tenant, name, parsed, description=description)
         return {**prompt_summary(rec), "etag": parsed.etag, "warnings": warnings}

@@ -23,39 +23,6 @@ __all__ = ["CallContext", "Runner", "Usage", "checked_usage"]
 MAX_TOKENS = 10**12
 MAX_COST = 1e6
 
-_SECRET_NAMES = {"key", "token", "secret", "password", "authorization", "auth", "credential", "credentials"}
-_SECRET_PARTS = ("api_key", "apikey", "secret", "password", "authorization", "credential", "access_key", "private_key")
-_SECRET_SUFFIXES = ("_key", "_token", "_auth")
-
-
-def is_secret_name(name: str) -> bool:
-    """Does a parameter name look like a credential (``api_key``, ``aws_secret_access_key``, ``auth_token``)?
-    ``max_tokens`` and ``top_k`` do not."""
-    n = name.lower().replace("-", "_")
-    return n in _SECRET_NAMES or n.endswith(_SECRET_SUFFIXES) or any(p in n for p in _SECRET_PARTS)
-
-
-def secret_paths(value: Any, path: str = "") -> list[str]:
-    """Where credential-like names sit in model params, at any depth (``extra_headers.Authorization``)."""
-    if isinstance(value, dict):
-        found = []
-        for k, v in value.items():
-            sub = f"{path}.{k}" if path else str(k)
-            found += [sub] if is_secret_name(str(k)) else secret_paths(v, sub)
-        return found
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in secret_paths(v, f"{path}[{i}]")]
-    return []
-
-
-def public_params(params: Any) -> Any:
-    """Model params safe to store: nothing that looks like a credential, at any depth."""
-    if isinstance(params, dict):
-        return {k: public_params(v) for k, v in params.items() if not is_secret_name(str(k))}
-    if isinstance(params, list):
-        return [public_params(v) for v in params]
-    return params
-
 
 @dataclass(slots=True)
 class Usage:
@@ -131,6 +98,7 @@ class Runner:
             timeout=self.settings.model_timeout,
             max_attempts=self.settings.model_max_attempts,
             price_overrides=self.settings.price_overrides,
+            policy=self.settings.policy(),
         )
 
     async def run(self, tenant: str, compiled: CompileResult, model: ModelConfig, ctx: CallContext) -> Trace:
@@ -139,24 +107,29 @@ class Runner:
         from ..llm import call_model
 
         created = now_ms()
+        settings = self.call_settings()
+        assert settings.policy is not None
         result = await call_model(
             model,
             compiled.manifest["system"],
             compiled.messages,
             compiled.manifest["tools"] or None,
-            self.call_settings(),
+            settings,
         )
         manifest = dict(compiled.manifest)
         manifest["model"] = {
             **manifest["model"],
             "name": model.name,
             "provider": model.provider,
-            "params": public_params(model.params),
+            # What the call could send: never a credential, an unknown param or a refused endpoint.
+            "params": settings.policy.filter_params(dict(model.params)).params,
         }
         metadata = dict(ctx.metadata)
         usage = checked_usage(result.input_tokens, result.output_tokens, result.total_tokens, result.cost)
         if usage.invalid:
             metadata["invalidUsage"] = usage.invalid  # recorded, never stored as if it were true
+        if result.metadata.get("outputTruncated"):
+            metadata["outputTruncated"] = True
         trace = Trace(
             id=new_id(created),
             created_at=ms_to_rfc3339(created),
