@@ -59,7 +59,7 @@ class App:
 @asynccontextmanager
 async def open_app(settings: Settings) -> AsyncIterator[App]:
     store = await SqliteStore.open(settings.db_path)
-    app = App(settings=settings, store=store, traces=TraceService(store))
+    app = App(settings=settings, store=store, traces=TraceService(store, settings.price_overrides))
     try:
         yield app
     finally:

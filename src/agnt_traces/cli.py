@@ -204,7 +204,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
         ("STATUS", lambda r: r["status"]),
         ("TOKENS", lambda r: str(r["totalTokens"])),
         ("COST $", lambda r: "-" if r["cost"] is None else f"{r['cost']:.6f}"),
-        ("SECS", lambda r: f"{r['duration']:.2f}"),
+        ("SECS", lambda r: "-" if r["duration"] is None else f"{r['duration']:.2f}"),
         ("OUTPUT", lambda r: r["outputPreview"][:48]),
     ]
     cells = [[fn(r) for _, fn in cols] for r in rows]

@@ -186,6 +186,10 @@ class ErrorInfo(_Camel):
     message: str
 
 
+#: What a trace posted with ``status: "error"`` and no ``error`` object records instead.
+UNKNOWN_ERROR_TYPE = "unknown"
+NO_ERROR_DETAILS = "the client reported status 'error' without error details"
+
 #: The largest integer SQLite stores; larger ones cannot even be compared in a query.
 MAX_INT = 2**63 - 1
 NonNegInt = Annotated[int, Field(ge=0, le=10**12)]
@@ -210,7 +214,7 @@ class TraceIn(_Camel):
     total_tokens: NonNegInt | None = None
     # Bounded so that sums (stats) stay finite and durations fit in milliseconds.
     cost: Annotated[float, Field(ge=0, le=1e6)] | None = None
-    duration: Annotated[float, Field(ge=0, le=1e7)] = 0.0
+    duration: Annotated[float, Field(ge=0, le=1e7)] | None = None  # seconds; None = not reported
     model: ModelInfo = Field(default_factory=ModelInfo)
     status: Literal["success", "error"] = "success"
     error: ErrorInfo | None = None
@@ -246,7 +250,8 @@ class TraceIn(_Camel):
         if self.total_tokens is None:
             self.total_tokens = self.input_tokens + self.output_tokens
         if self.status == "error" and self.error is None:
-            raise ValueError("a trace with status 'error' needs error {type, message}")
+            # Accepted, not refused: the failure is worth keeping; the trace says no details were sent.
+            self.error = ErrorInfo(type=UNKNOWN_ERROR_TYPE, message=NO_ERROR_DETAILS)
         if self.status == "success" and self.error is not None:
             raise ValueError("a trace with status 'success' must have error null")
         if len(set(self.tags)) != len(self.tags):
@@ -271,7 +276,7 @@ class Trace(_Camel):
     output_tokens: int = 0
     total_tokens: int = 0
     cost: float | None = None
-    duration: float = 0.0
+    duration: float | None = None  # seconds; None = unknown (an ingested trace that did not report it)
     model: ModelInfo = Field(default_factory=ModelInfo)
     status: Literal["success", "error"] = "success"
     error: ErrorInfo | None = None

@@ -77,6 +77,9 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
+_STATUS_TEXT = {201: "created", 207: "Multi-Status: some items were refused; each has its own result"}
+
+
 def _operation(op: Operation) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -92,7 +95,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         params.append(param)
     success_schema = _ref(op.response) if op.response is not None else {"type": "object"}
     responses: dict[str, Any] = {
-        str(status): {"description": "created" if status == 201 else "OK", "content": _json(success_schema)}
+        str(status): {"description": _STATUS_TEXT.get(status, "OK"), "content": _json(success_schema)}
         for status in op.status
     }
     errors = set(op.errors) | {401, 500, 503, 507}

@@ -24,7 +24,7 @@ from ..errors import AgntError, InternalError, InvalidArgument, from_validation_
 from ..limits import DIFF_MAX_CHARS
 from ..models import ModelConfig, PromptContent, Trace, TraceIn
 from ..services.traces import TRACE_FIELDS, validate_query
-from ..store.base import StatsQuery, TraceQuery
+from ..store.base import IngestResult, StatsQuery, TraceQuery
 from .auth import TokenAuth
 from .errors import NO_STORE, error_response, json_body, not_found
 from .ingest import IngestBatcher
@@ -42,7 +42,9 @@ class _Body(BaseModel):
 
 
 class TraceBatchBody(_Body):
-    """A batch of traces, stored in one transaction (all or nothing)."""
+    """A batch of traces, answered per trace: every valid trace is stored, each invalid or conflicting one
+    is refused on its own. All stored: 201/200 ``{traces: [{id, created}], created}``. Any refused: 207
+    ``{results: [{index, id, created} | {index, error: {code, message, details}}], created, refused}``."""
 
     traces: list[dict[str, Any]] = Field(description="trace objects as in the single-trace body", max_length=1000)
 
@@ -239,13 +241,26 @@ async def ingest_traces(c: Call) -> Result:
     body = await c.body()
     if set(body) == {"traces"}:
         batch = parse_body(TraceBatchBody, body)
-        results = await c.app.traces.ingest_many(c.tenant, batch.traces)
-        created = sum(r.created for r in results)
-        payload = {"traces": [{"id": r.id, "created": r.created} for r in results], "created": created}
-        return (201 if created else 200), payload
+        outcomes = await c.app.traces.ingest_each(c.tenant, batch.traces)
+        stored = [o for o in outcomes if not isinstance(o, AgntError)]
+        created = sum(r.created for r in stored)
+        if len(stored) == len(outcomes):  # every trace stored: the all-or-nothing era's answer, unchanged
+            payload = {"traces": [{"id": r.id, "created": r.created} for r in stored], "created": created}
+            return (201 if created else 200), payload
+        return 207, {
+            "results": [_batch_result(i, o) for i, o in enumerate(outcomes)],
+            "created": created,
+            "refused": len(outcomes) - len(stored),
+        }
     batcher = c.rt.batcher
     result = await (batcher.ingest(c.tenant, body) if batcher else c.app.traces.ingest(c.tenant, body))
     return (201 if result["created"] else 200), result
+
+
+def _batch_result(index: int, outcome: IngestResult | AgntError) -> dict[str, Any]:
+    if isinstance(outcome, AgntError):
+        return {"index": index, **outcome.to_dict()}
+    return {"index": index, "id": outcome.id, "created": outcome.created}
 
 
 async def get_trace(c: Call) -> Result:
@@ -479,10 +494,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "/tenants/{tenant}/traces",
         ingest_traces,
-        'Record a trace (or a batch: {"traces": [...]}); with an id it is idempotent',
+        'Record a trace (or a batch: {"traces": [...]}, answered per trace: 207 when any was refused); '
+        "with an id it is idempotent",
         body=[TraceIn, TraceBatchBody],
         body_required=True,
-        status=(201, 200),
+        status=(201, 200, 207),
         errors=(400, 401, 404, 409, 413),
     ),
     Operation(

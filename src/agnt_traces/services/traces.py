@@ -7,12 +7,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import InvalidArgument, NotFound, from_validation_error
+from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
+from ..llm.pricing import estimate_cost
 from ..models import Trace, TraceIn, canonical_json
 from ..store.base import IngestResult, StatsQuery, Store, TraceQuery, TraceRecord, ingest_record
 
-__all__ = ["TRACE_FIELDS", "TraceService", "validate_query"]
+__all__ = ["COST_ESTIMATED", "TRACE_FIELDS", "TraceService", "validate_query"]
+
+#: ``metadata`` key set on an ingested trace whose cost the server computed from the price map.
+COST_ESTIMATED = "costEstimated"
 
 TRACE_FIELDS = tuple(f.alias or name for name, f in Trace.model_fields.items())
 MAX_BATCH = 1000
@@ -23,6 +27,16 @@ def validate_query(model: type[TraceQuery] | type[StatsQuery], args: dict[str, A
         return model.model_validate({k: v for k, v in args.items() if v is not None})
     except ValidationError as exc:
         raise from_validation_error(exc, "arguments") from None
+
+
+def _client_digest(trace_in: TraceIn) -> bytes:
+    """What "the same content" means for a client id: the trace as posted, before the server adds an
+    estimated cost. An unreported duration digests as the 0.0 older versions stored for it, so that
+    re-posting such a trace after an upgrade stays a no-op instead of a conflict."""
+    data = trace_in.model_dump(mode="json", by_alias=True)
+    if data.get("duration") is None:
+        data["duration"] = 0.0
+    return hashlib.sha256(canonical_json(data).encode()).digest()[:16]
 
 
 def _truncate(value: Any, max_chars: int) -> Any:
@@ -36,8 +50,9 @@ def _truncate(value: Any, max_chars: int) -> Any:
 
 
 class TraceService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, price_overrides: dict[str, dict[str, float]] | None = None) -> None:
         self.store = store
+        self.price_overrides = price_overrides or {}
 
     # -- writing --------------------------------------------------------------------------------------
 
@@ -53,7 +68,7 @@ class TraceService:
             trace_in = TraceIn.model_validate(payload)
         except ValidationError as exc:
             raise from_validation_error(exc, "trace") from None
-        digest = hashlib.sha256(canonical_json(trace_in.model_dump(mode="json", by_alias=True)).encode()).digest()[:16]
+        digest = _client_digest(trace_in)
         if trace_in.created_at is not None:
             try:
                 created_ms = parse_time(trace_in.created_at, "createdAt")
@@ -66,7 +81,23 @@ class TraceService:
         else:
             created_ms = now_ms()
         trace_id = trace_in.id or new_id(created_ms)
+        self._estimate_cost(trace_in)
         return ingest_record(trace_in, trace_id=trace_id, created_at=ms_to_rfc3339(created_ms), digest=digest)
+
+    def _estimate_cost(self, trace_in: TraceIn) -> None:
+        """A trace with a model and tokens but no cost gets one from the prices, marked as estimated."""
+        if trace_in.cost is not None or not (trace_in.input_tokens or trace_in.output_tokens):
+            return
+        cost = estimate_cost(
+            trace_in.model.provider,
+            trace_in.model.name,
+            trace_in.input_tokens,
+            trace_in.output_tokens,
+            self.price_overrides,
+        )
+        if cost is not None:
+            trace_in.cost = cost
+            trace_in.metadata = {**trace_in.metadata, COST_ESTIMATED: True}
 
     async def ingest(self, tenant: str, payload: Any) -> dict[str, Any]:
         (result,) = await self.store.insert_traces(tenant, [self.prepare(payload)])
@@ -83,6 +114,37 @@ class TraceService:
             except InvalidArgument as exc:
                 raise InvalidArgument(f"traces[{i}]: {exc.message}", {"index": i, **exc.details}) from None
         return await self.store.insert_traces(tenant, records)
+
+    async def ingest_each(self, tenant: str, payloads: list[Any]) -> list[IngestResult | AgntError]:
+        """The per-trace batch path: every valid trace is stored, each refused one answered with its error
+        (in the order posted). The valid ones share one transaction unless one conflicts with a stored
+        trace; then they are stored one by one so that each gets its own answer.
+
+        Raises:
+            InvalidArgument: more than MAX_BATCH traces (nothing is stored).
+        """
+        if len(payloads) > MAX_BATCH:
+            raise InvalidArgument(f"at most {MAX_BATCH} traces per batch; got {len(payloads)}: split the batch")
+        outcomes: list[IngestResult | AgntError | None] = [None] * len(payloads)
+        valid: list[tuple[int, TraceRecord]] = []
+        for i, payload in enumerate(payloads):
+            try:
+                valid.append((i, self.prepare(payload)))
+            except InvalidArgument as exc:
+                outcomes[i] = exc
+        if valid:
+            try:
+                results = await self.store.insert_traces(tenant, [rec for _, rec in valid])
+            except Conflict:
+                for i, rec in valid:
+                    try:
+                        (outcomes[i],) = await self.store.insert_traces(tenant, [rec])
+                    except Conflict as exc:
+                        outcomes[i] = exc
+            else:
+                for (i, _), result in zip(valid, results, strict=True):
+                    outcomes[i] = result
+        return [o for o in outcomes if o is not None]
 
     async def record(self, tenant: str, trace: Trace) -> Trace:
         """Store a trace made by this server (prompt runs, playground runs)."""

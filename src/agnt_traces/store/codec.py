@@ -10,7 +10,33 @@ from typing import Any
 from ..ids import ms_to_rfc3339
 from ..models import Manifest, ModelInfo, Trace, canonical_json, message_text
 
-__all__ = ["manifest_digest", "pack_body", "pack_manifest", "preview", "search_text", "unpack_trace"]
+__all__ = [
+    "UNKNOWN_DURATION",
+    "decode_duration",
+    "encode_duration",
+    "manifest_digest",
+    "pack_body",
+    "pack_manifest",
+    "preview",
+    "search_text",
+    "unpack_trace",
+]
+
+#: The traces table's ``duration`` column is NOT NULL (and indexed): an unknown duration is stored as
+#: this sentinel and never leaves the store. Below every real duration, it sorts where SQL puts NULLs
+#: (first ascending, last descending), never matches ``min_duration >= 0``, and roll-ups skip it.
+UNKNOWN_DURATION = -1.0
+
+
+def encode_duration(duration: float | None) -> float:
+    """The column value of a trace's duration (seconds, or None when unknown)."""
+    return UNKNOWN_DURATION if duration is None else duration
+
+
+def decode_duration(value: float | None) -> float | None:
+    """A trace's duration from its column value: None when unknown."""
+    return None if value is None or value < 0 else value
+
 
 _BODY_FIELDS = ("variables", "messages", "output", "tool_calls", "error", "metadata")
 
@@ -72,7 +98,7 @@ def unpack_trace(row: dict[str, Any], manifest: bytes) -> Trace:
         output_tokens=row["output_tokens"],
         total_tokens=row["total_tokens"],
         cost=row["cost"],
-        duration=row["duration"],
+        duration=decode_duration(row["duration"]),
         model=ModelInfo(
             provider=row["model_provider"], name=row["model_name"], metadata=body.get("model_metadata", {})
         ),

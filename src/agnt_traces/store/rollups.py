@@ -2,7 +2,8 @@
 rows instead of every trace.
 
 One row per (tenant, hour, prompt, version, provider, model, status) holds counts, token and cost
-sums and a duration histogram with logarithmic buckets 4 % apart (percentiles within ±2 %). A stats
+sums and a duration histogram with logarithmic buckets 4 % apart (percentiles within ±2 %). Traces
+whose duration is unknown are counted but not bucketed: percentiles are over known durations only. A stats
 window reads whole hours from here and the partial hour at its start from the traces themselves.
 """
 
@@ -75,8 +76,10 @@ def add_trace(acc: dict[RollupKey, Agg], created_ms: int, row: dict[str, Any]) -
     if row["cost"] is not None:
         agg.cost += row["cost"]
         agg.priced += 1
-    b = bucket(row["duration"])
-    agg.hist[b] = agg.hist.get(b, 0) + 1
+    duration = row["duration"]
+    if duration is not None and duration >= 0:  # unknown (None, or the store's negative sentinel): no bucket
+        b = bucket(duration)
+        agg.hist[b] = agg.hist.get(b, 0) + 1
 
 
 def merge_into(db: sqlite3.Connection, tenant_id: int, acc: dict[RollupKey, Agg]) -> None:

@@ -24,7 +24,16 @@ from .base import (
     decode_cursor,
     encode_cursor,
 )
-from .codec import manifest_digest, pack_body, pack_manifest, preview, search_text, unpack_trace
+from .codec import (
+    decode_duration,
+    encode_duration,
+    manifest_digest,
+    pack_body,
+    pack_manifest,
+    preview,
+    search_text,
+    unpack_trace,
+)
 from .rollups import HOUR_MS, Agg, RollupKey, add_trace, merge_into, percentile, rows_to_aggs
 from .sqlite_prompts import PromptsMixin
 from .sqlite_sessions import SessionsMixin
@@ -38,7 +47,7 @@ _SORT_EXPR = {
     "created_at": "t.seq",
     "cost": "ifnull(t.cost, -1.0)",
     "total_tokens": "t.total_tokens",
-    "duration": "t.duration",
+    "duration": "t.duration",  # unknown is stored below every real duration: first asc, last desc
 }
 _ROW_COLUMNS = (
     "t.seq, t.id, t.prompt_name, t.prompt_version, t.model_provider, t.model_name, "
@@ -128,7 +137,7 @@ class SqliteStore(PromptsMixin, SessionsMixin):
                     t.output_tokens,
                     t.total_tokens,
                     t.cost,
-                    t.duration,
+                    encode_duration(t.duration),
                     t.source,
                     t.session_id,
                     t.parent_trace_id,
@@ -363,7 +372,7 @@ def build_trace_query(
     if q.min_cost is not None:
         where.append("ifnull(t.cost, -1.0) >= :min_cost")  # the cost index's expression: a range scan
         params["min_cost"] = q.min_cost
-    if q.min_duration is not None:
+    if q.min_duration is not None:  # min_duration >= 0: an unknown duration (stored < 0) never matches
         where.append("t.duration >= :min_duration")
         params["min_duration"] = q.min_duration
     if q.min_total_tokens is not None:
@@ -422,7 +431,7 @@ def _row_to_summary(row: sqlite3.Row) -> dict[str, Any]:
         "status": "error" if row["status"] else "success",
         "totalTokens": row["total_tokens"],
         "cost": row["cost"],
-        "duration": row["duration"],
+        "duration": decode_duration(row["duration"]),
         "tags": json.loads(row["tags"]) if row["tags"] else [],
         "outputPreview": preview(row["body"]),
     }
