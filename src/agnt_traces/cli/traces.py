@@ -88,7 +88,9 @@ def render_trace(t: dict[str, Any]) -> str:
         + (f"   tags {', '.join(t['tags'])}" if t.get("tags") else ""),
     ]
     if t.get("variables"):
-        lines.append("variables " + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in t["variables"].items()))
+        lines.append(
+            "variables " + ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in t["variables"].items())
+        )
     if t.get("error"):
         lines.append(f"error     {_text(t['error'])}")
     system = (t.get("manifest") or {}).get("system")
