@@ -125,7 +125,7 @@ class Session:
             return
         script = "\n".join([*self.assignments, command])
         if words[:2] == ["agnt-traces", "serve"]:
-            self.start_server(where, script)
+            self.start_server(where, "\n".join([*self.assignments, "exec " + command]))  # exec: terminate() stops it
             return
         if words[0] == "curl":
             script += " -o /dev/stderr -w '%{http_code}'"
@@ -140,7 +140,7 @@ class Session:
 
     def start_server(self, where: str, script: str) -> None:
         server = subprocess.Popen(
-            ["sh", "-c", f"exec {script.splitlines()[-1]}"] if not self.assignments else ["sh", "-c", script],
+            ["sh", "-c", script],
             cwd=self.cwd,
             env=self.env,
             stdout=subprocess.DEVNULL,
