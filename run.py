@@ -9,50 +9,118 @@
 Setting up means: a virtual environment in .venv, every dependency installed from the hash-locked
 files in requirements/ (pip --require-hashes), this package installed into it, and a check that
 site-packages holds no unexpected .pth file (code that runs at every Python start). It is skipped
-when nothing changed since the last run.
+when nothing changed since the last run; the set-up for `test` (with the dev tools) also serves `demo`
+and `serve`. Progress goes to stderr. `test` also installs the pinned MCP inspector into .ci/node where
+npm exists (tests/test_inspector.py drives the server with it; without npm that test is skipped).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+REQUIREMENTS = ROOT / "requirements"
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
+# JSON: the sha256 of pyproject.toml and of each lock file installed. A set-up with the dev locks also
+# satisfies one without them, so switching between `test` and `demo`/`serve` installs nothing.
 STAMP = VENV / ".agnt-setup"
 # .pth files that may exist in site-packages; anything else fails set-up (litellm 1.82.7/8 shipped one).
 PTH_ALLOWED = ("distutils-precedence.pth", "__editable__.agnt_traces-")
+# The official MCP inspector (Node.js) drives the fix loop in tests/test_inspector.py; installed where npm is.
+INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
+NODE_DIR = ROOT / ".ci" / "node"
 
 
 def sh(*cmd: str | Path, **kw: object) -> None:
     subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)  # type: ignore[call-overload]
 
 
+def say(line: str) -> None:
+    """Progress goes to stderr: over `run.py serve`, stdout belongs to the MCP client."""
+    print(f"» {line}", file=sys.stderr, flush=True)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def installed() -> dict[str, str]:
+    """What the stamp says is installed: lock file name (and "pyproject.toml") → sha256."""
+    try:
+        data = json.loads(STAMP.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def packages_in(lock: str) -> list[str]:
+    lines = (REQUIREMENTS / lock).read_text().splitlines()
+    return [line.split("==")[0] for line in lines if "==" in line and line[:1].isalnum()]
+
+
 def setup(dev: bool) -> None:
     if sys.version_info < (3, 11):  # noqa: UP036 - run.py runs under whatever python3 the user has
         sys.exit(f"AGNT Traces needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     locks = ["build.lock", "runtime.lock"] + (["dev.lock"] if dev else [])
-    digest = hashlib.sha256()
-    for name in [*locks, "../pyproject.toml"]:
-        digest.update((ROOT / "requirements" / name).read_bytes())
-    want = digest.hexdigest()
+    want = {name: sha256(REQUIREMENTS / name) for name in locks} | {"pyproject.toml": sha256(ROOT / "pyproject.toml")}
     if not PY.exists():
-        print("» creating .venv", file=sys.stderr)
+        say("creating .venv (first run: installing every dependency takes a few minutes; later runs skip it)")
         venv.EnvBuilder(with_pip=True).create(VENV)
-    if not (STAMP.exists() and STAMP.read_text() == want):
-        print(f"» installing hash-locked dependencies ({', '.join(locks)})", file=sys.stderr)
-        pip = [PY, "-m", "pip", "--disable-pip-version-check", "install", "-q"]
-        sh(*pip, "--require-hashes", "-r", "requirements/build.lock")
-        sh(*pip, "--require-hashes", *[a for lock in locks[1:] for a in ("-r", f"requirements/{lock}")])
-        sh(*pip, "--no-deps", "--no-build-isolation", "-e", ".")
-        STAMP.write_text(want)
+    have = installed()
+    if any(have.get(name) != digest for name, digest in want.items()):
+        install(locks)
+        STAMP.write_text(json.dumps(want, indent=1))  # only what this set-up installed
     check_pth()
+
+
+def install(locks: list[str]) -> None:
+    """pip's own output (a line per package) goes to stderr, with a line per step before it."""
+    pip = [PY, "-m", "pip", "--disable-pip-version-check", "install"]
+    deps = [name for lock in locks[1:] for name in packages_in(lock)]
+    say(f"[1/3] build tools: {', '.join(packages_in('build.lock'))} (requirements/build.lock, hash-checked)")
+    sh(*pip, "--require-hashes", "-r", REQUIREMENTS / "build.lock", stdout=sys.stderr)
+    say(
+        f"[2/3] {len(deps)} dependencies from {', '.join('requirements/' + lock for lock in locks[1:])} "
+        "(hash-checked; LiteLLM is the largest)"
+    )
+    sh(*pip, "--require-hashes", *[a for lock in locks[1:] for a in ("-r", REQUIREMENTS / lock)], stdout=sys.stderr)
+    say("[3/3] agnt-traces itself (editable: changes under src/ need no reinstall)")
+    sh(*pip, "--no-deps", "--no-build-isolation", "-e", ".", stdout=sys.stderr)
+
+
+def inspector() -> Path | None:
+    """The pinned MCP inspector's binary for tests/test_inspector.py: AGNT_TRACES_INSPECTOR if set, else
+    installed into .ci/node with npm (once). None, and a note saying the test will be skipped, without npm."""
+    if os.environ.get("AGNT_TRACES_INSPECTOR"):
+        return Path(os.environ["AGNT_TRACES_INSPECTOR"])
+    binary = NODE_DIR / "node_modules" / ".bin" / ("mcp-inspector.cmd" if os.name == "nt" else "mcp-inspector")
+    manifest = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "inspector" / "package.json"
+    version = INSPECTOR.rsplit("@", 1)[1]
+    try:
+        if binary.exists() and json.loads(manifest.read_text()).get("version") == version:
+            return binary
+    except (OSError, ValueError):
+        pass
+    npm = shutil.which("npm")
+    if npm is None:
+        say("npm not found: tests/test_inspector.py will be skipped (install Node.js to run it)")
+        return None
+    say(f"installing the MCP inspector ({INSPECTOR}) into .ci/node for tests/test_inspector.py")
+    NODE_DIR.mkdir(parents=True, exist_ok=True)
+    cmd = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", INSPECTOR]
+    if subprocess.run(cmd, cwd=NODE_DIR, stdout=sys.stderr).returncode != 0 or not binary.exists():
+        say("could not install the MCP inspector: tests/test_inspector.py will be skipped")
+        return None
+    return binary
 
 
 def site_packages() -> Path:
@@ -82,7 +150,11 @@ def main(argv: list[str]) -> int:
         sh(BIN / "ruff", "check", "src", "tests", "bench", "run.py")
         sh(BIN / "ruff", "format", "--check", "src", "tests", "bench", "run.py")
         sh(BIN / "mypy")
-        return subprocess.run([BIN / "pytest", *rest], cwd=ROOT).returncode
+        env = dict(os.environ)
+        binary = inspector()
+        if binary is not None:
+            env["AGNT_TRACES_INSPECTOR"] = str(binary)
+        return subprocess.run([BIN / "pytest", *rest], cwd=ROOT, env=env).returncode
     if command == "bench":
         setup(dev=True)
         scripts = sorted(p.name for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_"))

@@ -74,7 +74,7 @@ def test_prompts_import_refuses_a_bad_folder_and_stores_nothing(tmp_path: Path) 
     db = str(tmp_path / "t.db")
     out = cli("prompts", "import", str(folder), db=db)
     assert out.returncode == 2 and "a" in out.stderr
-    listed = cli("prompts", "list", db=db)
+    listed = cli("prompts", "list", "--json", db=db)
     assert json.loads(listed.stdout) == {"prompts": []}
 
 
@@ -95,7 +95,7 @@ def test_traces_list_and_show(tmp_path: Path) -> None:
     assert lines[0].split()[:3] == ["ID", "CREATED", "PROMPT"] and "more: --cursor" in table.stdout
     as_json = json.loads(cli("traces", "list", "--json", "--query", "out", "--status", "success", db=db).stdout)
     assert len(as_json["traces"]) == 3
-    shown = json.loads(cli("traces", "show", "t1", db=db).stdout)
+    shown = json.loads(cli("traces", "show", "t1", "--json", db=db).stdout)
     assert shown["output"] == "out 1"
     missing = cli("traces", "show", "nope", db=db)
     assert missing.returncode == 2 and "not found" in missing.stderr

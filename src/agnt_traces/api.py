@@ -1,14 +1,19 @@
 """The Python API for applications: run hosted prompts and get the response with its trace.
 
+    import asyncio
+
     from agnt_traces import AgntTraces
 
-    async with AgntTraces.open(db="traces.db", tenant="acme") as traces:
-        result = await traces.run_prompt(
-            "support-reply",
-            variables={"company_name": "Acme", "tier": "premium"},
-            messages=[{"role": "user", "content": "Where is my refund?"}],
-        )
-        print(result.output, result.trace["id"])
+    async def main() -> None:
+        async with AgntTraces.open(db="traces.db", tenant="acme") as traces:
+            result = await traces.run_prompt(  # the prompt's production version (publish_prompt makes one)
+                "support-reply",
+                variables={"company_name": "Acme", "tier": "premium"},
+                messages=[{"role": "user", "content": "Where is my refund?"}],
+            )
+            print(result.output, result.trace["id"])
+
+    asyncio.run(main())
 
 Every call made this way is compiled by the sandboxed compiler, sent through LiteLLM and recorded as a
 trace (``source: "run"``) with its full compilation context, ready for an agent to debug.

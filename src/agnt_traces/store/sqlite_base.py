@@ -16,6 +16,7 @@ from ..errors import AgntError, StorageFull, StoreUnavailable
 from ..ids import now_ms
 from ..models import PromptContent, canonical_json
 from . import migrations
+from .dbfile import check_db_path, open_failure
 
 __all__ = ["SqliteBase"]
 
@@ -89,16 +90,29 @@ class SqliteBase:
 
     @classmethod
     async def open(cls, path: str | Path) -> Self:
+        """Open (creating it if missing) and migrate the database at ``path``.
+
+        Raises:
+            InvalidArgument: the path is a directory, not a SQLite database, unreadable or cannot be
+                created; the message names the path and the problem.
+        """
         path = str(path)
-        if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at open
-        writer = await aiosqlite.connect(path, isolation_level=None)
+        check_db_path(path)  # one readable sentence instead of an error from SQLite's connection thread
+        try:
+            if path != ":memory:":
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at open
+            writer = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise open_failure(path, exc) from None
         try:
             await writer._execute(_configure, writer._conn)
             await writer._execute(migrations.migrate, writer._conn)
             reader = await aiosqlite.connect(path, isolation_level=None)
             await reader._execute(_configure, reader._conn)
             await reader.execute("PRAGMA query_only=ON")
+        except (OSError, sqlite3.DatabaseError) as exc:
+            await writer.close()
+            raise open_failure(path, exc) from None
         except BaseException:
             await writer.close()
             raise
