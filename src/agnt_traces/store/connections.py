@@ -4,14 +4,15 @@ A ``sqlite3.Connection`` is never used by two threads at once: a call checks one
 ``fn(conn, *args)`` in a worker thread and puts it back. The writer is a pool of one (calls run in the
 order they were made); readers are a pool of several, so one slow read never queues the others.
 
-A read pool gives every call a time budget: SQLite's progress handler interrupts the statement that
-runs past it, and the call raises :class:`ReadBudgetExceeded`.
+A read pool gives every call a time budget: a watchdog interrupts (``sqlite3_interrupt``) the statement
+that runs past it, and the call raises :class:`ReadBudgetExceeded`. (A progress handler would do the
+same but calls back into Python, taking the GIL, every N steps; and a step that is one costly
+virtual-table call, as full-text search makes, may be far fewer steps than N.)
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -26,9 +27,9 @@ __all__ = ["ConnectionPool", "FulltextGate", "ReadBudgetExceeded"]
 
 T = TypeVar("T")
 
-# SQLite calls the progress handler every this many virtual-machine instructions (well under a
-# millisecond of work); each call takes the GIL, so not much more often than that.
-_PROGRESS_EVERY = 20_000
+# A backstop for the watchdog: SQLite calls back into Python (taking the GIL) only every this many
+# virtual-machine steps, a few milliseconds of work; most reads finish before the first call.
+_PROGRESS_EVERY = 100_000
 
 
 class ReadBudgetExceeded(InvalidArgument):
@@ -90,11 +91,46 @@ class ConnectionPool:
         async with self._slots:
             conn = self._free.pop()
             try:
-                call = partial(_call_with_budget, conn, budget, fn, *args) if budget else partial(fn, conn, *args)
-                # Not abandoned on cancellation: the connection goes back only when the thread is done with it.
-                return await anyio.to_thread.run_sync(call, limiter=self._threads)
+                if budget is None:
+                    # Not abandoned on cancellation: the connection goes back only when the thread is done.
+                    return await anyio.to_thread.run_sync(partial(fn, conn, *args), limiter=self._threads)
+                return await self._run_within(budget, conn, fn, *args)
             finally:
                 self._free.append(conn)
+
+    async def _run_within(self, budget_ms: float, conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+        """Run the call; a watchdog interrupts the connection once the budget is spent.
+
+        ``sqlite3_interrupt`` stops the running statement at its next step (and is a no-op when none is
+        running), from any thread, without the per-step callback a progress handler costs.
+        """
+        fired = [False]
+        outcome: list[Any] = []
+
+        async def watchdog() -> None:
+            await anyio.sleep(budget_ms / 1000)
+            fired[0] = True
+            conn.interrupt()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watchdog)
+            try:
+                call = partial(_call_interruptible, fired, conn, fn, *args)
+                outcome.append(await anyio.to_thread.run_sync(call, limiter=self._threads))
+            except sqlite3.OperationalError as exc:
+                outcome.append(exc)
+            finally:
+                tg.cancel_scope.cancel()
+        result = outcome[0]
+        if isinstance(result, sqlite3.OperationalError):
+            if fired[0] and "interrupt" in str(result):
+                raise ReadBudgetExceeded(
+                    f"the query took longer than the {budget_ms:g} ms budget and was stopped: narrow it with "
+                    "filters (since, promptName, status …) or ask for fewer rows",
+                    {"budgetMs": budget_ms},
+                ) from None
+            raise result
+        return result
 
     async def close(self) -> None:
         for _ in self._all:  # wait until no call uses a connection, and let none start after
@@ -103,23 +139,12 @@ class ConnectionPool:
             conn.close()
 
 
-def _call_with_budget(conn: sqlite3.Connection, budget_ms: float, fn: Callable[..., T], *args: Any) -> T:
-    deadline = time.monotonic() + budget_ms / 1000
-
-    def over_budget() -> bool:
-        return time.monotonic() > deadline  # a true value makes SQLite interrupt the statement
-
-    conn.set_progress_handler(over_budget, _PROGRESS_EVERY)
+def _call_interruptible(fired: list[bool], conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    # An interrupt that lands between two statements of ``fn`` is a no-op: the progress handler, every
+    # _PROGRESS_EVERY steps, stops a later statement once the watchdog has fired.
+    conn.set_progress_handler(lambda: fired[0], _PROGRESS_EVERY)
     try:
         return fn(conn, *args)
-    except sqlite3.OperationalError as exc:
-        if time.monotonic() > deadline and "interrupt" in str(exc):
-            raise ReadBudgetExceeded(
-                f"the query took longer than the {budget_ms:g} ms budget and was stopped: narrow it with filters "
-                "(since, promptName, status …) or ask for fewer rows",
-                {"budgetMs": budget_ms},
-            ) from None
-        raise
     finally:
         conn.set_progress_handler(None, 0)
 
