@@ -105,7 +105,8 @@ class ConnectionPool:
         running), from any thread, without the per-step callback a progress handler costs.
         """
         fired = [False]
-        outcome: list[Any] = []
+        failure: list[Exception] = []
+        result: list[T] = []
 
         async def watchdog() -> None:
             await anyio.sleep(budget_ms / 1000)
@@ -116,21 +117,21 @@ class ConnectionPool:
             tg.start_soon(watchdog)
             try:
                 call = partial(_call_interruptible, fired, conn, fn, *args)
-                outcome.append(await anyio.to_thread.run_sync(call, limiter=self._threads))
-            except sqlite3.OperationalError as exc:
-                outcome.append(exc)
+                result.append(await anyio.to_thread.run_sync(call, limiter=self._threads))
+            except Exception as exc:  # raised below, outside the task group (which would wrap it in a group)
+                failure.append(exc)
             finally:
                 tg.cancel_scope.cancel()
-        result = outcome[0]
-        if isinstance(result, sqlite3.OperationalError):
-            if fired[0] and "interrupt" in str(result):
+        if failure:
+            error = failure[0]
+            if fired[0] and isinstance(error, sqlite3.OperationalError) and "interrupt" in str(error):
                 raise ReadBudgetExceeded(
                     f"the query took longer than the {budget_ms:g} ms budget and was stopped: narrow it with "
                     "filters (since, promptName, status …) or ask for fewer rows",
                     {"budgetMs": budget_ms},
                 ) from None
-            raise result
-        return result
+            raise error
+        return result[0]
 
     async def close(self) -> None:
         for _ in self._all:  # wait until no call uses a connection, and let none start after
