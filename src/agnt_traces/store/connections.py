@@ -4,15 +4,19 @@ A ``sqlite3.Connection`` is never used by two threads at once: a call checks one
 ``fn(conn, *args)`` in a worker thread and puts it back. The writer is a pool of one (calls run in the
 order they were made); readers are a pool of several, so one slow read never queues the others.
 
-A read pool gives every call a time budget: a watchdog interrupts (``sqlite3_interrupt``) the statement
-that runs past it, and the call raises :class:`ReadBudgetExceeded`. (A progress handler would do the
+A read pool gives every call a time budget: a watchdog thread interrupts (``sqlite3_interrupt``) the
+statement that runs past it, and the call raises :class:`ReadBudgetExceeded`. (A progress handler would do the
 same but calls back into Python, taking the GIL, every N steps; and a step that is one costly
 virtual-table call, as full-text search makes, may be far fewer steps than N.)
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -91,47 +95,13 @@ class ConnectionPool:
         async with self._slots:
             conn = self._free.pop()
             try:
-                if budget is None:
-                    # Not abandoned on cancellation: the connection goes back only when the thread is done.
-                    return await anyio.to_thread.run_sync(partial(fn, conn, *args), limiter=self._threads)
-                return await self._run_within(budget, conn, fn, *args)
+                call = partial(fn, conn, *args)
+                if budget is not None:
+                    call = partial(_WATCHDOG.run, budget, conn, call)
+                # Not abandoned on cancellation: the connection goes back only when the thread is done.
+                return await anyio.to_thread.run_sync(call, limiter=self._threads)
             finally:
                 self._free.append(conn)
-
-    async def _run_within(self, budget_ms: float, conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
-        """Run the call; a watchdog interrupts the connection once the budget is spent.
-
-        ``sqlite3_interrupt`` stops the running statement at its next step (and is a no-op when none is
-        running), from any thread, without the per-step callback a progress handler costs.
-        """
-        fired = [False]
-        failure: list[Exception] = []
-        result: list[T] = []
-
-        async def watchdog() -> None:
-            await anyio.sleep(budget_ms / 1000)
-            fired[0] = True
-            conn.interrupt()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watchdog)
-            try:
-                call = partial(_call_interruptible, fired, conn, fn, *args)
-                result.append(await anyio.to_thread.run_sync(call, limiter=self._threads))
-            except Exception as exc:  # raised below, outside the task group (which would wrap it in a group)
-                failure.append(exc)
-            finally:
-                tg.cancel_scope.cancel()
-        if failure:
-            error = failure[0]
-            if fired[0] and isinstance(error, sqlite3.OperationalError) and "interrupt" in str(error):
-                raise ReadBudgetExceeded(
-                    f"the query took longer than the {budget_ms:g} ms budget and was stopped: narrow it with "
-                    "filters (since, promptName, status …) or ask for fewer rows",
-                    {"budgetMs": budget_ms},
-                ) from None
-            raise error
-        return result[0]
 
     async def close(self) -> None:
         for _ in self._all:  # wait until no call uses a connection, and let none start after
@@ -140,14 +110,75 @@ class ConnectionPool:
             conn.close()
 
 
-def _call_interruptible(fired: list[bool], conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
-    # An interrupt that lands between two statements of ``fn`` is a no-op: the progress handler, every
-    # _PROGRESS_EVERY steps, stops a later statement once the watchdog has fired.
-    conn.set_progress_handler(lambda: fired[0], _PROGRESS_EVERY)
-    try:
-        return fn(conn, *args)
-    finally:
-        conn.set_progress_handler(None, 0)
+class _Watchdog:
+    """One thread for the whole process that interrupts calls running past their deadline.
+
+    A call registers itself (on its worker thread) before it starts and unregisters when it ends; the
+    watchdog interrupts a connection only while its call is registered, under the same lock, so an
+    interrupt never reaches the next call on that connection. ``sqlite3_interrupt`` stops the running
+    statement at its next step; one that lands between two statements is a no-op, so a progress
+    handler stops the next statement of an interrupted call.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._deadlines: list[tuple[float, int]] = []  # heap of (deadline, call number)
+        self._calls: dict[int, tuple[sqlite3.Connection, list[bool]]] = {}
+        self._numbers = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def run(self, budget_ms: float, conn: sqlite3.Connection, call: Callable[[], T]) -> T:
+        """``call()`` (which uses ``conn``), interrupted once it runs ``budget_ms`` long.
+
+        Raises:
+            ReadBudgetExceeded: it was interrupted.
+        """
+        fired = [False]
+        number = next(self._numbers)
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="sqlite-read-budget", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._deadlines, (time.monotonic() + budget_ms / 1000, number))
+            self._calls[number] = (conn, fired)
+            if self._deadlines[0][1] == number:
+                self._lock.notify()
+        conn.set_progress_handler(lambda: fired[0], _PROGRESS_EVERY)
+        try:
+            return call()
+        except sqlite3.OperationalError as exc:
+            if fired[0] and "interrupt" in str(exc):
+                raise ReadBudgetExceeded(
+                    f"the query took longer than the {budget_ms:g} ms budget and was stopped: narrow it with "
+                    "filters (since, promptName, status …) or ask for fewer rows",
+                    {"budgetMs": budget_ms},
+                ) from None
+            raise
+        finally:
+            with self._lock:
+                del self._calls[number]
+            conn.set_progress_handler(None, 0)
+
+    def _watch(self) -> None:
+        with self._lock:
+            while True:
+                while self._deadlines and self._deadlines[0][1] not in self._calls:
+                    heapq.heappop(self._deadlines)  # finished in time
+                if not self._deadlines:
+                    self._lock.wait()
+                    continue
+                deadline, number = self._deadlines[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._lock.wait(wait)
+                    continue
+                heapq.heappop(self._deadlines)
+                conn, fired = self._calls[number]
+                fired[0] = True
+                conn.interrupt()
+
+
+_WATCHDOG = _Watchdog()
 
 
 class FulltextGate:
