@@ -31,7 +31,7 @@ async def test_migrations_apply_from_empty_and_are_recorded(db_path: str) -> Non
     assert migrations.pending(db) == []
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"traces", "manifests", "traces_fts", "prompts", "sessions", "api_tokens"} <= tables
+    assert {"traces", "manifests", "fts_probe", "store_secrets", "prompts", "sessions", "api_tokens"} <= tables
 
 
 async def test_reopen_keeps_data_and_runs_no_migration_twice(db_path: str) -> None:

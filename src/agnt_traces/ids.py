@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,8 @@ _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0
 _MAX_MS = 2**48 - 1  # the ULID time field
+_RAND_LIMIT = 2**80  # the ULID random field; a new millisecond starts below 2**79, leaving room for steps
+_STEP_BITS = 40
 _MIN_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
@@ -26,8 +29,18 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(out))
 
 
+def _step() -> int:
+    """How far the random part moves for the next id within one millisecond: a random step whose size
+    spans many orders of magnitude, so the gap between two ids says little about how many ids (of any
+    tenant) were made between them — unlike +1, which counts them exactly."""
+    return 1 + secrets.randbits(1 + secrets.randbelow(_STEP_BITS))
+
+
 def new_id(ms: int | None = None) -> str:
-    """A 26-character ULID; ids made in one process sort in creation order, even within a millisecond."""
+    """A 26-character ULID; ids made in one process sort in creation order, even within a millisecond.
+
+    Within a millisecond the random part grows by a random step (see ``_step``), not by one.
+    """
     global _last_ms, _last_rand
     with _lock:
         now = now_ms()
@@ -38,7 +51,10 @@ def new_id(ms: int | None = None) -> str:
             return _encode(ms, 10) + _encode(int.from_bytes(os.urandom(10), "big") >> 1, 16)
         if ms <= _last_ms:
             ms = _last_ms
-            _last_rand += 1
+            _last_rand += _step()
+            if _last_rand >= _RAND_LIMIT:  # out of room in this millisecond: borrow the next one
+                ms = _last_ms = min(_last_ms + 1, _MAX_MS)
+                _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
         else:
             _last_ms = ms
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments

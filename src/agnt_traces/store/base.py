@@ -6,15 +6,12 @@ the same protocol.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..errors import InvalidArgument
 from ..ids import parse_time
 from ..models import MAX_INT, PromptContent, Trace, TraceIn
 
@@ -30,8 +27,6 @@ __all__ = [
     "TracePage",
     "TraceQuery",
     "TraceRecord",
-    "decode_cursor",
-    "encode_cursor",
 ]
 
 SortKey = Literal["created_at", "cost", "total_tokens", "duration"]
@@ -100,30 +95,6 @@ class StatsQuery(BaseModel):
         if self.until is not None:
             self.until_ms = parse_time(self.until, "until")
         return self
-
-
-def encode_cursor(sort: str, order: str, value: Any, seq: int) -> str:
-    raw = json.dumps([sort, order, value, seq], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, sort: str, order: str) -> tuple[Any, int]:
-    """Raises InvalidArgument when the cursor is malformed or belongs to another sort."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        c_sort, c_order, value, seq = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(seq, int) or not isinstance(value, int | float):
-            raise ValueError
-    except Exception:
-        raise InvalidArgument(
-            "cursor is not valid: pass the nextCursor of a previous page unchanged, or omit it"
-        ) from None
-    if (c_sort, c_order) != (sort, order):
-        raise InvalidArgument(
-            f"cursor was made for sort={c_sort} order={c_order}: use the same sort and order for every "
-            "page, or omit the cursor to start again"
-        )
-    return value, seq
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from ..models import Manifest, ModelInfo, Trace, canonical_json, message_text
 
 __all__ = [
     "UNKNOWN_DURATION",
+    "body_search_text",
     "decode_duration",
     "encode_duration",
     "manifest_digest",
@@ -134,11 +135,24 @@ def _flatten(value: Any) -> str:
 
 def search_text(trace: Trace) -> str:
     """What full-text search sees: message contents, the output and variable values."""
-    parts = [message_text(m.get("content")) for m in trace.messages]
-    parts.append(trace.output or "")
-    parts.append(_flatten(trace.variables))
-    if trace.error is not None:
-        parts.append(trace.error.message)
+    error = trace.error.message if trace.error is not None else None
+    return _search_text(trace.messages, trace.output, trace.variables, error)
+
+
+def body_search_text(body_blob: bytes) -> str:
+    """``search_text`` of a stored trace, from its packed body alone (to rebuild a full-text index)."""
+    body = _decompress(body_blob)
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return _search_text(body.get("messages", []), body.get("output"), body.get("variables", {}), message)
+
+
+def _search_text(messages: list[dict[str, Any]], output: str | None, variables: Any, error: str | None) -> str:
+    parts = [message_text(m.get("content")) for m in messages]
+    parts.append(output or "")
+    parts.append(_flatten(variables))
+    if error is not None:
+        parts.append(error)
     return "\n".join(p for p in parts if p)
 
 

@@ -6,10 +6,11 @@ pending and the database as it was. Add new steps at the end; never edit an appl
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 
-__all__ = ["MIGRATIONS", "applied", "migrate", "pending"]
+__all__ = ["FTS_PROBE", "MIGRATIONS", "applied", "create_fts_sql", "fts_table", "migrate", "pending", "secret"]
 
 Migration = tuple[int, str, Callable[[sqlite3.Connection], None]]
 
@@ -214,11 +215,62 @@ def m004_trace_rollups(db: sqlite3.Connection) -> None:
         last = rows[-1]["seq"]
 
 
+# Full text: one FTS5 table per tenant (rowid = traces.seq), so a search reads the postings of its own
+# tenant's traces only and costs the same however much other tenants store. FTS_PROBE stays empty: it
+# checks a query's syntax for tenants that have no table yet.
+FTS_PROBE = "fts_probe"
+_FTS_OPTIONS = "body, content='', columnsize=0, tokenize='unicode61 remove_diacritics 2'"
+
+
+def fts_table(tenant_id: int) -> str:
+    """The full-text table of one tenant (an integer id: safe to put in SQL text)."""
+    return f"fts_tenant_{int(tenant_id)}"
+
+
+def create_fts_sql(table: str) -> str:
+    return f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5({_FTS_OPTIONS})"
+
+
+def m005_tenant_fulltext_and_secrets(db: sqlite3.Connection) -> None:
+    """Move the shared full-text index into one table per tenant; add the per-database secrets."""
+    db.execute(
+        "CREATE TABLE store_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL, created_at TEXT NOT NULL) "
+        "STRICT, WITHOUT ROWID"
+    )
+    db.execute(
+        "INSERT INTO store_secrets(name, value, created_at) VALUES ('cursor', ?, datetime('now'))", (os.urandom(32),)
+    )
+    db.execute(create_fts_sql(FTS_PROBE))
+    # The old index is contentless: rebuild each tenant's from the stored bodies, a chunk at a time.
+    from .codec import body_search_text
+
+    created: set[int] = set()
+    last = -1
+    while True:
+        rows = db.execute(
+            "SELECT seq, tenant_id, body FROM traces WHERE seq > ? ORDER BY seq LIMIT 20000", (last,)
+        ).fetchall()
+        if not rows:
+            break
+        by_tenant: dict[int, list[tuple[int, str]]] = {}
+        for seq, tenant_id, body in rows:
+            by_tenant.setdefault(tenant_id, []).append((seq, body_search_text(body)))
+        for tenant_id, docs in by_tenant.items():
+            table = fts_table(tenant_id)
+            if tenant_id not in created:
+                db.execute(create_fts_sql(table))
+                created.add(tenant_id)
+            db.executemany(f"INSERT INTO {table}(rowid, body) VALUES (?, ?)", docs)
+        last = rows[-1][0]
+    db.execute("DROP TABLE traces_fts")
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "prompts", m002_prompts),
     (3, "sessions_and_tokens", m003_sessions_and_tokens),
     (4, "trace_rollups", m004_trace_rollups),
+    (5, "tenant_fulltext_and_secrets", m005_tenant_fulltext_and_secrets),
 ]
 
 
@@ -265,6 +317,16 @@ def migrate(db: sqlite3.Connection) -> list[int]:
     return ran
 
 
+def secret(db: sqlite3.Connection, name: str) -> bytes:
+    """The database's secret ``name`` (32 random bytes made by a migration, or now if it is missing)."""
+    db.execute(
+        "INSERT OR IGNORE INTO store_secrets(name, value, created_at) VALUES (?, ?, datetime('now'))",
+        (name, os.urandom(32)),
+    )
+    row = db.execute("SELECT value FROM store_secrets WHERE name = ?", (name,)).fetchone()
+    return bytes(row[0])
+
+
 class _ScriptInTransaction:
     """A connection stand-in whose ``executescript`` runs each statement without committing."""
 
@@ -277,6 +339,9 @@ class _ScriptInTransaction:
 
     def execute(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
         return self._db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list[tuple[object, ...]]) -> sqlite3.Cursor:
+        return self._db.executemany(sql, rows)
 
 
 def _split_sql(script: str) -> list[str]:

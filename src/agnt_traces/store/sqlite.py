@@ -1,7 +1,9 @@
-"""The SQLite store: one file in WAL mode, one writer connection and one reader connection.
+"""The SQLite store: one file in WAL mode, one writer connection and a few reader connections.
 
-Writes run as one function each on the writer's thread, inside ``BEGIN IMMEDIATE`` … ``COMMIT``, so a
-call is all or nothing. Reads go through a second connection and see only committed data.
+Writes run as one function each on the writer connection, inside ``BEGIN IMMEDIATE`` … ``COMMIT``, so a
+call is all or nothing. Reads go through a pool of reader connections (a slow read holds one of them,
+not all), see only committed data, and are stopped at the query time budget. Each tenant's full text
+is indexed in a table of its own, and list cursors are sealed (store.cursors).
 """
 
 from __future__ import annotations
@@ -15,15 +17,7 @@ from typing import Any, TypeVar
 
 from ..errors import Conflict, InvalidArgument
 from ..models import Trace
-from .base import (
-    IngestResult,
-    StatsQuery,
-    TracePage,
-    TraceQuery,
-    TraceRecord,
-    decode_cursor,
-    encode_cursor,
-)
+from .base import IngestResult, StatsQuery, TracePage, TraceQuery, TraceRecord
 from .codec import (
     decode_duration,
     encode_duration,
@@ -34,6 +28,9 @@ from .codec import (
     search_text,
     unpack_trace,
 )
+from .connections import ReadBudgetExceeded
+from .fulltext import check_fulltext_query
+from .migrations import FTS_PROBE, create_fts_sql, fts_table
 from .rollups import HOUR_MS, Agg, RollupKey, add_trace, merge_into, percentile, rows_to_aggs
 from .sqlite_prompts import PromptsMixin
 from .sqlite_sessions import SessionsMixin
@@ -165,8 +162,12 @@ class SqliteStore(PromptsMixin, SessionsMixin):
                 row,
             )
             seqs[row[2]] = row[0]
+        fts = fts_table(tid)
+        if tid not in self._fts_tables:
+            db.execute(create_fts_sql(fts))  # the tenant's first traces: its own full-text table
+            self._fts_tables.add(tid)
         db.executemany(
-            "INSERT INTO traces_fts(rowid, body) VALUES (?, ?)",
+            f"INSERT INTO {fts}(rowid, body) VALUES (?, ?)",
             [(seqs[rec.trace.id], text) for rec, text in zip(new, fts_rows, strict=True)],
         )
         db.executemany(
@@ -189,50 +190,74 @@ class SqliteStore(PromptsMixin, SessionsMixin):
         return unpack_trace(dict(row), row["manifest"])
 
     async def list_traces(self, tenant: str, query: TraceQuery) -> TracePage:
-        tid = await self._tenant_id(tenant)
+        """One page of the tenant's traces, read whole on one reader connection within the budget.
+
+        Raises:
+            InvalidArgument: a malformed or too costly full-text query, a cursor not made for this list,
+                or a read that ran past the time budget.
+        """
+        if query.query:
+            check_fulltext_query(query.query)
+        after_id = self._cursors.open(tenant, query, query.cursor) if query.cursor else None
+        try:
+            if query.query:
+                async with self._fulltext_gate.hold(tenant):
+                    rows = await self._read(self._list_sync, tenant, query, after_id)
+            else:
+                rows = await self._read(self._list_sync, tenant, query, after_id)
+        except ReadBudgetExceeded as exc:
+            if not query.query:
+                raise
+            raise InvalidArgument(
+                "full-text query too expensive: it ran past the "
+                f"{self._readers.budget_ms:g} ms budget and was stopped; use longer words, fewer terms, or "
+                "add filters (since, promptName, status …)",
+                {"field": "query", "rule": "time_budget", "budgetMs": exc.details.get("budgetMs")},
+            ) from None
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        out = [_row_to_summary(r) for r in rows]
+        next_cursor = self._cursors.seal(tenant, query, rows[-1]["id"]) if more and rows else None
+        return TracePage(rows=out, next_cursor=next_cursor)
+
+    def _list_sync(
+        self, db: sqlite3.Connection, tenant: str, query: TraceQuery, after_id: str | None
+    ) -> list[sqlite3.Row]:
+        tid = self._tenant_id_read_sync(db, tenant)
         # A tenant with no data yet still gets its arguments checked: the query matches nothing.
         tid = -1 if tid is None else tid
+        fts = FTS_PROBE
         if query.query:
-            problem = await self._fts_problem(query.query)
+            problem = _fts_problem(db, query.query)
             if problem:
                 raise InvalidArgument(
                     f"query {query.query!r} is not a valid full-text query ({problem}): use plain words, "
                     '"quoted phrases", OR, NOT, or prefix* — or put the whole text in double quotes',
                     {"field": "query"},
                 )
+            if self._has_fts_table(db, tid):
+                fts = fts_table(tid)
+        after = None
+        if after_id is not None:
+            after = _cursor_position(db, tid, query.sort, after_id)
+        if query.query and fts == FTS_PROBE:
+            return []  # no full-text table: nothing of this tenant was ever indexed
         # Pick the plan by how selective the tags and the text are: one bounded probe each.
-        common = frozenset([tag for tag in query.tags if await self._tag_is_common(tid, tag)])
-        many = query.query is not None and query.sort != "created_at" and await self._fts_is_common(query.query)
-        sql, params = build_trace_query(tid, query, common, many)
-        rows = await self._fetchall(sql, params)
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        out = [_row_to_summary(r) for r in rows]
-        next_cursor = None
-        if more and rows:
-            last = rows[-1]
-            next_cursor = encode_cursor(query.sort, query.order, _sort_value(last, query.sort), last["seq"])
-        return TracePage(rows=out, next_cursor=next_cursor)
+        common = frozenset(tag for tag in query.tags if _tag_is_common(db, tid, tag))
+        many = query.query is not None and query.sort != "created_at" and _fts_is_common(db, fts, query.query)
+        sql, params = build_trace_query(tid, query, common, many, fts_table=fts, after=after)
+        return list(db.execute(sql, params).fetchall())
 
-    async def _tag_is_common(self, tenant_id: int, tag: str) -> bool:
-        """More than a few thousand traces carry the tag (one bounded index probe)."""
-        row = await self._fetchone(
-            "SELECT seq FROM trace_tags WHERE tenant_id = ? AND tag = ? LIMIT 1 OFFSET 2000", (tenant_id, tag)
-        )
+    def _has_fts_table(self, db: sqlite3.Connection, tenant_id: int) -> bool:
+        """The tenant's full-text table is committed (tables are never dropped: the answer is cached)."""
+        if tenant_id in self._fts_seen:
+            return True
+        row = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (fts_table(tenant_id),)
+        ).fetchone()
+        if row is not None:
+            self._fts_seen.add(tenant_id)
         return row is not None
-
-    async def _fts_is_common(self, text: str) -> bool:
-        """More than a few thousand traces match (one bounded full-text scan)."""
-        row = await self._fetchone("SELECT rowid FROM traces_fts WHERE traces_fts MATCH ? LIMIT 1 OFFSET 3000", (text,))
-        return row is not None
-
-    async def _fts_problem(self, text: str) -> str | None:
-        """Why SQLite's full-text parser refuses ``text``, or None when it is a valid query."""
-        try:
-            await self._fetchall("SELECT rowid FROM traces_fts WHERE traces_fts MATCH ? LIMIT 1", (text,))
-        except sqlite3.OperationalError as exc:
-            return str(exc)
-        return None
 
     async def trace_stats(self, tenant: str, query: StatsQuery) -> list[dict[str, Any]]:
         """Whole hours of the window from the roll-ups; the partial hours at its edges from the traces."""
@@ -324,14 +349,69 @@ class SqliteStore(PromptsMixin, SessionsMixin):
     # -- maintenance --------------------------------------------------------------------------------
 
     async def integrity_check(self) -> str:
-        row = await self._fetchone("PRAGMA integrity_check")
-        return str(row[0]) if row else "no answer"
+        def run(db: sqlite3.Connection) -> str:
+            row = db.execute("PRAGMA integrity_check").fetchone()
+            return str(row[0]) if row else "no answer"
+
+        return await self._readers.run(run, unbudgeted=True)  # maintenance: runs to the end
+
+
+def _tag_is_common(db: sqlite3.Connection, tenant_id: int, tag: str) -> bool:
+    """More than a few thousand traces carry the tag (one bounded index probe)."""
+    row = db.execute(
+        "SELECT seq FROM trace_tags WHERE tenant_id = ? AND tag = ? LIMIT 1 OFFSET 2000", (tenant_id, tag)
+    ).fetchone()
+    return row is not None
+
+
+def _fts_is_common(db: sqlite3.Connection, table: str, text: str) -> bool:
+    """More than a few thousand of the tenant's traces match (one bounded full-text scan)."""
+    row = db.execute(f"SELECT rowid FROM {table} WHERE {table} MATCH ? LIMIT 1 OFFSET 3000", (text,)).fetchone()
+    return row is not None
+
+
+def _fts_problem(db: sqlite3.Connection, text: str) -> str | None:
+    """Why SQLite's full-text parser refuses ``text``, or None when it is a valid query (an empty table)."""
+    try:
+        db.execute(f"SELECT rowid FROM {FTS_PROBE} WHERE {FTS_PROBE} MATCH ? LIMIT 1", (text,)).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "interrupt" in str(exc):
+            raise
+        return str(exc)
+    return None
+
+
+def _cursor_position(db: sqlite3.Connection, tenant_id: int, sort: str, trace_id: str) -> tuple[Any, int]:
+    """(sort value, seq) of the tenant's trace a cursor names.
+
+    Raises:
+        InvalidArgument: the tenant has no such trace.
+    """
+    row = db.execute(
+        f"SELECT {_SORT_EXPR[sort]}, t.seq FROM traces t WHERE t.tenant_id = ? AND t.id = ?", (tenant_id, trace_id)
+    ).fetchone()
+    if row is None:
+        raise InvalidArgument(
+            "cursor is not valid for this list: pass the nextCursor of the previous page unchanged, or omit it",
+            {"field": "cursor"},
+        )
+    return row[0], int(row[1])
 
 
 def build_trace_query(
-    tenant_id: int, q: TraceQuery, common_tags: frozenset[str] = frozenset(), common_query: bool = False
+    tenant_id: int,
+    q: TraceQuery,
+    common_tags: frozenset[str] = frozenset(),
+    common_query: bool = False,
+    *,
+    fts_table: str = FTS_PROBE,
+    after: tuple[Any, int] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The one place where ``list_traces`` filters become SQL (named parameters, never string values)."""
+    """The one place where ``list_traces`` filters become SQL (named parameters, never string values).
+
+    ``fts_table`` is the tenant's full-text table (a name the store made, never caller text); ``after``
+    is the (sort value, seq) of the row a cursor names: the page starts after it.
+    """
     sort = _SORT_EXPR[q.sort]
     where = ["t.tenant_id = :tenant"]
     params: dict[str, Any] = {"tenant": tenant_id, "limit": q.limit + 1}
@@ -380,16 +460,17 @@ def build_trace_query(
         params["min_total_tokens"] = q.min_total_tokens
     source = "traces t"
     if q.query is not None:
+        fts = fts_table
         params["query"] = q.query
         if q.sort == "created_at":
             # Newest first: walk the full-text index in rowid (= creation) order and stop at the limit.
-            source = "traces_fts f JOIN traces t ON t.seq = f.rowid"
+            source = f"{fts} f JOIN traces t ON t.seq = f.rowid"
             where.append("f.body MATCH :query")
             sort = "f.rowid"
         elif common_query:  # many matches: walk the sort index and probe the full-text index per row
-            where.append("EXISTS (SELECT 1 FROM traces_fts WHERE traces_fts MATCH :query AND rowid = t.seq)")
+            where.append(f"EXISTS (SELECT 1 FROM {fts} WHERE {fts} MATCH :query AND rowid = t.seq)")
         else:  # few matches: start from them
-            where.append("t.seq IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH :query)")
+            where.append(f"t.seq IN (SELECT rowid FROM {fts} WHERE {fts} MATCH :query)")
     if q.session_id is not None:
         where.append("t.session_id = :session_id")
         params["session_id"] = q.session_id
@@ -397,8 +478,8 @@ def build_trace_query(
         where.append("t.source = :source")
         params["source"] = q.source
     direction = "DESC" if q.order == "desc" else "ASC"
-    if q.cursor:
-        value, seq = decode_cursor(q.cursor, q.sort, q.order)
+    if after is not None:
+        value, seq = after
         op = "<" if q.order == "desc" else ">"
         if q.sort == "created_at":
             where.append(f"{sort} {op} :cursor_seq")

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-import aiosqlite
-
-from ..errors import AgntError, StorageFull, StoreUnavailable
+from ..errors import AgntError, InvalidArgument, StorageFull, StoreUnavailable
 from ..ids import now_ms
 from ..models import PromptContent, canonical_json
 from . import migrations
+from .connections import ConnectionPool, FulltextGate
+from .cursors import CursorKeys
 from .dbfile import check_db_path, open_failure
 
 __all__ = ["SqliteBase"]
@@ -49,10 +49,6 @@ def _sqlite_code(exc: BaseException) -> int | None:
     return code & 0xFF if isinstance(code, int) else None  # the primary code of an extended one
 
 
-def _connect_sync(path: str) -> sqlite3.Connection:
-    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-
-
 def _configure(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
@@ -68,15 +64,39 @@ def _configure(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA journal_size_limit=67108864")
 
 
+def _configure_reader(db: sqlite3.Connection) -> None:
+    _configure(db)
+    db.execute("PRAGMA query_only=ON")
+    db.row_factory = sqlite3.Row
+
+
+def _fetchall_sync(db: sqlite3.Connection, sql: str, params: Any) -> list[sqlite3.Row]:
+    return list(db.execute(sql, params).fetchall())
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidArgument(f"{name}={raw!r} is not a number") from None
+
+
 class SqliteBase:
     """Connections, transactions, tenants and content-addressed prompt contents."""
 
-    def __init__(self, path: str, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, path: str, writer: ConnectionPool, readers: ConnectionPool, cursor_key: bytes) -> None:
         self.path = path
         self._writer = writer
-        self._reader = reader
+        self._readers = readers
+        self._cursors = CursorKeys(cursor_key)
+        self._fulltext_gate = FulltextGate(readers.size - 1)  # one reader is always left for the rest
         self._tenant_ids: dict[str, int] = {}
         self._manifest_ids: dict[bytes, int] = {}
+        self._fts_tables: set[int] = set()  # the writer's: full-text tables made (maybe not yet committed)
+        self._fts_seen: set[int] = set()  # the readers': full-text tables seen committed
         # The files this store writes, by identity: a path that stops naming them (deleted, replaced) means
         # every further write would go to a file nobody will ever open again.
         self._on_disk = path != ":memory:" and not path.startswith("file:")
@@ -89,42 +109,48 @@ class SqliteBase:
     # -- plumbing ---------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: str | Path) -> Self:
-        """Open (creating it if missing) and migrate the database at ``path``.
+    async def open(cls, path: str | Path, *, query_budget_ms: float | None = None, readers: int | None = None) -> Self:
+        """Open (creating and migrating) the database file.
+
+        ``query_budget_ms`` (default ``AGNT_TRACES_QUERY_BUDGET_MS``, else 2000) bounds every read;
+        ``readers`` (default ``AGNT_TRACES_READERS``, else 4) is the number of reader connections.
 
         Raises:
-            InvalidArgument: the path is a directory, not a SQLite database, unreadable or cannot be
-                created; the message names the path and the problem.
+            InvalidArgument: a setting is out of range; or the path is a directory, not a SQLite database,
+                unreadable or cannot be created (the message names the path and the problem).
         """
         path = str(path)
         check_db_path(path)  # one readable sentence instead of an error from SQLite's connection thread
+        budget = query_budget_ms if query_budget_ms is not None else _env_number("AGNT_TRACES_QUERY_BUDGET_MS", 2000)
+        n_readers = readers if readers is not None else int(_env_number("AGNT_TRACES_READERS", 4))
+        if not 1 <= budget <= 3_600_000:
+            raise InvalidArgument(f"AGNT_TRACES_QUERY_BUDGET_MS={budget:g} is out of range: use 1 to 3600000 (ms)")
+        if not 1 <= n_readers <= 64:
+            raise InvalidArgument(f"AGNT_TRACES_READERS={n_readers} is out of range: use 1 to 64")
         try:
             if path != ":memory:":
                 Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at open
-            writer = await aiosqlite.connect(path, isolation_level=None)
+            writer = await ConnectionPool.open(path, 1, _configure)
         except (OSError, sqlite3.Error) as exc:
             raise open_failure(path, exc) from None
         try:
-            await writer._execute(_configure, writer._conn)
-            await writer._execute(migrations.migrate, writer._conn)
-            reader = await aiosqlite.connect(path, isolation_level=None)
-            await reader._execute(_configure, reader._conn)
-            await reader.execute("PRAGMA query_only=ON")
+            await writer.run(migrations.migrate)
+            cursor_key = await writer.run(migrations.secret, "cursor")
+            reader_pool = await ConnectionPool.open(path, n_readers, _configure_reader, budget_ms=budget)
         except (OSError, sqlite3.DatabaseError) as exc:
             await writer.close()
             raise open_failure(path, exc) from None
         except BaseException:
             await writer.close()
             raise
-        reader.row_factory = sqlite3.Row
-        return cls(path, writer, reader)
+        return cls(path, writer, reader_pool, cursor_key)
 
     async def close(self) -> None:
         try:
-            await self._writer.execute("PRAGMA optimize")
+            await self._writer.run(lambda db: db.execute("PRAGMA optimize"))
         except Exception:  # pragma: no cover - best effort on shutdown
             logger.debug("PRAGMA optimize failed on close", exc_info=True)
-        await self._reader.close()
+        await self._readers.close()
         await self._writer.close()
 
     # -- the file under the store ------------------------------------------------------------------
@@ -177,7 +203,7 @@ class SqliteBase:
         return None
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(db, *args)`` on the writer thread inside one IMMEDIATE transaction.
+        """Run ``fn(db, *args)`` on the writer connection inside one IMMEDIATE transaction.
 
         The database file is checked before the transaction and after the commit: a write into a file that
         was deleted or replaced is never acknowledged.
@@ -201,6 +227,7 @@ class SqliteBase:
                         logger.warning("rollback failed", exc_info=True)
                 self._manifest_ids.clear()  # ids cached in this transaction may name rolled-back rows
                 self._tenant_ids.clear()
+                self._fts_tables.clear()
                 mapped = self._storage_error(exc) if isinstance(exc, sqlite3.Error) else None
                 if mapped is not None:
                     raise mapped from None
@@ -209,16 +236,19 @@ class SqliteBase:
             self._check_file()  # committed into a deleted file: lost as soon as we close, so not acknowledged
             return result
 
-        # aiosqlite runs each call on its own thread in order; this queues one whole transaction.
-        result: T = await self._writer._execute(tx, self._writer._conn)
-        return result
+        # The writer is a pool of one: whole transactions run one after another, in call order.
+        return await self._writer.run(tx)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        result: T = await self._reader._execute(fn, self._reader._conn, *args)
-        return result
+        """Run ``fn(db, *args)`` on a free reader connection, within the query budget.
+
+        Raises:
+            ReadBudgetExceeded: the read ran past the budget.
+        """
+        return await self._readers.run(fn, *args)
 
     async def _fetchall(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
-        return list(await self._reader.execute_fetchall(sql, params))
+        return await self._read(_fetchall_sync, sql, params)
 
     async def _fetchone(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
         rows = await self._fetchall(sql, params)
@@ -232,6 +262,17 @@ class SqliteBase:
                 row = db.execute(
                     "INSERT INTO tenants(name, created_at) VALUES (?, ?) RETURNING id", (tenant, now_ms())
                 ).fetchone()
+            tid = int(row[0])
+            self._tenant_ids[tenant] = tid
+        return tid
+
+    def _tenant_id_read_sync(self, db: sqlite3.Connection, tenant: str) -> int | None:
+        """The tenant's id on a reader connection; None when the tenant has no data yet."""
+        tid = self._tenant_ids.get(tenant)
+        if tid is None:
+            row = db.execute("SELECT id FROM tenants WHERE name = ?", (tenant,)).fetchone()
+            if row is None:
+                return None
             tid = int(row[0])
             self._tenant_ids[tenant] = tid
         return tid
