@@ -17,7 +17,7 @@ from mcp_helpers import call
 
 pytestmark = pytest.mark.anyio
 MIME = "text/html;profile=mcp-app"
-XSS = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>"
+XSS = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
 CONTENT = {
     "blocks": [{"id": "ask", "role": "user", "content": "Q: {{ q }}"}],
     "variables": [{"name": "q", "type": "string", "required": True}],

@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
-XSS = "<script>window.__xss = 1; alert('xss')</script>\"><img src=x onerror=\"window.__xss = 2; alert(2)\">"
+XSS = '<script>window.__xss = 1; alert(\'xss\')</script>"><img src=x onerror="window.__xss = 2; alert(2)">'
 
 pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and shutil.which(CHROMIUM)),
@@ -240,15 +240,20 @@ def test_the_whole_story_in_a_browser(server: Server, browser: Any) -> None:
     page.wait_for_url(re.compile(r"#outputs"))
     outputs = page.locator(".outputs article")
     assert outputs.count() == 3  # the original and one per model, side by side
-    assert page.locator(".out", has_text="openai/gpt-4o-mini").get_by_text("echo: A customer of Acme asks:").is_visible()
     assert (
-        page.locator(".out", has_text="anthropic/claude-sonnet-4-5").get_by_text("echo: A customer of Acme asks:").is_visible()
+        page.locator(".out", has_text="openai/gpt-4o-mini").get_by_text("echo: A customer of Acme asks:").is_visible()
+    )
+    assert (
+        page.locator(".out", has_text="anthropic/claude-sonnet-4-5")
+        .get_by_text("echo: A customer of Acme asks:")
+        .is_visible()
     )
     assert page.locator(".deltas").count() == 2
     # The diff is rows, not raw unified-diff text.
     assert page.locator("#diff table.diff-table tr.changed").count() >= 1
     assert "@@" not in page.locator("#diff").inner_text()
     _shot(page, "06-playground-run-diff")
+    page.locator("#outputs").screenshot(path=str(ARTIFACTS / "06b-outputs-side-by-side.png"))
 
     # Save to the draft, then publish from the prompt page (draft vs production shown first).
     page.get_by_role("button", name="Save to draft").click()
@@ -286,7 +291,10 @@ def test_the_whole_story_in_a_browser(server: Server, browser: Any) -> None:
     ).click()
     page.wait_for_url(re.compile(r"#blocks"))
     current = srv.api("acme", "GET", "/prompts/support").json()
-    changed = {**current["content"], "blocks": [*current["content"]["blocks"], {"id": "sign", "role": "user", "content": "Sign as Bo."}]}
+    changed = {
+        **current["content"],
+        "blocks": [*current["content"]["blocks"], {"id": "sign", "role": "user", "content": "Sign as Bo."}],
+    }
     assert srv.api("acme", "PUT", "/prompts/support", json={"content": changed}).status_code == 200
     page.get_by_role("button", name="Save to draft").click()
     conflict = page.locator("section.conflict")
@@ -294,6 +302,7 @@ def test_the_whole_story_in_a_browser(server: Server, browser: Any) -> None:
     assert conflict.get_by_text("How to resolve:").is_visible()
     assert conflict.locator("table.diff-table").count() >= 1  # what changed, as rows
     _shot(page, "11-save-conflict")
+    conflict.screenshot(path=str(ARTIFACTS / "11b-conflict-panel.png"))
     kept = srv.api("acme", "GET", "/prompts/support").json()["content"]["blocks"]  # nothing was overwritten
     assert [b["id"] for b in kept] == ["rules", "ask", "sign"] and kept[0]["content"].endswith("Be brief.")
     assert dialogs == []

@@ -216,8 +216,8 @@ def serve_http(settings: Settings, host: str = "127.0.0.1", port: int = 8787) ->
             await super().startup(sockets)
             if self.started:
                 print(
-                    f"agnt-traces {__version__}: serving on {url} — web page {url}/, REST {url}{API_PREFIX}, MCP {url}{MCP_PATH}, "
-                    f"health {url}/healthz (db: {settings.db_path})",
+                    f"agnt-traces {__version__}: serving on {url} — web page {url}/, REST {url}{API_PREFIX}, "
+                    f"MCP {url}{MCP_PATH}, health {url}/healthz (db: {settings.db_path})",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -72,7 +72,7 @@ def _app_html(title: str) -> str:
     script = (_STATIC / "mcp-app.js").read_text(encoding="utf-8")
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-        f"<style>{_css()}</style></head><body><main id=\"main\"><p class=\"muted\">Waiting for the tool result…</p>"
+        f'<style>{_css()}</style></head><body><main id="main"><p class="muted">Waiting for the tool result…</p>'
         f"</main><script>{script}</script></body></html>"
     )
 

@@ -1,10 +1,10 @@
 """The web page (``GET /`` on ``serve --http``; ``agnt-traces ui`` for one person on loopback).
 
-    sessions.py   signed-in browsers: an opaque cookie, CSRF tokens, notices
-    pages.py      every page and form action, over the App's services
-    diffview.py   unified diffs parsed (unidiff) into side-by-side rows
-    charts.py     server-drawn SVG charts
-    templates/    Jinja2 (autoescaped) HTML;  static/  our CSS and JS (no CDN, no build step)
+sessions.py   signed-in browsers: an opaque cookie, CSRF tokens, notices
+pages.py      every page and form action, over the App's services
+diffview.py   unified diffs parsed (unidiff) into side-by-side rows
+charts.py     server-drawn SVG charts
+templates/    Jinja2 (autoescaped) HTML;  static/  our CSS and JS (no CDN, no build step)
 """
 
 from __future__ import annotations

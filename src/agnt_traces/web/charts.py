@@ -4,6 +4,7 @@ numbers in a table next to it for screen readers."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
@@ -18,7 +19,7 @@ SERIES_CLASSES = ("s0", "s1", "s2", "s3", "s4", "s5")
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
-    magnitude = 10 ** len(str(int(value))) / 10 if value >= 1 else 1.0
+    magnitude = 10.0 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if value <= step * magnitude:
             return step * magnitude
@@ -50,7 +51,9 @@ def line_chart(
     for frac in (0, 0.5, 1):
         gy = y(top * frac)
         parts.append(f'<line class="grid" x1="{LEFT}" y1="{gy:.1f}" x2="{W - RIGHT}" y2="{gy:.1f}"/>')
-        parts.append(f'<text class="axis" x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end">{escape(fmt(top * frac))}</text>')
+        parts.append(
+            f'<text class="axis" x="{LEFT - 6}" y="{gy + 4:.1f}" text-anchor="end">{escape(fmt(top * frac))}</text>'
+        )
     step = max(1, n // 6)
     for i, label in enumerate(labels):
         if i % step == 0:
@@ -65,9 +68,10 @@ def line_chart(
                 run = []
                 continue
             run.append(f"{x(i):.1f},{y(v):.1f}")
+            label = labels[i] if i < len(labels) else ""
             parts.append(
                 f'<circle class="dot {cls}" cx="{x(i):.1f}" cy="{y(v):.1f}" r="3">'
-                f"<title>{escape(name)} · {escape(labels[i] if i < len(labels) else '')}: {escape(fmt(v))}</title></circle>"
+                f"<title>{escape(name)} · {escape(label)}: {escape(fmt(v))}</title></circle>"
             )
         if len(run) > 1:
             parts.append(f'<polyline class="line {cls}" points="{" ".join(run)}"/>')

@@ -483,7 +483,9 @@ class Pages:
                 except ValueError:
                     raise InvalidArgument(
                         f"variable {name!r} ({kind}) must be written as JSON, e.g. "
-                        + {"number": "1.5", "integer": "3", "boolean": "true", "list": '["a", "b"]'}.get(kind, '{"k": 1}'),
+                        + {"number": "1.5", "integer": "3", "boolean": "true", "list": '["a", "b"]'}.get(
+                            kind, '{"k": 1}'
+                        ),
                         {"field": name},
                     ) from None
         await ctx.app.playground.update_variables(ctx.tenant, sid, values)
@@ -615,7 +617,12 @@ class Pages:
             ctx.tenant,
             validate_query(
                 StatsQuery,
-                {"group_by": group, "since": ms_to_rfc3339(start), "until": ms_to_rfc3339(end), "prompt_name": prompt_name},
+                {
+                    "group_by": group,
+                    "since": ms_to_rfc3339(start),
+                    "until": ms_to_rfc3339(end),
+                    "prompt_name": prompt_name,
+                },
             ),
         )
         for g in totals["groups"]:
