@@ -11,7 +11,9 @@ files in requirements/ (pip --require-hashes), this package installed into it, a
 site-packages holds no unexpected .pth file (code that runs at every Python start). It is skipped
 when nothing changed since the last run; the set-up for `test` (with the dev tools) also serves `demo`
 and `serve`. Progress goes to stderr. `test` also installs the pinned MCP inspector into .ci/node where
-npm exists (tests/test_inspector.py drives the server with it; without npm that test is skipped).
+npm exists (tests/test_inspector.py drives the server with it; without npm that test is skipped), and
+Debian's chromium with apt-get where it is missing and apt-get runs as root (tests/test_web_browser.py
+drives the web page with it; without it those tests are skipped).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ PTH_ALLOWED = ("distutils-precedence.pth", "__editable__.agnt_traces-")
 # The official MCP inspector (Node.js) drives the fix loop in tests/test_inspector.py; installed where npm is.
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 NODE_DIR = ROOT / ".ci" / "node"
+# The browser tests drive Debian's chromium with Playwright (its own browser download cannot work here).
+CHROMIUM = "/usr/bin/chromium"
 
 
 def sh(*cmd: str | Path, **kw: object) -> None:
@@ -123,6 +127,22 @@ def inspector() -> Path | None:
     return binary
 
 
+def chromium() -> None:
+    """Debian's chromium for the browser tests (tests/test_web_browser.py): installed with apt-get where it is
+    missing and apt-get can run (as root); otherwise those tests are skipped, and say so."""
+    if Path(CHROMIUM).exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        say(f"no {CHROMIUM} and no root apt-get: the browser tests (tests/test_web_browser.py) will be SKIPPED")
+        return
+    say("installing Debian's chromium for the browser tests: apt-get update && apt-get install -y chromium")
+    quiet = {"stdout": sys.stderr, "env": {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}}
+    subprocess.run([apt, "update", "-qq"], **quiet)  # type: ignore[call-overload]
+    if subprocess.run([apt, "install", "-y", "-qq", "chromium"], **quiet).returncode != 0:  # type: ignore[call-overload]
+        say("could not install chromium: the browser tests (tests/test_web_browser.py) will be SKIPPED")
+
+
 def site_packages() -> Path:
     out = subprocess.run(
         [PY, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -151,6 +171,7 @@ def main(argv: list[str]) -> int:
         sh(BIN / "ruff", "format", "--check", "src", "tests", "bench", "run.py")
         sh(BIN / "mypy")
         env = dict(os.environ)
+        chromium()
         binary = inspector()
         if binary is not None:
             env["AGNT_TRACES_INSPECTOR"] = str(binary)

@@ -7,6 +7,7 @@ and wait for it.
     common.py    settings, the database check, running a coroutine
     output.py    tables and JSON
     serve.py     serve (stdio or HTTP)
+    ui.py        ui (the web page on 127.0.0.1, no token)
     traces.py    traces list|show, stats
     prompts.py   prompts list|import|export
     tokens.py    token create|list|revoke
@@ -32,6 +33,7 @@ BROKEN_PIPE_EXIT = 141
 
 _COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("serve", None): (".serve", "cmd_serve"),
+    ("ui", None): (".ui", "cmd_ui"),
     ("traces", "list"): (".traces", "cmd_traces_list"),
     ("traces", "show"): (".traces", "cmd_traces_show"),
     ("stats", None): (".traces", "cmd_stats"),

@@ -59,6 +59,19 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
+def _add_ui(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .ui import DEFAULT_UI_PORT
+
+    ui = sub.add_parser(
+        "ui",
+        help="the web page for one person on this machine (no token)",
+        description="Serve the web page (traces, playground, prompts, stats) on 127.0.0.1 for the --tenant, "
+        "with no sign-in: only this machine can reach it. Ctrl-C stops it. For a team, use serve --http.",
+    )
+    _common(ui)
+    ui.add_argument("--port", type=int, help=f"the port on 127.0.0.1 (default {DEFAULT_UI_PORT}; 0 picks one)")
+
+
 def _add_traces(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     traces = sub.add_parser("traces", help="list and show traces").add_subparsers(dest="action", required=True)
     tl = traces.add_parser("list", help="list traces (a table; --json for scripts)")
@@ -108,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agnt-traces {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
+    _add_ui(sub)
     _add_traces(sub)
     _add_prompts(sub)
     _add_tokens(sub)

@@ -147,11 +147,15 @@ def build_http_app(
                 rt.app = None
                 await _close_model_clients()
 
+    from ..web import build_web_app
+
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route(API_PREFIX + "/openapi.json", openapi, methods=["GET"], name="openapi"),
         Mount(API_PREFIX, routes=build_api_routes(rt), name="api"),
         Route(MCP_PATH, mcp_app, name="mcp"),
+        # The web page last: every path the routes above do not take (sign in with a token; SPEC §5).
+        Mount("/", app=build_web_app(lambda: rt.app), name="web"),
     ]
     app = Starlette(
         routes=routes,
@@ -212,8 +216,8 @@ def serve_http(settings: Settings, host: str = "127.0.0.1", port: int = 8787) ->
             await super().startup(sockets)
             if self.started:
                 print(
-                    f"agnt-traces {__version__}: serving on {url} — REST {url}{API_PREFIX}, MCP {url}{MCP_PATH}, "
-                    f"health {url}/healthz (db: {settings.db_path})",
+                    f"agnt-traces {__version__}: serving on {url} — web page {url}/, REST {url}{API_PREFIX}, "
+                    f"MCP {url}{MCP_PATH}, health {url}/healthz (db: {settings.db_path})",
                     file=sys.stderr,
                     flush=True,
                 )

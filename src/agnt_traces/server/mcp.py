@@ -11,7 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from .. import __version__
 from ..app import App, open_app
 from ..config import Settings
-from . import prompts_mcp, resources, tools_playground, tools_prompts, tools_traces
+from . import apps, prompts_mcp, resources, tools_playground, tools_prompts, tools_traces
 from .common import error_shape_middleware, prompt_arguments_middleware
 
 __all__ = ["INSTRUCTIONS", "build_server"]
@@ -43,7 +43,7 @@ def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = N
         middleware=[error_shape_middleware, prompt_arguments_middleware(lambda: mcp)],
         **kwargs,
     )
-    for module in (tools_traces, tools_prompts, tools_playground, resources, prompts_mcp):
+    for module in (tools_traces, tools_prompts, tools_playground, resources, apps, prompts_mcp):
         module.register(mcp)
     _forbid_unknown_arguments(mcp)
     return mcp

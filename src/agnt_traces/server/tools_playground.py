@@ -8,6 +8,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
 from ..limits import DIFF_MAX_CHARS
+from .apps import SESSION_DIFF_APP, SESSION_DIFF_VIEW, TRACE_VIEW, tool_meta, with_view
 from .common import DESTRUCTIVE, IDEMPOTENT_WRITE, MODEL_CALL, READ, WRITE, app_of, tenant_of, tool_errors
 from .progress import ProgressBeat
 
@@ -28,7 +29,7 @@ MaxChars = Annotated[
 
 
 def register(mcp: MCPServer[Any]) -> None:
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, meta=tool_meta(SESSION_DIFF_APP))
     @tool_errors
     async def diff_trace(
         ctx: Context[Any, Any],
@@ -42,7 +43,8 @@ def register(mcp: MCPServer[Any]) -> None:
         """The trace's prompt vs the prompt now: the content diff (blocks, variables, model, tools) and the
         rendered diff (the current content compiled with the trace's own variables and input messages vs
         the messages the trace actually sent), both in one `unified` text and one `summary`."""
-        return await app_of(ctx).playground.diff_trace(tenant_of(ctx), trace_id, against, max_chars)
+        result = await app_of(ctx).playground.diff_trace(tenant_of(ctx), trace_id, against, max_chars)
+        return with_view(result, TRACE_VIEW.format(trace_id=result["traceId"]))
 
     @mcp.tool(annotations=WRITE)
     @tool_errors
@@ -137,14 +139,15 @@ def register(mcp: MCPServer[Any]) -> None:
         async with beat.running():
             return await app_of(ctx).playground.run(tenant_of(ctx), session_id, beat.report)
 
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, meta=tool_meta(SESSION_DIFF_APP))
     @tool_errors
     async def diff_session(
         ctx: Context[Any, Any], session_id: SessionId, max_chars: MaxChars = DIFF_MAX_CHARS
     ) -> dict[str, Any]:
         """Session vs the trace it came from: prompt content, compiled messages, and after a run the
         outputs with token, cost and latency deltas per model."""
-        return await app_of(ctx).playground.diff(tenant_of(ctx), session_id, max_chars)
+        result = await app_of(ctx).playground.diff(tenant_of(ctx), session_id, max_chars)
+        return with_view(result, SESSION_DIFF_VIEW.format(session_id=session_id))
 
     @mcp.tool(annotations=WRITE)
     @tool_errors

@@ -10,6 +10,7 @@ from pydantic import Field
 from ..models import TraceIn
 from ..services.traces import TRACE_FIELDS, validate_query
 from ..store.base import StatsQuery, TraceQuery
+from .apps import TRACE_APP, TRACE_VIEW, tool_meta, with_view
 from .common import READ, WRITE, app_of, tenant_of, tool_errors
 
 __all__ = ["register"]
@@ -93,7 +94,7 @@ def register(mcp: MCPServer[Any]) -> None:
         q = validate_query(TraceQuery, args)
         return await app_of(ctx).traces.list(tenant_of(ctx), q)
 
-    @mcp.tool(annotations=READ)
+    @mcp.tool(annotations=READ, meta=tool_meta(TRACE_APP))
     @tool_errors
     async def get_trace(
         ctx: Context[Any, Any],
@@ -108,7 +109,8 @@ def register(mcp: MCPServer[Any]) -> None:
     ) -> dict[str, Any]:
         """One trace: exact compiled prompt (manifest + messages), output, tokens, cost, latency, model,
         status, error and the compilation context (variables)."""
-        return await app_of(ctx).traces.get_json(tenant_of(ctx), trace_id, fields, max_chars)
+        data = await app_of(ctx).traces.get_json(tenant_of(ctx), trace_id, fields, max_chars)
+        return with_view(data, TRACE_VIEW.format(trace_id=data["id"]))
 
     @mcp.tool(annotations=WRITE)
     @tool_errors
