@@ -55,7 +55,7 @@ async def test_golden_gate_over_stdio(db_path: str, model_server: ModelServer) -
             assert worst["regression"] and worst["goldenTraceId"] in ids
             assert any(ch["type"] == "contains" and not ch["passed"] for ch in worst["checks"])
             assert (
-                f"-echo: Answer question" in worst["diff"]["unified"] and "+echo: Question" in worst["diff"]["unified"]
+                "-echo: Answer question" in worst["diff"]["unified"] and "+echo: Question" in worst["diff"]["unified"]
             )
             report = await c.read_resource(f"replays://{started['id']}")
             text = report.contents[0].text  # type: ignore[union-attr]
