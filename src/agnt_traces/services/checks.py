@@ -25,6 +25,7 @@ __all__ = [
     "MAX_CHECKS",
     "Outcome",
     "evaluate_checks",
+    "evaluate_checks_async",
     "parse_checks",
     "parse_judge",
 ]
@@ -177,7 +178,7 @@ def _regex(pattern: str, text: str) -> Outcome:
     import regex
 
     try:
-        found = regex.search(pattern, text, timeout=REGEX_TIMEOUT) is not None
+        found = regex.search(pattern, text, timeout=REGEX_TIMEOUT, concurrent=True) is not None
     except TimeoutError:
         return Outcome("regex", False, f"the pattern took longer than {REGEX_TIMEOUT} s on this output: simplify it")
     return Outcome("regex", found, "matches" if found else f"no match for /{pattern[:80]}/")
@@ -241,3 +242,12 @@ def evaluate_checks(checks: list[dict[str, Any]], answer: dict[str, Any]) -> lis
         err = answer.get("error") or {}
         return [Outcome("call", False, f"the model call failed ({err.get('type', 'error')})")]
     return [_evaluate(c, answer) for c in checks]
+
+
+async def evaluate_checks_async(checks: list[dict[str, Any]], answer: dict[str, Any]) -> list[Outcome]:
+    """``evaluate_checks`` off the event loop when a check may take long (regex, JSON Schema)."""
+    if not any(c["type"] in ("regex", "json_schema") for c in checks):
+        return evaluate_checks(checks, answer)
+    import anyio
+
+    return await anyio.to_thread.run_sync(evaluate_checks, checks, answer)

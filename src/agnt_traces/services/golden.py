@@ -38,7 +38,7 @@ from ..llm.providers import check_provider
 from ..models import Block, ModelConfig, PromptContent, Trace, VariableDecl
 from ..store.base import GoldenRecord, ReplayRecord, Store, TraceQuery
 from .callcache import BudgetExceeded, CachedCaller, SpendGuard
-from .checks import Outcome, evaluate_checks, parse_checks, parse_judge
+from .checks import Outcome, evaluate_checks_async, parse_checks, parse_judge
 from .prompts import PromptService, check_prompt_name
 from .runner import CallContext
 from .traces import TraceService, validate_query
@@ -691,7 +691,7 @@ class GoldenService:
             "duration": trace.metadata.get("originalDuration") if cached else trace.duration,
             "spent": trace.cost or 0.0,
         }
-        outcomes = evaluate_checks(data["checks"], answer)
+        outcomes = await evaluate_checks_async(data["checks"], answer)
         judge = data.get("judge")
         if judge and trace.status == "success":
             outcomes.append(await self._judge(tenant, rec, unit, judge, compiled, trace, caller))
@@ -758,7 +758,7 @@ class GoldenService:
         ref_durations: list[float] = []
         for case in cases:
             ref = case.data["reference"]
-            baseline = all(o.passed for o in evaluate_checks(case.data["checks"], ref))
+            baseline = all(o.passed for o in await evaluate_checks_async(case.data["checks"], ref))
             for mi, model in enumerate(models):
                 runs = [results[(case.id, mi, t)] for t in range(trials) if (case.id, mi, t) in results]
                 if not runs:
