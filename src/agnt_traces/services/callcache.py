@@ -174,9 +174,7 @@ class CachedCaller:
             trace = await self.runner.run(tenant, compiled, model, ctx)
         finally:
             if self.guard is not None:
-                self.guard.settle(
-                    reserved, trace.cost if trace else None, trace.total_tokens if trace else reserved[1]
-                )
+                self.guard.settle(reserved, trace.cost if trace else None, trace.total_tokens if trace else reserved[1])
         if trace.status == "success":
             await self.store.cache_put(tenant, key, trace.id)
         return trace, False
