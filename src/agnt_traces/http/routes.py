@@ -74,6 +74,10 @@ class SaveBody(_Body):
     prompt_name: str | None = Field(default=None, description="for sessions opened from literal traces")
 
 
+class RunSessionBody(_Body):
+    fresh: bool = Field(default=False, description="call the models even for a request answered before")
+
+
 class PutPromptBody(_Body):
     content: PromptContent
     description: str | None = None
@@ -375,8 +379,8 @@ async def compile_session(c: Call) -> Result:
 
 
 async def run_session(c: Call) -> Result:
-    await c.body(required=False)
-    return await c.app.playground.run(c.tenant, c.path("session_id"))
+    b = parse_body(RunSessionBody, await c.body(required=False))
+    return await c.app.playground.run(c.tenant, c.path("session_id"), fresh=b.fresh)
 
 
 async def diff_session(c: Call) -> Result:
@@ -712,7 +716,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         _SESSION + "/run",
         run_session,
-        "Run on every model concurrently; each call is recorded as a trace",
+        "Run on every model concurrently; each call is recorded as a trace (identical requests reuse their "
+        "recorded answer unless fresh; refused before any call past the session's spend limit)",
+        body=RunSessionBody,
         tag="playground",
         errors=(400, 401, 404, 422),
     ),
