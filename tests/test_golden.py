@@ -127,3 +127,27 @@ async def test_playground_reuses_identical_calls_and_keeps_its_budget(app: App, 
     assert len(model_server.requests) == 2  # refused before the call
     cached = (await app.playground.run("default", session["id"]))["runs"][0]
     assert cached["cached"]  # a cached answer costs nothing, so the limit does not stop it
+
+
+async def test_a_replay_interrupted_by_a_restart_is_marked_error(settings: Any) -> None:
+    import socket
+
+    from agnt_traces.app import open_app
+    from agnt_traces.store.base import ReplayRecord
+
+    async with open_app(settings) as first:
+        await first.prompts.upsert(
+            "default", "support", {"blocks": [], "model": {"provider": "agnt-local", "name": "echo"}}
+        )
+        now = 1_700_000_000_000
+        for rid, owner in (("dead", f"{socket.gethostname()}:999999999:x"), ("elsewhere", "other-host:1:x")):
+            await first.store.save_replay(
+                "default",
+                ReplayRecord(rid, "support", "e", "running", owner, {"status": "running"}, now, 10**13),
+            )
+    async with open_app(settings) as second:
+        dead = await second.store.get_replay("default", "dead")  # marked at start, before anyone asks
+        assert dead is not None and dead.status == "error" and "restart" in dead.data["error"]["message"]
+        assert (await second.golden.get("default", "dead"))["status"] == "error"
+        # Another host's replay that is still being touched is left running.
+        assert (await second.store.get_replay("default", "elsewhere")).status == "running"  # type: ignore[union-attr]
