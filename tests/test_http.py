@@ -495,7 +495,16 @@ async def _sample_ids(client: httpx2.AsyncClient) -> dict[str, str]:
     run = (await client.post("/prompts/support/run", json={"variables": {"company": "A", "question": "q"}})).json()
     tid = run["trace"]["id"]
     sid = (await client.post(f"/traces/{tid}/playground/sessions")).json()["id"]
-    return {"trace_id": tid, "session_id": sid, "block_id": "intro", "name": "support"}
+    case_id = (await client.post("/prompts/support/golden", json={"traceIds": [tid]})).json()["cases"][0]["id"]
+    replay_id = (await client.post("/prompts/support/replays")).json()["id"]
+    return {
+        "trace_id": tid,
+        "session_id": sid,
+        "block_id": "intro",
+        "name": "support",
+        "case_id": case_id,
+        "replay_id": replay_id,
+    }
 
 
 async def test_every_route_answers_404_on_another_tenants_path(

@@ -5,6 +5,7 @@ Front ends (MCP over stdio or HTTP, REST, CLI) hold one ``App`` and call its ser
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,15 +13,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import Settings
+from .errors import AgntError
 from .services.traces import TraceService
 from .store.base import Store
 from .store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
+    from .services.golden import GoldenService
     from .services.playground import PlaygroundService
     from .services.prompts import PromptService
 
 __all__ = ["App", "open_app"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,6 +35,7 @@ class App:
     traces: TraceService
     _prompts: PromptService | None = field(default=None, repr=False)
     _playground: PlaygroundService | None = field(default=None, repr=False)
+    _golden: GoldenService | None = field(default=None, repr=False)
 
     @property
     def prompts(self) -> PromptService:
@@ -48,7 +54,18 @@ class App:
             self._playground = PlaygroundService(self.store, self.traces, self.prompts, self.settings)
         return self._playground
 
+    @property
+    def golden(self) -> GoldenService:
+        if self._golden is None:
+            from .services.golden import GoldenService
+
+            self._golden = GoldenService(self.store, self.traces, self.prompts, self.settings)
+            self._golden.playground = self.playground
+        return self._golden
+
     async def close(self) -> None:
+        if self._golden is not None:
+            await self._golden.close()  # running replays are marked error, not left running
         if "agnt_traces.llm" in sys.modules:  # only if a model was ever called: never import LiteLLM here
             from .llm import aclose
 
@@ -61,6 +78,26 @@ async def open_app(settings: Settings) -> AsyncIterator[App]:
     store = await SqliteStore.open(settings.db_path)
     app = App(settings=settings, store=store, traces=TraceService(store, settings.price_overrides))
     try:
+        await _recover_replays(app)
         yield app
     finally:
         await app.close()
+
+
+async def _recover_replays(app: App) -> None:
+    """Replays a restart interrupted are marked ``error`` (only when there are any: the golden service and
+    its imports stay out of start-up otherwise)."""
+    from .store.base import ReplayRecord
+
+    found: list[ReplayRecord] = []
+
+    def probe(rec: ReplayRecord) -> bool:
+        found.append(rec)
+        return False
+
+    try:
+        await app.store.fail_running_replays(probe, {})
+        if found:
+            await app.golden.recover()
+    except AgntError as err:  # a read-only or full database still opens for reading
+        logger.warning("could not check for interrupted replays: %s", err.message)

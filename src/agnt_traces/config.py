@@ -62,6 +62,9 @@ class Settings:
     model_timeout: float = 60.0
     model_max_attempts: int = 3
     max_concurrent_runs: int = 4
+    # Spend limit of one playground session (all its runs): a run that would cross it is refused first.
+    session_budget_usd: float = 5.0
+    session_budget_tokens: int = 2_000_000
     max_body_bytes: int = 1_000_000
     price_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
     # MCP over HTTP: open sessions per tenant and per token, and how long an unused one lives.
@@ -109,6 +112,8 @@ class Settings:
             mcp_sessions_per_token=_positive_int_env("AGNT_TRACES_MCP_SESSIONS_PER_TOKEN", 16),
             mcp_session_idle_seconds=_positive_float_env("AGNT_TRACES_MCP_SESSION_IDLE_SECONDS", 600.0),
             stdio_max_line_bytes=_positive_int_env("AGNT_TRACES_STDIO_MAX_LINE_BYTES", 0, minimum=0),
+            session_budget_usd=_positive_float_env("AGNT_TRACES_SESSION_BUDGET_USD", 5.0),
+            session_budget_tokens=_positive_int_env("AGNT_TRACES_SESSION_BUDGET_TOKENS", 2_000_000),
             model_policy=ModelPolicy.from_env(max_timeout=model_timeout),
         )
 

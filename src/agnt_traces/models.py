@@ -194,6 +194,8 @@ NO_ERROR_DETAILS = "the client reported status 'error' without error details"
 MAX_INT = 2**63 - 1
 NonNegInt = Annotated[int, Field(ge=0, le=10**12)]
 Source = Literal["run", "playground", "ingest", "litellm"]
+#: A stored trace's source: what clients may post, plus the server's own replay and judge calls.
+StoredSource = Literal["run", "playground", "ingest", "litellm", "replay", "judge"]
 
 
 class TraceIn(_Camel):
@@ -282,7 +284,7 @@ class Trace(_Camel):
     error: ErrorInfo | None = None
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    source: Source = "ingest"
+    source: StoredSource = "ingest"
     session_id: str | None = None
     parent_trace_id: str | None = None
 

@@ -11,6 +11,7 @@ and wait for it.
     traces.py    traces list|show, stats
     prompts.py   prompts list|import|export
     tokens.py    token create|list|revoke
+    replay.py    replay (golden cases; the exit status is the gate's verdict)
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ _COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("token", "list"): (".tokens", "cmd_token_list"),
     ("token", "revoke"): (".tokens", "cmd_token_revoke"),
     ("demo", None): ("..demo", "cmd_demo"),
+    ("replay", None): (".replay", "cmd_replay"),
 }
 
 

@@ -116,6 +116,26 @@ def _add_tokens(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     tr.add_argument("token_id")
 
 
+def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = sub.add_parser(
+        "replay",
+        help="replay a prompt's golden cases and print the report (exit 1 when the gate fails: for CI)",
+        description="Replay the golden cases of PROMPT with the draft (or --against a version, a label or "
+        "session:<id>) and print the report. Exit status 0 when the gate passes (with no gate: every required "
+        "case passes and none regresses), 1 when it fails or the replay stops, 2 for a usage error.",
+    )
+    _common(replay)
+    replay.add_argument("name", metavar="PROMPT")
+    replay.add_argument("--against", default="draft", help="draft (default), a version number, a label, session:<id>")
+    replay.add_argument(
+        "--model", dest="models", action="append", help="provider/name to replay on (repeatable; default the prompt's)"
+    )
+    replay.add_argument("--trials", type=int, default=1, help="calls per case and model (1-5)")
+    replay.add_argument("--budget-usd", type=float, help="spend limit of this replay (default 10)")
+    replay.add_argument("--fresh", action="store_true", help="call the models even for requests answered before")
+    _json_flag(replay)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agnt-traces", description=f"agnt-traces: {DESCRIPTION}")
     parser.add_argument("--version", action="version", version=f"agnt-traces {__version__}")
@@ -125,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_traces(sub)
     _add_prompts(sub)
     _add_tokens(sub)
+    _add_replay(sub)
     demo = sub.add_parser("demo", help="the whole fix loop on the offline model, step by step")
     _common(demo)
     return parser

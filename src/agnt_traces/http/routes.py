@@ -74,6 +74,10 @@ class SaveBody(_Body):
     prompt_name: str | None = Field(default=None, description="for sessions opened from literal traces")
 
 
+class RunSessionBody(_Body):
+    fresh: bool = Field(default=False, description="call the models even for a request answered before")
+
+
 class PutPromptBody(_Body):
     content: PromptContent
     description: str | None = None
@@ -93,6 +97,46 @@ class PublishBody(_Body):
         default=None,
         description="the draftEtag you read: refuse (412, code conflict) if the draft changed; same as If-Match",
     )
+    run_gate: bool = Field(default=False, description="on a gated prompt: replay the draft now and wait for it")
+    override_reason: str | None = Field(
+        default=None, description="publish a gated prompt without a passing replay; recorded on the version"
+    )
+
+
+class PinGoldenBody(_Body):
+    trace_ids: list[str] | None = Field(default=None, max_length=500, description="traces of this prompt to pin")
+    filter: dict[str, Any] | None = Field(
+        default=None, description="instead of traceIds: list_traces arguments (snake_case), limit up to 500"
+    )
+    required: bool = False
+    checks: list[dict[str, Any]] | None = Field(default=None, description="[{type, value}]")
+    judge: dict[str, Any] | None = Field(default=None, description="{rubric, model}")
+
+
+class UpdateGoldenBody(_Body):
+    required: bool | None = None
+    checks: list[dict[str, Any]] | None = None
+    judge: dict[str, Any] | None = Field(default=None, description="{rubric, model}; {} removes it")
+
+
+class RunReplayBody(_Body):
+    against: str | int = Field(default="draft", description="draft, a version number, a label or session:<id>")
+    models: list[dict[str, Any]] | None = Field(default=None, max_length=8)
+    case_ids: list[str] | None = None
+    trials: int = 1
+    budget_usd: float | None = None
+    budget_tokens: int | None = None
+    fresh: bool = False
+
+
+class _GatePolicyDoc(_Body):
+    """The gate policy (for the OpenAPI document; the service validates it)."""
+
+    required_pass: bool = True
+    no_regressions: bool = True
+    min_pass_rate: float | None = Field(default=None, ge=0, le=1)
+    max_cost_increase: float | None = Field(default=None, description="a fraction: 0.1 = +10%")
+    max_p95_increase: float | None = Field(default=None, description="a fraction: 0.1 = +10%")
 
 
 class RunPromptBody(_Body):
@@ -335,8 +379,8 @@ async def compile_session(c: Call) -> Result:
 
 
 async def run_session(c: Call) -> Result:
-    await c.body(required=False)
-    return await c.app.playground.run(c.tenant, c.path("session_id"))
+    b = parse_body(RunSessionBody, await c.body(required=False))
+    return await c.app.playground.run(c.tenant, c.path("session_id"), fresh=b.fresh)
 
 
 async def diff_session(c: Call) -> Result:
@@ -403,14 +447,99 @@ async def publish_prompt(c: Call) -> Result:
         raise InvalidArgument(
             "If-Match and expectedEtag name different drafts: send one of them", {"field": "expectedEtag"}
         )
-    return await c.app.prompts.publish(
+    return await c.app.golden.publish(
         c.tenant,
         c.path("name"),
         version=b.version,
         label=b.label,
         note=b.note,
         expected_etag=expected if expected is not None else b.expected_etag,
+        run_gate=b.run_gate,
+        override_reason=b.override_reason,
     )
+
+
+async def list_golden(c: Call) -> Result:
+    c.query(())
+    return await c.app.golden.list_cases(c.tenant, c.path("name"))
+
+
+async def pin_golden(c: Call) -> Result:
+    b = parse_body(PinGoldenBody, await c.body())
+    return 201, await c.app.golden.pin(
+        c.tenant,
+        c.path("name"),
+        trace_ids=b.trace_ids,
+        filter=b.filter,
+        required=b.required,
+        checks=b.checks,
+        judge=b.judge,
+    )
+
+
+async def update_golden(c: Call) -> Result:
+    b = parse_body(UpdateGoldenBody, await c.body())
+    return await c.app.golden.update(
+        c.tenant, c.path("name"), c.path("case_id"), required=b.required, checks=b.checks, judge=b.judge
+    )
+
+
+async def unpin_golden_case(c: Call) -> Result:
+    return await c.app.golden.unpin(c.tenant, c.path("name"), [c.path("case_id")])
+
+
+async def unpin_golden(c: Call) -> Result:
+    case_ids = _split(c.query(("case_ids",), lists=("case_ids",)).get("case_ids"))
+    return await c.app.golden.unpin(c.tenant, c.path("name"), case_ids)
+
+
+async def run_replay(c: Call) -> Result:
+    b = parse_body(RunReplayBody, await c.body(required=False))
+    return 202, await c.app.golden.run(
+        c.tenant,
+        c.path("name"),
+        against=b.against,
+        models=b.models,
+        case_ids=b.case_ids,
+        trials=b.trials,
+        budget_usd=b.budget_usd,
+        budget_tokens=b.budget_tokens,
+        fresh=b.fresh,
+    )
+
+
+async def list_replays(c: Call) -> Result:
+    limit = _int(c.query(("limit",)).get("limit"), "limit")
+    return await c.app.golden.list_replays(c.tenant, c.path("name"), 20 if limit is None else limit)
+
+
+async def get_replay(c: Call) -> Result:
+    args = c.query(("wait_seconds", "max_cases"))
+    wait = args.get("wait_seconds")
+    try:
+        wait_seconds = float(wait) if wait is not None else 0.0
+    except ValueError:
+        raise InvalidArgument("wait_seconds must be a number from 0 to 50", {"field": "wait_seconds"}) from None
+    max_cases = _int(args.get("max_cases"), "max_cases")
+    return await c.app.golden.get(
+        c.tenant, c.path("replay_id"), wait_seconds=wait_seconds, max_cases=25 if max_cases is None else max_cases
+    )
+
+
+async def get_gate(c: Call) -> Result:
+    c.query(())
+    return await c.app.golden.get_gate(c.tenant, c.path("name"))
+
+
+async def put_gate(c: Call) -> Result:
+    from ..services.golden import GatePolicy
+
+    policy = parse_body(GatePolicy, await c.body(required=False), "policy")
+    return await c.app.golden.set_gate(c.tenant, c.path("name"), policy.model_dump())
+
+
+async def delete_gate(c: Call) -> Result:
+    return await c.app.golden.set_gate(c.tenant, c.path("name"), None)
 
 
 async def run_prompt(c: Call) -> Result:
@@ -587,7 +716,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         _SESSION + "/run",
         run_session,
-        "Run on every model concurrently; each call is recorded as a trace",
+        "Run on every model concurrently; each call is recorded as a trace (identical requests reuse their "
+        "recorded answer unless fresh; refused before any call past the session's spend limit)",
+        body=RunSessionBody,
         tag="playground",
         errors=(400, 401, 404, 422),
     ),
@@ -650,6 +781,75 @@ OPERATIONS: tuple[Operation, ...] = (
         body=RunPromptBody,
         tag="prompts",
         errors=(400, 401, 404, 422, 502),
+    ),
+    Operation("GET", _PROMPT + "/golden", list_golden, "The prompt's golden cases and its gate", tag="golden"),
+    Operation(
+        "POST",
+        _PROMPT + "/golden",
+        pin_golden,
+        "Pin traces (by traceIds or a list_traces filter) as golden cases, with checks and an optional judge",
+        body=PinGoldenBody,
+        body_required=True,
+        status=(201,),
+        tag="golden",
+        errors=(400, 401, 404),
+    ),
+    Operation(
+        "DELETE",
+        _PROMPT + "/golden",
+        unpin_golden,
+        "Unpin golden cases",
+        query=(QueryParam("case_ids", {"type": "string"}, "comma-separated case ids", True),),
+        tag="golden",
+    ),
+    Operation(
+        "PATCH",
+        _PROMPT + "/golden/{case_id}",
+        update_golden,
+        "Change a golden case's expectations (required, checks, judge)",
+        body=UpdateGoldenBody,
+        body_required=True,
+        tag="golden",
+    ),
+    Operation("DELETE", _PROMPT + "/golden/{case_id}", unpin_golden_case, "Unpin one golden case", tag="golden"),
+    Operation(
+        "POST",
+        _PROMPT + "/replays",
+        run_replay,
+        "Replay the golden cases with candidate content in the background (202 with the replay id at once)",
+        body=RunReplayBody,
+        status=(202,),
+        tag="golden",
+        errors=(400, 401, 404),
+    ),
+    Operation(
+        "GET",
+        _PROMPT + "/replays",
+        list_replays,
+        "The prompt's replays, newest first",
+        query=(QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),),
+        tag="golden",
+    ),
+    Operation("GET", _PROMPT + "/gate", get_gate, "The prompt's gate policy (null: none)", tag="golden"),
+    Operation(
+        "PUT",
+        _PROMPT + "/gate",
+        put_gate,
+        "Set the gate: publish then needs a passing replay of exactly the draft",
+        body=_GatePolicyDoc,
+        tag="golden",
+    ),
+    Operation("DELETE", _PROMPT + "/gate", delete_gate, "Remove the gate", tag="golden"),
+    Operation(
+        "GET",
+        "/tenants/{tenant}/replays/{replay_id}",
+        get_replay,
+        "A replay's status, summary and cases worst first; wait_seconds (0-50) long-polls until it is done",
+        query=(
+            QueryParam("wait_seconds", {"type": "number", "minimum": 0, "maximum": 50, "default": 0}),
+            QueryParam("max_cases", {"type": "integer", "minimum": 0, "maximum": 200, "default": 25}),
+        ),
+        tag="golden",
     ),
     Operation(
         "GET",

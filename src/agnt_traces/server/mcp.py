@@ -11,7 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from .. import __version__
 from ..app import App, open_app
 from ..config import Settings
-from . import apps, prompts_mcp, resources, tools_playground, tools_prompts, tools_traces
+from . import apps, prompts_mcp, resources, tools_golden, tools_playground, tools_prompts, tools_traces
 from .common import error_shape_middleware, prompt_arguments_middleware
 
 __all__ = ["INSTRUCTIONS", "build_server"]
@@ -20,6 +20,8 @@ INSTRUCTIONS = """\
 AGNT Traces records every LLM call made through its prompts as a trace, and lets you fix a bad one:
 list_traces → get_trace → open_playground → edit_block / update_variables / update_models →
 run_session → diff_session → save_session → publish_prompt. Every step is one call.
+Before publishing a fix, pin_golden good traces and run_replay the draft: a gated prompt (set_gate) publishes
+only after a passing replay.
 Results are compact on purpose; use get_trace's fields and max_chars to read only what you need."""
 
 
@@ -43,7 +45,7 @@ def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = N
         middleware=[error_shape_middleware, prompt_arguments_middleware(lambda: mcp)],
         **kwargs,
     )
-    for module in (tools_traces, tools_prompts, tools_playground, resources, apps, prompts_mcp):
+    for module in (tools_traces, tools_prompts, tools_playground, tools_golden, resources, apps, prompts_mcp):
         module.register(mcp)
     _forbid_unknown_arguments(mcp)
     return mcp

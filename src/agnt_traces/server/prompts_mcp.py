@@ -60,3 +60,29 @@ def register(mcp: MCPServer[Any]) -> None:
             "4. Save and publish only if the cheaper variant's outputs are as good. Report the cost per call "
             "before and after.\n\n" + LOOP
         )
+
+    @mcp.prompt(
+        name="ship-a-fix",
+        description="Fix a prompt and publish it through its golden cases and gate, without breaking calls that worked",
+    )
+    def ship_a_fix(prompt_name: str) -> str:
+        return (
+            f"Fix prompt '{prompt_name}' and publish the fix only when it breaks none of the calls that worked.\n\n"
+            "1. Find what fails: list_traces(prompt_name=..., status='error', since='7d') and the wrong answers "
+            "among the successful ones (query=..., sort='cost'); get_trace one or two of them.\n"
+            f"2. Pin the safety net: pin_golden(name='{prompt_name}', filter={{status: 'success', since: '7d', "
+            "limit: 50}, checks=[...]) — good calls with checks that say why they are good (contains, regex, json, "
+            "json_schema, max_tokens, max_cost, max_duration), required=true for the ones that must never break. "
+            "Pin the failing traces too, with the checks they should pass. list_golden shows the cases.\n"
+            f"3. Gate it once: set_gate(name='{prompt_name}', policy={{required_pass: true, no_regressions: true}}).\n"
+            "4. Fix in a playground: open_playground(trace_id of a failing trace), edit_block / update_variables, "
+            "run_session and diff_session until that call is right.\n"
+            "5. Replay before saving: run_replay(name, against='session:<session id>') then "
+            "get_replay(replay_id, wait_seconds=30) until it is not running. Read replays://<id>: the regressions "
+            "and failing required cases come first, each with its output diff. Iterate 4-5 until it passes.\n"
+            "6. save_session, then run_replay(name) against the draft (identical calls are reused, free) and "
+            "publish_prompt(name, expected_etag=<draftEtag>) — the gate lets exactly that draft through and the "
+            "version carries the report. publish_prompt(name, run_gate=true) replays and publishes in one call.\n"
+            "Never pass override_reason yourself: it publishes without a pass and is written into the version's "
+            "history for people to see. Finish with the replay summary and the version you published."
+        )

@@ -56,6 +56,17 @@ def register(mcp: MCPServer[Any]) -> None:
         except NotFound as err:
             raise ResourceNotFoundError(err.message) from None
 
+    @mcp.resource(
+        "replays://{replay_id}",
+        mime_type="text/markdown",
+        description="A replay's report: summary, gate verdict and the worst cases with their diffs (compact)",
+    )
+    async def replay_resource(replay_id: str, ctx: Context[Any, Any]) -> str:
+        try:
+            return await app_of(ctx).golden.report_text(tenant_of(ctx), replay_id)
+        except NotFound as err:
+            raise ResourceNotFoundError(err.message) from None
+
     async def list_recent_traces(
         ctx: ServerRequestContext[App, Any], params: PaginatedRequestParams | None
     ) -> ListResourcesResult:

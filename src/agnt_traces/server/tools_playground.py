@@ -132,12 +132,21 @@ def register(mcp: MCPServer[Any]) -> None:
 
     @mcp.tool(annotations=MODEL_CALL)
     @tool_errors
-    async def run_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
-        """Run the session on every model concurrently (real calls); each run is recorded as a trace.
-        Progress is reported when each model finishes and every few seconds while any still runs."""
+    async def run_session(
+        ctx: Context[Any, Any],
+        session_id: SessionId,
+        fresh: Annotated[
+            bool,
+            Field(description="call the models even when this exact request was answered before (default: reuse it)"),
+        ] = False,
+    ) -> dict[str, Any]:
+        """Run the session on every model concurrently; each run is recorded as a trace. A request identical
+        to one answered before reuses that answer (cached: true, cost 0) unless fresh=true; a run that would
+        take the session past its spend limit is refused before any call. Progress is reported when each
+        model finishes and every few seconds while any still runs."""
         beat = ProgressBeat(ctx)
         async with beat.running():
-            return await app_of(ctx).playground.run(tenant_of(ctx), session_id, beat.report)
+            return await app_of(ctx).playground.run(tenant_of(ctx), session_id, beat.report, fresh=fresh)
 
     @mcp.tool(annotations=READ, meta=tool_meta(SESSION_DIFF_APP))
     @tool_errors

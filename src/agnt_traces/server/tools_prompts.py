@@ -68,13 +68,38 @@ def register(mcp: MCPServer[Any]) -> None:
                 "draft changed since; '*' means any draft"
             ),
         ] = None,
+        run_gate: Annotated[
+            bool,
+            Field(
+                description="on a gated prompt: replay the draft now (waits, with progress) instead of "
+                "requiring a passing replay"
+            ),
+        ] = False,
+        override_reason: Annotated[
+            str | None,
+            Field(
+                description="publish a gated prompt without a passing replay; the reason is recorded in the "
+                "version's history"
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Publish the draft as a new version and point the label (default 'production') at it; with
         `version`, move the label to that existing version instead (a rollback). Pass `expected_etag` so
-        that a draft someone else changed meanwhile is never published under your note."""
-        return await app_of(ctx).prompts.publish(
-            tenant_of(ctx), name, version=version, label=label, note=note, expected_etag=expected_etag
-        )
+        that a draft someone else changed meanwhile is never published under your note. A gated prompt
+        (set_gate) needs a passing replay of exactly this draft: run_replay first, or pass run_gate=true."""
+        beat = ProgressBeat(ctx)
+        async with beat.running():
+            return await app_of(ctx).golden.publish(
+                tenant_of(ctx),
+                name,
+                version=version,
+                label=label,
+                note=note,
+                expected_etag=expected_etag,
+                run_gate=run_gate,
+                override_reason=override_reason,
+                progress=beat.report,
+            )
 
     @mcp.tool(annotations=MODEL_CALL)
     @tool_errors

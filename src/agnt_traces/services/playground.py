@@ -27,6 +27,7 @@ from ..llm.providers import check_provider
 from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace, message_text
 from ..store.base import PromptRecord, SessionRecord, Store
 from ..store.codec import run_summary
+from .callcache import CachedCaller, SpendGuard, request_hash
 from .prompts import PromptService, check_prompt_name, parse_content
 from .runner import CallContext
 from .traces import TraceService
@@ -397,14 +398,49 @@ class PlaygroundService:
             result["notes"] = rec.data["notes"]
         return result
 
-    async def run(self, tenant: str, session_id: str, progress: ProgressFn | None = None) -> dict[str, Any]:
-        """Run the session on every model concurrently; each call is recorded as a trace."""
+    async def _guard(self, tenant: str, rec: SessionRecord, caller: CachedCaller, plans: builtins.list[Any]) -> None:
+        """Refuse the whole run before any call when its estimate would take the session past its spend limit
+        (what its runs spent so far, plus the estimate of each call that the cache will not answer).
+
+        Raises:
+            BudgetExceeded: naming the limit, what was spent and the estimate.
+        """
+        from ..llm import preload
+
+        guard = SpendGuard(
+            max_usd=self.settings.session_budget_usd,
+            max_tokens=self.settings.session_budget_tokens,
+            spent_usd=sum(r.get("cost") or 0.0 for r in rec.runs),
+            spent_tokens=sum(r.get("totalTokens") or 0 for r in rec.runs if not r.get("cached")),
+            scope="this playground session",
+            field_name="AGNT_TRACES_SESSION_BUDGET_USD",
+        )
+        await preload()
+        for content, compiled in plans:
+            if not caller.fresh and await self.store.cache_get(
+                tenant, request_hash(self.prompts.runner, compiled, content.model)
+            ):
+                continue
+            usd, tokens = caller.estimate(compiled, content.model, None)
+            await guard.reserve(usd, tokens)
+
+    async def run(
+        self, tenant: str, session_id: str, progress: ProgressFn | None = None, *, fresh: bool = False
+    ) -> dict[str, Any]:
+        """Run the session on every model concurrently; each call is recorded as a trace. An identical request
+        answered before reuses that answer unless ``fresh``; a run past the session's spend limit is refused.
+
+        Raises:
+            BudgetExceeded: the run's estimate would cross the session's limit; no call was made.
+        """
         rec = await self._load(tenant, session_id)
         data = rec.data
         plans = []
         for m in data["models"]:
             content, compiled = self._compile(data, m)  # compile errors surface before any call
             plans.append((content, compiled))
+        caller = CachedCaller(self.store, self.prompts.runner, fresh=fresh)
+        await self._guard(tenant, rec, caller, plans)
         limit = asyncio.Semaphore(max(1, self.settings.max_concurrent_runs))
         done = 0
 
@@ -414,7 +450,7 @@ class PlaygroundService:
             async with limit:
                 await self.store.put_content(tenant, content)
                 try:
-                    trace = await self.prompts.runner.run(
+                    trace, _ = await caller.call(
                         tenant,
                         compiled,
                         content.model,

@@ -131,14 +131,16 @@ class PromptService:
         self, tenant: str, name: str, *, version: int | None = None, label: str | None = None
     ) -> dict[str, Any]:
         rec, content, chosen, selected = await self.resolve(tenant, name, version=version, label=label)
+        gates = await self.store.version_gates(tenant, rec.name)
+        history = await self.store.label_history(tenant, name)
         return {
             **prompt_summary(rec),
             "selected": selected,
             "version": chosen,
             "etag": content.etag,
             "content": content.canonical(),
-            "versions": rec.versions,
-            "history": await self.store.label_history(tenant, name),
+            "versions": [{**v, "gate": gates[v["version"]]} if v["version"] in gates else v for v in rec.versions],
+            "history": [{**h, "gate": gates[h["version"]]} if h["version"] in gates else h for h in history],
         }
 
     async def upsert(self, tenant: str, name: str, content: Any, description: str | None = None) -> dict[str, Any]:
@@ -157,8 +159,10 @@ class PromptService:
         label: str = "production",
         note: str = "",
         expected_etag: str | None = None,
+        gate: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Publish the draft (or, with ``version``, move the label to that version).
+        """Publish the draft (or, with ``version``, move the label to that version). ``gate``: what let the
+        draft through its gate (``GoldenService.publish`` passes it), recorded on the version.
 
         ``expected_etag``: the draft etag the caller saw (``get_prompt``/``upsert_prompt`` give it); a draft
         that moved since is refused. ``"*"`` means any draft.
@@ -187,7 +191,7 @@ class PromptService:
             rec = await self.store.move_label(tenant, name, label, version, note)
         else:
             expected = None if expected_etag in (None, "*") else expected_etag
-            rec = await self.store.publish(tenant, name, label, note, expected_etag=expected)
+            rec = await self.store.publish(tenant, name, label, note, expected_etag=expected, gate=gate)
         moved_to = rec.labels[label]
         etag = next(v["etag"] for v in rec.versions if v["version"] == moved_to)
         return {**prompt_summary(rec), "label": label, "version": moved_to, "etag": etag}

@@ -101,6 +101,65 @@ class Runner:
             policy=self.settings.policy(),
         )
 
+    def call_manifest(self, compiled: CompileResult, model: ModelConfig) -> Manifest:
+        """The manifest a call of ``model`` with ``compiled`` records: its params as the policy lets them
+        be sent (never a credential, an unknown param or a refused endpoint)."""
+        manifest = dict(compiled.manifest)
+        manifest["model"] = {
+            **manifest["model"],
+            "name": model.name,
+            "provider": model.provider,
+            "params": self.settings.policy().filter_params(dict(model.params)).params,
+        }
+        return Manifest.model_validate(manifest)
+
+    async def record_cached(
+        self,
+        tenant: str,
+        original: Trace,
+        compiled: CompileResult,
+        model: ModelConfig,
+        ctx: CallContext,
+        duration: float,
+    ) -> Trace:
+        """Record a call answered from ``original``'s recorded response instead of the model: a trace
+        marked ``metadata.cached`` with cost 0 (what the original cost and took is kept in metadata)."""
+        created = now_ms()
+        metadata = {
+            **ctx.metadata,
+            "cached": True,
+            "cachedFrom": original.id,
+            "originalCost": original.cost,
+            "originalDuration": original.duration,
+        }
+        trace = Trace(
+            id=new_id(created),
+            created_at=ms_to_rfc3339(created),
+            prompt_name=ctx.prompt_name,
+            prompt_version=ctx.prompt_version,
+            etag=compiled.manifest["etag"],
+            manifest=self.call_manifest(compiled, model),
+            variables=compiled.variables,
+            messages=compiled.messages,
+            output=original.output,
+            tool_calls=original.tool_calls,
+            input_tokens=original.input_tokens,
+            output_tokens=original.output_tokens,
+            total_tokens=original.total_tokens,
+            cost=0.0,
+            duration=round(duration, 6),
+            model=ModelInfo(provider=model.provider, name=model.name, metadata=dict(original.model.metadata)),
+            status=original.status,
+            error=original.error,
+            tags=list(dict.fromkeys(ctx.tags)),
+            metadata=metadata,
+            source=ctx.source,  # type: ignore[arg-type]
+            session_id=ctx.session_id,
+            parent_trace_id=ctx.parent_trace_id,
+        )
+        await self.traces.record(tenant, trace)
+        return trace
+
     async def run(self, tenant: str, compiled: CompileResult, model: ModelConfig, ctx: CallContext) -> Trace:
         """Call the model and record the trace, success or failure. Never raises for a model failure:
         the returned trace has ``status == "error"``; callers decide whether that is an error for them."""
@@ -116,14 +175,7 @@ class Runner:
             compiled.manifest["tools"] or None,
             settings,
         )
-        manifest = dict(compiled.manifest)
-        manifest["model"] = {
-            **manifest["model"],
-            "name": model.name,
-            "provider": model.provider,
-            # What the call could send: never a credential, an unknown param or a refused endpoint.
-            "params": settings.policy.filter_params(dict(model.params)).params,
-        }
+        manifest = self.call_manifest(compiled, model)
         metadata = dict(ctx.metadata)
         usage = checked_usage(result.input_tokens, result.output_tokens, result.total_tokens, result.cost)
         if usage.invalid:
@@ -136,7 +188,7 @@ class Runner:
             prompt_name=ctx.prompt_name,
             prompt_version=ctx.prompt_version,
             etag=compiled.manifest["etag"],
-            manifest=Manifest.model_validate(manifest),
+            manifest=manifest,
             variables=compiled.variables,
             messages=compiled.messages,
             output=result.output,

@@ -17,8 +17,10 @@ from ..models import MAX_INT, PromptContent, Trace, TraceIn
 
 __all__ = [
     "SORTS",
+    "GoldenRecord",
     "IngestResult",
     "PromptRecord",
+    "ReplayRecord",
     "SessionRecord",
     "SessionSave",
     "StatsQuery",
@@ -51,7 +53,7 @@ class TraceQuery(BaseModel):
     min_total_tokens: int | None = Field(default=None, ge=0, le=MAX_INT)
     query: str | None = Field(default=None, max_length=1000)
     session_id: str | None = None
-    source: Literal["run", "playground", "ingest", "litellm"] | None = None
+    source: Literal["run", "playground", "ingest", "litellm", "replay", "judge"] | None = None
     sort: SortKey = "created_at"
     order: Literal["asc", "desc"] = "desc"
     limit: int = Field(default=20, ge=1, le=200)
@@ -153,6 +155,32 @@ class SessionSave:
 
 
 @dataclass(slots=True)
+class GoldenRecord:
+    """A golden case of a prompt: ``data`` holds its expectations, compile context and reference."""
+
+    id: str
+    prompt_name: str
+    trace_id: str
+    data: dict[str, Any]
+    created_at: int
+    updated_at: int
+
+
+@dataclass(slots=True)
+class ReplayRecord:
+    """A replay run: ``data`` is its whole document (progress, summary, cases); ``owner`` the process running it."""
+
+    id: str
+    prompt_name: str
+    etag: str
+    status: str
+    owner: str
+    data: dict[str, Any]
+    created_at: int
+    updated_at: int
+
+
+@dataclass(slots=True)
 class TokenRecord:
     id: str
     tenant: str
@@ -204,7 +232,14 @@ class Store(Protocol):
         update_session: Callable[[dict[str, Any], PromptRecord], dict[str, Any]],
     ) -> SessionSave: ...
     async def publish(
-        self, tenant: str, name: str, label: str, note: str, *, expected_etag: str | None = None
+        self,
+        tenant: str,
+        name: str,
+        label: str,
+        note: str,
+        *,
+        expected_etag: str | None = None,
+        gate: dict[str, Any] | None = None,
     ) -> PromptRecord: ...
     async def move_label(self, tenant: str, name: str, label: str, version: int, note: str) -> PromptRecord: ...
     async def version_for_etag(self, tenant: str, name: str, etag: str) -> int | None: ...
@@ -217,6 +252,23 @@ class Store(Protocol):
     async def update_session(self, tenant: str, record: SessionRecord, expected_revision: int) -> bool: ...
     async def delete_session(self, tenant: str, session_id: str) -> bool: ...
     async def expire_sessions(self, idle_before_ms: int) -> int: ...
+
+    # golden cases, gates, replays, the replay call cache
+    async def pin_golden(self, tenant: str, records: list[GoldenRecord], max_cases: int) -> list[GoldenRecord]: ...
+    async def list_golden(self, tenant: str, prompt_name: str) -> list[GoldenRecord]: ...
+    async def update_golden(self, tenant: str, prompt_name: str, case_id: str, data: dict[str, Any]) -> bool: ...
+    async def unpin_golden(self, tenant: str, prompt_name: str, case_ids: list[str]) -> list[str]: ...
+    async def get_gate(self, tenant: str, prompt_name: str) -> dict[str, Any] | None: ...
+    async def set_gate(self, tenant: str, prompt_name: str, policy: dict[str, Any] | None) -> bool: ...
+    async def save_replay(self, tenant: str, rec: ReplayRecord) -> None: ...
+    async def get_replay(self, tenant: str, replay_id: str) -> ReplayRecord | None: ...
+    async def list_replays(
+        self, tenant: str, prompt_name: str, *, etag: str | None = None, limit: int = 20
+    ) -> list[ReplayRecord]: ...
+    async def fail_running_replays(self, is_dead: Callable[[ReplayRecord], bool], error: dict[str, Any]) -> int: ...
+    async def cache_get(self, tenant: str, request_hash: bytes) -> str | None: ...
+    async def cache_put(self, tenant: str, request_hash: bytes, trace_id: str) -> None: ...
+    async def version_gates(self, tenant: str, prompt_name: str) -> dict[int, dict[str, Any]]: ...
 
     # API tokens (HTTP)
     async def create_token(self, tenant: str, name: str, token_hash: bytes) -> TokenRecord: ...

@@ -171,5 +171,6 @@ def run_summary(trace: Trace) -> dict[str, Any]:
         "cost": trace.cost,
         "duration": trace.duration,
         "etag": trace.etag,
+        "cached": bool(trace.metadata.get("cached")),
         "createdAt": trace.created_at,
     }

@@ -265,12 +265,77 @@ def m005_tenant_fulltext_and_secrets(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE traces_fts")
 
 
+def m006_golden_replays(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        -- A prompt's golden cases: a pinned trace's exact compile context and its output as the reference.
+        CREATE TABLE golden_cases (
+            tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+            id TEXT NOT NULL,
+            prompt_name TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, id),
+            UNIQUE (tenant_id, prompt_name, trace_id)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX ix_golden_prompt ON golden_cases(tenant_id, prompt_name);
+
+        -- A prompt's gate policy: publish needs a passing replay of the draft.
+        CREATE TABLE prompt_gates (
+            tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+            prompt_name TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, prompt_name)
+        ) STRICT, WITHOUT ROWID;
+
+        -- Replay runs: state, progress and the report (one JSON document), by tenant.
+        CREATE TABLE replays (
+            tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+            id TEXT NOT NULL,
+            prompt_name TEXT NOT NULL,
+            etag TEXT NOT NULL,
+            status TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, id)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX ix_replays_prompt ON replays(tenant_id, prompt_name, etag);
+        CREATE INDEX ix_replays_running ON replays(status) WHERE status = 'running';
+
+        -- Recorded answers of replay and playground calls by the hash of the canonical request.
+        CREATE TABLE call_cache (
+            tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+            request_hash BLOB NOT NULL,
+            trace_id TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, request_hash)
+        ) STRICT, WITHOUT ROWID;
+
+        -- What let a version be published through a gate: the passing replay, or an override reason.
+        CREATE TABLE version_gates (
+            tenant_id INTEGER NOT NULL REFERENCES tenants(id),
+            prompt_name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, prompt_name, version, created_at)
+        ) STRICT, WITHOUT ROWID;
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "prompts", m002_prompts),
     (3, "sessions_and_tokens", m003_sessions_and_tokens),
     (4, "trace_rollups", m004_trace_rollups),
     (5, "tenant_fulltext_and_secrets", m005_tenant_fulltext_and_secrets),
+    (6, "golden_replays", m006_golden_replays),
 ]
 
 

@@ -32,6 +32,7 @@ from .connections import ReadBudgetExceeded
 from .fulltext import check_fulltext_query
 from .migrations import FTS_PROBE, create_fts_sql, fts_table
 from .rollups import HOUR_MS, Agg, RollupKey, add_trace, merge_into, percentile, rows_to_aggs
+from .sqlite_golden import GoldenMixin
 from .sqlite_prompts import PromptsMixin
 from .sqlite_sessions import SessionsMixin
 
@@ -55,7 +56,7 @@ SLOT_BITS = 12  # seq = created_at_ms << SLOT_BITS | slot
 SLOT_MASK = (1 << SLOT_BITS) - 1
 
 
-class SqliteStore(PromptsMixin, SessionsMixin):
+class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
     """``Store`` on one SQLite file."""
 
     # -- traces -----------------------------------------------------------------------------------

@@ -181,11 +181,20 @@ class PromptsMixin(SqliteBase):
         return rec
 
     async def publish(
-        self, tenant: str, name: str, label: str, note: str, *, expected_etag: str | None = None
+        self,
+        tenant: str,
+        name: str,
+        label: str,
+        note: str,
+        *,
+        expected_etag: str | None = None,
+        gate: dict[str, Any] | None = None,
     ) -> PromptRecord:
         """Publish the draft as a version and point ``label`` at it. With ``expected_etag``, a draft whose
         etag differs is a ``PreconditionFailed`` (code ``conflict``) and nothing changes: the check and the
-        publish are one transaction, so the note always goes with the content the caller saw."""
+        publish are one transaction, so the note always goes with the content the caller saw. ``gate``
+        (what let the draft through its gate: a passing replay or an override) is recorded on the version
+        in the same transaction."""
 
         def run(db: sqlite3.Connection) -> PromptRecord:
             tid = self._tenant_id_sync(db, tenant)
@@ -226,6 +235,12 @@ class PromptsMixin(SqliteBase):
                     (pid, version, etag, note, now),
                 )
             self._set_label(db, pid, label, version, current[0] if current else None, note, now)
+            if gate is not None:
+                db.execute(
+                    "INSERT INTO version_gates(tenant_id, prompt_name, version, data, created_at) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT DO UPDATE SET data = excluded.data",
+                    (tid, name, version, json.dumps(gate), now),
+                )
             rec = self._load_prompt(db, tid, name)
             assert rec is not None
             return rec
