@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..compiler import check_content, compile_prompt
+from ..compile_pool import check_content_async, compile_prompt_async
+from ..compiler import check_sizes
 from ..config import Settings
 from ..errors import InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339
@@ -46,7 +47,8 @@ def parse_content(content: Any) -> PromptContent:
 
     Raises:
         InvalidArgument: naming every bad field.
-        CompileError: when a template or condition does not parse.
+        CompileError: naming every block whose template is over the size limits (parsing is left to
+            ``check_content``).
     """
     if isinstance(content, PromptContent):
         parsed = content
@@ -62,6 +64,7 @@ def parse_content(content: Any) -> PromptContent:
             "prompt: set them in the environment (e.g. OPENAI_API_KEY, ANTHROPIC_API_KEY)",
             {"field": "content.model.params", "names": secrets},
         )
+    check_sizes(parsed)
     return parsed
 
 
@@ -143,7 +146,7 @@ class PromptService:
     async def upsert(self, tenant: str, name: str, content: Any, description: str | None = None) -> dict[str, Any]:
         check_prompt_name(name)
         parsed = parse_content(content)
-        warnings = check_content(parsed)
+        warnings = await check_content_async(parsed)
         rec = await self.store.save_draft(tenant, name, parsed, description=description)
         return {**prompt_summary(rec), "etag": parsed.etag, "warnings": warnings}
 
@@ -182,7 +185,7 @@ class PromptService:
         if version is None and label is None:
             label = "production"
         rec, content, chosen, _ = await self.resolve(tenant, name, version=version, label=label)
-        compiled = compile_prompt(content, variables or {}, messages or [])
+        compiled = await compile_prompt_async(content, variables or {}, messages or [])
         await self.store.put_content(tenant, content)  # every compiled content stays reopenable by etag
         if chosen is None:  # the draft: if it equals a published version, say which
             chosen = await self.store.version_for_etag(tenant, name, content.etag)
