@@ -68,17 +68,18 @@ def _pool_size() -> int:
 
 
 def _max_worker_rss() -> int:
-    return int(compiler._env_number("AGNT_TRACES_COMPILE_WORKER_MAX_RSS", 512_000_000, 50_000_000))
+    return int(compiler._env_number("AGNT_TRACES_COMPILE_WORKER_MAX_RSS", 300_000_000, 50_000_000))
 
 
 # ---------------------------------------------------------------------------------------------------
 # The worker process
 
 
-def _limits() -> dict[str, Any]:
-    """The parent's compiler limits, so a worker enforces exactly what the parent was configured with."""
-    names = ("TIME_LIMIT", "MAX_TEMPLATE_BYTES", "MAX_PROMPT_TEMPLATE_BYTES", "TEMPLATE_CACHE_BYTES")
-    return {name: getattr(compiler, name) for name in names}
+_LIMIT_NAMES = ("TIME_LIMIT", "MAX_TEMPLATE_BYTES", "MAX_PROMPT_TEMPLATE_BYTES", "TEMPLATE_CACHE_BYTES")
+
+
+def _limits() -> tuple[tuple[str, Any], ...]:
+    return tuple((name, getattr(compiler, name)) for name in _LIMIT_NAMES)
 
 
 def _rss_bytes() -> int:
@@ -130,17 +131,18 @@ def _run(op: str, args: tuple[Any, ...]) -> Any:
     raise ValueError(f"unknown operation {op!r}")
 
 
-def _serve(conn: Connection, limits: dict[str, Any], max_rss: int) -> None:
-    """A worker's main loop: one request in, one reply out, until the pipe closes."""
+def _serve(conn: Connection, max_rss: int) -> None:
+    """A worker's main loop: one request in, one reply out, until the pipe closes. Each request carries the
+    parent's compiler limits, so a worker enforces exactly what the parent is configured with."""
     with contextlib.suppress(ValueError, OSError):  # past this, allocation fails (MemoryError) instead of OOM
         resource.setrlimit(resource.RLIMIT_AS, (4 * max_rss, 4 * max_rss))
-    for name, value in limits.items():
-        setattr(compiler, name, value)
     while True:
         try:
-            op, args = conn.recv()
+            op, args, limits = conn.recv()
         except (EOFError, OSError):
             return
+        for name, value in limits:
+            setattr(compiler, name, value)
         reply: tuple[Any, ...]
         try:
             reply = ("ok", _run(op, args))
@@ -197,14 +199,13 @@ def _spawn() -> _Worker:
     finally:
         theirs.close()
     conn = Connection(ours.detach())
-    conn.send((_limits(), _max_worker_rss()))
+    conn.send(_max_worker_rss())
     return _Worker(process, conn)
 
 
 def _worker_entry(fd: int) -> None:
     conn = Connection(fd)
-    limits, max_rss = conn.recv()
-    _serve(conn, limits, max_rss)
+    _serve(conn, conn.recv())
 
 
 class _Pool:
@@ -291,7 +292,7 @@ class _Pool:
             worker = await self._acquire()
             healthy = False
             try:
-                reply = await self._round_trip(worker, (op, args), deadline)
+                reply = await self._round_trip(worker, (op, args, _limits()), deadline)
                 healthy = not reply[-1]  # the worker retires itself when its memory grew too much
                 break
             except TimeoutError:
@@ -326,7 +327,7 @@ class _Pool:
             {"problems": [{"block": None, "variable": None, "line": None, "problem": problem}]},
         )
 
-    async def _round_trip(self, worker: _Worker, request: tuple[str, tuple[Any, ...]], deadline: float) -> Any:
+    async def _round_trip(self, worker: _Worker, request: tuple[Any, ...], deadline: float) -> Any:
         loop = asyncio.get_running_loop()
         readable: asyncio.Future[None] = loop.create_future()
 
