@@ -320,6 +320,7 @@ class Server:
             text=True,
         )
         self.log: deque[str] = deque(maxlen=50)
+        self.clients: list[Client] = []
         assert self.proc.stderr is not None
         deadline = time.monotonic() + 60
         port = None
@@ -337,9 +338,13 @@ class Server:
         self._drain.start()
 
     def client(self, tenant: str, timeout: float = 60) -> Client:
-        return Client(self.port, tenant, self.tokens[tenant], timeout)
+        client = Client(self.port, tenant, self.tokens[tenant], timeout)
+        self.clients.append(client)
+        return client
 
     def stop(self) -> None:
+        for client in self.clients:  # also when a test failed half-way
+            client.close()
         self.proc.terminate()
         try:
             self.proc.wait(20)
@@ -504,8 +509,9 @@ def test_memory_stays_bounded_after_many_distinct_large_templates(tmp_path: Path
     )
     try:
         client = srv.client("T")
-        # ~90 KB each, one expression every ~45 bytes: ~0.2 s to parse, megabytes once compiled.
-        unit = "Some prompt text around a value: {{ v }}.\n"
+        # ~90 KB each, one expression every ~20 bytes: a few tenths of a second to parse, megabytes once
+        # compiled (a server that caches them in its own process grows by ~2 MB per template).
+        unit = "text {{ v }} more.\n"
 
         def template(i: int) -> str:
             return f"{{# {i} #}}" + unit * (90_000 // len(unit))
@@ -513,9 +519,10 @@ def test_memory_stays_bounded_after_many_distinct_large_templates(tmp_path: Path
         status, body = put_prompt(client, "warm", template(-1))
         assert status in (200, 201), body
         before = _rss_kb(srv.proc.pid)
-        for i in range(40):
+        for i in range(30):
             status, body = put_prompt(client, f"p{i}", template(i))
-            assert status in (200, 201), body
+            # Accepted, or stopped at the deadline on a very busy machine: never stored unchecked.
+            assert status in (200, 201) or body["error"]["code"] == "compile_error", body
         after = _rss_kb(srv.proc.pid)
         workers = {pid: _rss_kb(pid) for pid in _children(srv.proc.pid)}
         client.close()
@@ -525,7 +532,81 @@ def test_memory_stays_bounded_after_many_distinct_large_templates(tmp_path: Path
         f"\nserver RSS {before // 1024} MB -> {after // 1024} MB; workers (MB): "
         f"{[kb // 1024 for kb in workers.values()]}"
     )
-    assert after - before < 60_000, f"the server grew by {(after - before) // 1024} MB"
+    assert after - before < 25_000, f"the server grew by {(after - before) // 1024} MB"
     assert workers, "the compiles should have run in worker processes"
     # A worker retires itself past the limit; one may be just over it with its last request.
     assert all(kb * 1024 < max_worker_rss + 100_000_000 for kb in workers.values()), workers
+
+
+def test_run_session_on_eight_models_does_not_stall_another_tenant(server: Server) -> None:
+    """Rendering once per model on the loop and counting tokens of each call on the loop (the offline
+    model) each stalled other tenants for ~0.2 s per model; both now happen elsewhere."""
+    attacker = server.client("T")
+    content = {
+        "blocks": [
+            {"id": "s", "role": "system", "content": "You are a careful assistant for {{ company }}. " * 40},
+            {
+                "id": "u",
+                "content": "{% for i in range(3000) %}{{ i }}: {{ history|join(' ') }} {{ company|upper }}\n"
+                "{% endfor %}Question: {{ q }}",
+            },
+        ],
+        "variables": [
+            {"name": "company", "default": "Acme"},
+            {"name": "history", "type": "list", "default": ["a b c"] * 20},
+            {"name": "q", "default": "why"},
+        ],
+    }
+    status, body = attacker.call("PUT", "/prompts/long", {"content": content})
+    assert status in (200, 201), body
+    status, body = attacker.call("POST", "/prompts/long/run", {"label": "draft"})  # loads LiteLLM
+    assert status == 200, body
+    status, body = attacker.call("POST", f"/traces/{body['trace']['id']}/playground/sessions")
+    assert status == 201, body
+    session = f"/playground/sessions/{body['id']}"
+    models = [{"provider": "agnt-local", "name": "echo", "params": {"temperature": i / 10}} for i in range(8)]
+    status, body = attacker.call("PATCH", session + "/models", {"models": models})
+    assert status == 200, body
+    with Probe(server) as probe:
+        time.sleep(0.3)
+        status, body = attacker.call("POST", session + "/run")
+        time.sleep(0.3)
+    attacker.close()
+    print(f"\nother tenant during run_session on 8 models: {probe.summary()}")
+    assert status == 200 and [r["status"] for r in body["runs"]] == ["success"] * 8, body
+    assert len({r["output"] for r in body["runs"]}) == 1  # the same prompt went to every model
+    assert not probe.failures
+    assert probe.p99() < 0.6, probe.summary()
+
+
+def test_a_large_rendered_diff_does_not_stall_another_tenant(server: Server) -> None:
+    """Diffing two large rendered prompts is seconds of difflib: it runs in a thread, not on the loop."""
+    attacker = server.client("T")
+    content = {
+        "blocks": [
+            {
+                "id": "u",
+                "content": "{% for j in range(2) %}{% for i in range(10000) %}{{ i }}: line {{ (i * k) % 13 }}\n{% endfor %}{% endfor %}",
+            }
+        ],
+        "variables": [{"name": "k", "type": "integer", "default": 7}],
+    }
+    status, body = attacker.call("PUT", "/prompts/big", {"content": content})
+    assert status in (200, 201), body
+    status, body = attacker.call("POST", "/prompts/big/run", {"label": "draft"})
+    assert status == 200, body
+    status, body = attacker.call("POST", f"/traces/{body['trace']['id']}/playground/sessions")
+    assert status == 201, body
+    session = f"/playground/sessions/{body['id']}"
+    status, body = attacker.call("PATCH", session + "/variables", {"values": {"k": 11}})
+    assert status == 200, body
+    with Probe(server) as probe:
+        time.sleep(0.3)
+        started = time.monotonic()
+        status, body = attacker.call("GET", session + "/diff")
+        elapsed = time.monotonic() - started
+        time.sleep(0.3)
+    print(f"\nother tenant during a {elapsed:.1f} s rendered diff: {probe.summary()}")
+    assert status == 200 and body["changed"], body
+    assert not probe.failures
+    assert probe.p99() < 0.3, probe.summary()

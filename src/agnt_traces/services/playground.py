@@ -440,17 +440,18 @@ class PlaygroundService:
             base = literal_content(trace)
         assert base is not None
         base = base.model_copy(update={"model": _trace_model(trace)})
-        parts = [diff_content(base, session_content)]
+        # Diffs are pure-Python difflib (seconds for large prompts): in a thread, so the loop keeps serving.
+        parts = [await asyncio.to_thread(diff_content, base, session_content)]
         _, compiled = await self._compile(data)
         before = [{"role": "system", "content": trace.manifest.system}] if trace.manifest.system else []
         after = [{"role": "system", "content": compiled.manifest["system"]}] if compiled.manifest["system"] else []
-        parts.append(diff_messages(before + trace.messages, after + compiled.messages))
+        parts.append(await asyncio.to_thread(diff_messages, before + trace.messages, after + compiled.messages))
         models = []
         latest: dict[str, dict[str, Any]] = {}
         for run in rec.runs:
             latest[run["model"]] = run  # runs are oldest first: keep each model's latest
         for label, run in latest.items():
-            out = diff_text(trace.output, run.get("output"), part="output", id=label)
+            out = await asyncio.to_thread(diff_text, trace.output, run.get("output"), part="output", id=label)
             parts.append(out)
             models.append(
                 {
@@ -493,7 +494,7 @@ class PlaygroundService:
         known = original is not None
         if original is None:
             original = literal_content(trace)
-        content_diff = diff_content(original, current)
+        content_diff = await asyncio.to_thread(diff_content, original, current)
         # Rendered: the current content with this call's own variables and input messages.
         try:
             blocks = (
@@ -507,7 +508,7 @@ class PlaygroundService:
         try:
             compiled = await compile_prompt_async(current, trace.variables, inputs)
             after = [{"role": "system", "content": compiled.manifest["system"]}] if compiled.manifest["system"] else []
-            rendered_diff = diff_messages(before + trace.messages, after + compiled.messages)
+            rendered_diff = await asyncio.to_thread(diff_messages, before + trace.messages, after + compiled.messages)
             rendered = {**rendered_diff.to_dict(), "warnings": compiled.warnings}
         except AgntError as err:
             rendered_diff = None
@@ -550,7 +551,7 @@ class PlaygroundService:
         else:
             expected = -1  # another prompt's draft, or unknown base: refuse unless forced
         if current is not None and expected is not None and expected != current.draft_revision:
-            conflict = diff_content(current.draft, content)
+            conflict = await asyncio.to_thread(diff_content, current.draft, content)
             raise Conflict(
                 f"the draft of {name!r} changed since this session opened (revision {expected if expected > 0 else '?'}"
                 f" → {current.draft_revision}); nothing was saved. Look at details.diff (draft → session), then "
@@ -572,7 +573,7 @@ class PlaygroundService:
             "created": current is None,
         }
         if before is not None:
-            result["diff"] = diff_content(before, content).to_dict()
+            result["diff"] = (await asyncio.to_thread(diff_content, before, content)).to_dict()
         return result
 
 
