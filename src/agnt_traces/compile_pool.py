@@ -52,7 +52,6 @@ __all__ = [
     "check_content_async",
     "compile_prompt_async",
     "shutdown",
-    "warm_up",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,6 +59,8 @@ log = logging.getLogger(__name__)
 #: Seconds a worker may run past ``compiler.TIME_LIMIT`` (which it enforces itself, cooperatively)
 #: before it is killed.
 HARD_SLACK = 0.5
+#: Seconds a new worker may take to start (import the compiler) on a very busy machine.
+_START_TIMEOUT = 60.0
 _ERRORS: dict[str, type[AgntError]] = {cls.code: cls for cls in (CompileError, InvalidArgument)}
 
 
@@ -126,8 +127,6 @@ def _run(op: str, args: tuple[Any, ...]) -> Any:
         return (result.manifest, result.messages, result.warnings, result.variables, result.block_messages)
     if op == "check":
         return compiler.check_content(*args)
-    if op == "ping":
-        return os.getpid()
     raise ValueError(f"unknown operation {op!r}")
 
 
@@ -199,13 +198,24 @@ def _spawn() -> _Worker:
     finally:
         theirs.close()
     conn = Connection(ours.detach())
-    conn.send(_max_worker_rss())
-    return _Worker(process, conn)
+    worker = _Worker(process, conn)
+    try:
+        conn.send(_max_worker_rss())
+        # Ready once it has imported the compiler: start-up time never counts against a compile's deadline.
+        if not conn.poll(_START_TIMEOUT) or conn.recv() != "ready":
+            raise OSError("the worker did not start")
+    except (EOFError, OSError):
+        worker.kill()
+        log.error("a prompt compiler worker did not start")
+        raise InternalError("the prompt compiler could not start; try again") from None
+    return worker
 
 
 def _worker_entry(fd: int) -> None:
     conn = Connection(fd)
-    _serve(conn, conn.recv())
+    max_rss = conn.recv()
+    conn.send("ready")
+    _serve(conn, max_rss)
 
 
 class _Pool:
@@ -378,16 +388,6 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
-
-
-async def warm_up() -> None:
-    """Starts the workers now (at server start) rather than on the first compile."""
-    pool = _pool()
-    if pool is None:
-        return
-    workers = [await pool._acquire() for _ in range(pool.size)]
-    for worker in workers:
-        pool._release(worker)
 
 
 async def _off_loop(op: str, args: tuple[Any, ...]) -> Any:
