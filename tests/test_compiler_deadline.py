@@ -28,12 +28,13 @@ import pytest
 
 from agnt_traces import compile_pool, compiler
 from agnt_traces.compiler import check_content, compile_prompt
-from agnt_traces.errors import AgntError, CompileError
+from agnt_traces.config import Settings
+from agnt_traces.errors import AgntError, CompileError, InvalidArgument
 from agnt_traces.models import PromptContent
 from factories import trace_payload
 
 AGNT = str(Path(sys.executable).parent / "agnt-traces")
-SLACK = 1.5  # seconds on top of the hard deadline: a loaded 2-core machine, a worker being replaced
+SLACK = 2.0  # seconds on top of the hard deadline: a loaded 2-core machine, a worker being replaced
 
 # The template from the report: groupby called in a loop never looked at the deadline.
 GROUPBY_IN_LOOP = "{% for i in range(10000) %}{{ range(10000)|groupby('real')|list|length }}{% endfor %}"
@@ -277,6 +278,20 @@ def test_the_limits_come_from_the_environment() -> None:
     env["AGNT_TRACES_MAX_TEMPLATE_BYTES"] = "lots"
     bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "AGNT_TRACES_MAX_TEMPLATE_BYTES" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AGNT_TRACES_COMPILE_SECONDS", "0"),
+        ("AGNT_TRACES_COMPILE_WORKERS", "two"),
+        ("AGNT_TRACES_TEMPLATE_CACHE_BYTES", "-1"),
+    ],
+)
+def test_settings_refuse_unusable_limits_at_start(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidArgument, match=name):
+        Settings.from_env(db="x.db")
 
 
 def test_the_parse_cache_is_bounded_in_bytes_and_lru(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -586,7 +601,8 @@ def test_a_large_rendered_diff_does_not_stall_another_tenant(server: Server) -> 
         "blocks": [
             {
                 "id": "u",
-                "content": "{% for j in range(2) %}{% for i in range(10000) %}{{ i }}: line {{ (i * k) % 13 }}\n{% endfor %}{% endfor %}",
+                "content": "{% for j in range(2) %}{% for i in range(10000) %}{{ i }}: line {{ (i * k) % 13 }}\n"
+                "{% endfor %}{% endfor %}",
             }
         ],
         "variables": [{"name": "k", "type": "integer", "default": 7}],

@@ -44,6 +44,7 @@ from typing import Any
 
 from . import compiler
 from .compiler import CompileResult
+from .config import compile_limit
 from .errors import AgntError, CompileError, InternalError, InvalidArgument
 from .models import Block, ModelConfig, PromptContent, VariableDecl
 
@@ -65,11 +66,11 @@ _ERRORS: dict[str, type[AgntError]] = {cls.code: cls for cls in (CompileError, I
 
 
 def _pool_size() -> int:
-    return int(compiler._env_number("AGNT_TRACES_COMPILE_WORKERS", 2, 0))
+    return int(compile_limit("AGNT_TRACES_COMPILE_WORKERS"))
 
 
 def _max_worker_rss() -> int:
-    return int(compiler._env_number("AGNT_TRACES_COMPILE_WORKER_MAX_RSS", 300_000_000, 50_000_000))
+    return int(compile_limit("AGNT_TRACES_COMPILE_WORKER_MAX_RSS"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -227,6 +228,7 @@ class _Pool:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._started = 0  # workers alive or being started
+        self._closed = False
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[_Worker | None]]] = deque()
         self.kills = 0  # workers killed on their deadline (for tests and diagnostics)
 
@@ -246,7 +248,7 @@ class _Pool:
                 try:
                     return await asyncio.to_thread(_spawn)  # starting a process blocks for a few ms
                 except BaseException:
-                    self._lost()
+                    self._lost(replace=False)
                     raise
             try:
                 worker = await waiter
@@ -272,7 +274,9 @@ class _Pool:
     def _release(self, worker: _Worker) -> None:
         """Hands ``worker`` to the oldest waiter still waiting, or makes it idle."""
         with self._lock:
-            if not self._wake_first(worker):
+            if self._closed:
+                worker.kill()
+            elif not self._wake_first(worker):
                 self._idle.append(worker)
 
     def _hand_over(self, waiter: asyncio.Future[_Worker | None], worker: _Worker | None) -> None:
@@ -284,11 +288,24 @@ class _Pool:
             with self._lock:
                 self._wake_first(None)
 
-    def _lost(self) -> None:
-        """A worker is gone (killed, retired or never started): its slot is free for a new one."""
+    def _lost(self, *, replace: bool = True) -> None:
+        """A worker is gone (killed, retired or never started). Its replacement starts right away on a
+        thread, so the next request does not wait for an interpreter to start; if that fails, the slot is
+        free and the next request tries again."""
         with self._lock:
-            self._started -= 1
-            self._wake_first(None)
+            if not replace or self._closed:
+                self._started -= 1
+                self._wake_first(None)
+                return
+        threading.Thread(target=self._replace, name="agnt-traces-compiler-spawn", daemon=True).start()
+
+    def _replace(self) -> None:
+        try:
+            worker = _spawn()
+        except Exception:
+            self._lost(replace=False)
+            return
+        self._release(worker)
 
     async def call(self, op: str, args: tuple[Any, ...], deadline: float) -> Any:
         """Runs ``op`` in a worker; kills the worker if it has not answered ``deadline`` seconds after it got
@@ -358,6 +375,7 @@ class _Pool:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.kill()

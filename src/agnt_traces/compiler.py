@@ -44,7 +44,6 @@ import copy
 import functools
 import json
 import math
-import os
 import re
 import textwrap
 import threading
@@ -67,6 +66,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatt
 from jinja2.utils import Cycler, Joiner, Namespace, pass_environment
 from markupsafe import Markup
 
+from .config import compile_limit
 from .errors import CompileError, InvalidArgument
 from .models import PromptContent, VariableDecl
 
@@ -81,20 +81,6 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------------------------
 # Limits
-
-
-def _env_number(name: str, default: float, minimum: float) -> float:
-    """``float(os.environ[name])`` when set and sensible, else ``default``."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name}={raw!r} must be a number of at least {minimum:g}")
-    return value
 
 
 #: Longest string any operator, filter, method or template buffer may produce.
@@ -116,14 +102,14 @@ _MAX_WRAP_LINES = 50_000
 #: Wall-clock budget of one compile (parsing included), in seconds: a last resort behind the
 #: deterministic limits. Off the event loop (see ``compile_pool``) a worker that overruns it by
 #: ``compile_pool.HARD_SLACK`` is killed.
-TIME_LIMIT = _env_number("AGNT_TRACES_COMPILE_SECONDS", 2.0, 0.05)
+TIME_LIMIT = compile_limit("AGNT_TRACES_COMPILE_SECONDS")
 #: UTF-8 bytes one block's template (content plus condition) may have; parsing costs ~10 µs a byte of
 #: dense template syntax and ~1.5 KB of transient memory a byte, so this also bounds parse time and memory.
-MAX_TEMPLATE_BYTES = int(_env_number("AGNT_TRACES_MAX_TEMPLATE_BYTES", 100_000, 1))
+MAX_TEMPLATE_BYTES = int(compile_limit("AGNT_TRACES_MAX_TEMPLATE_BYTES"))
 #: UTF-8 bytes all the templates of one prompt may have together.
-MAX_PROMPT_TEMPLATE_BYTES = int(_env_number("AGNT_TRACES_MAX_PROMPT_TEMPLATE_BYTES", 500_000, 1))
+MAX_PROMPT_TEMPLATE_BYTES = int(compile_limit("AGNT_TRACES_MAX_PROMPT_TEMPLATE_BYTES"))
 #: Estimated bytes the parsed-template cache may hold (per process; see ``_cost_of``).
-TEMPLATE_CACHE_BYTES = int(_env_number("AGNT_TRACES_TEMPLATE_CACHE_BYTES", 32_000_000, 0))
+TEMPLATE_CACHE_BYTES = int(compile_limit("AGNT_TRACES_TEMPLATE_CACHE_BYTES"))
 #: Rendered characters allowed per block and per prompt.
 MAX_BLOCK_CHARS = 500_000
 MAX_PROMPT_CHARS = 1_000_000
