@@ -22,8 +22,11 @@ untrusted code:
 * ``lipsum`` and the ``random`` filter are gone, so the same input always compiles to the same output;
   ``extends``, ``include`` and ``import`` are refused (a block stands alone).
 
-Compiled templates and conditions are cached by source (LRU), so compiling the same prompt again only
-renders it.
+Compiled templates and conditions are cached by source (LRU, bounded by an estimate of their memory:
+``TEMPLATE_CACHE_BYTES``), so compiling the same prompt again only renders it. Templates larger than
+``MAX_TEMPLATE_BYTES`` per block or ``MAX_PROMPT_TEMPLATE_BYTES`` per prompt are refused before parsing.
+Code on the event loop compiles through :mod:`agnt_traces.compile_pool` (worker processes with a hard
+deadline), never by calling this module directly.
 
 Every problem (missing or wrongly typed variables, template syntax errors with their line, runtime and
 sandbox errors) is collected and raised together as one :class:`~agnt_traces.errors.CompileError` whose
