@@ -489,8 +489,7 @@ def test_templates_cannot_mutate_values() -> None:
 def test_compiling_is_deterministic() -> None:
     variables = {"company": "Acme", "history": ["a", "b"], "tier": "premium"}
     first = compile_prompt(SUPPORT, copy.deepcopy(variables))
-    compiler._build_template_cached.cache_clear()
-    compiler._build_condition_cached.cache_clear()
+    compiler._PARSE_CACHE.clear()
     again = [compile_prompt(SUPPORT.model_copy(deep=True), copy.deepcopy(variables)) for _ in range(3)]
     assert all(r == first for r in again)
 

@@ -473,7 +473,7 @@ async def test_mcp_over_stdio_refuses_and_never_calls_the_evil_endpoint(
             # A provider error whose body carries a marker: not in the tool results, nor in the trace.
             model_server.error_message = f"{MARKER} body"
             model_server.script(["400", "401"])
-            ran = await call(c, "run_session", session_id=session["id"])
+            ran = await call(c, "run_session", session_id=session["id"], fresh=True)  # not the cached answer
             assert ran["runs"][0]["status"] == "error" and MARKER not in json.dumps(ran), ran
             await call(c, "upsert_prompt", name="p", content=content(model_server.openai_base))
             err = await call_error(c, "run_prompt", name="p", label="draft")

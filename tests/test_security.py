@@ -305,8 +305,11 @@ async def probe_mcp_as_globex(c: Client, acme: AcmeData) -> None:
         assert_no_acme_data(str(info.value), acme, uri)
     listed = await c.list_resources()
     assert listed.resources == [], "acme's traces listed for globex"
-    paged = await c.list_resources(cursor=acme.cursor)
-    assert paged.resources == [], "acme's cursor opened acme's traces for globex"
+    # A cursor is sealed to its tenant: acme's is refused outright for globex, naming no acme data.
+    with pytest.raises(MCPError) as refused:
+        await c.list_resources(cursor=acme.cursor)
+    assert refused.value.error.code == -32602
+    assert_no_acme_data(str(refused.value), acme, "resources/list")
 
     sid, tid = ids["session"], ids["trace"]
     calls: list[tuple[str, dict[str, Any]]] = [
@@ -389,12 +392,18 @@ async def test_rest_with_own_path_and_another_tenants_ids(settings: Settings) ->
             "save_session": {"force": True},
             "publish_prompt": {},
             "run_prompt": {"variables": VARIABLES},
+            "pin_golden": {"traceIds": [acme.trace_id]},
+            "update_golden": {"required": True},
+            "run_replay": {},
+            "put_gate": {"requiredPass": True},
         }
         for op in OPERATIONS:
             if op.operation_id in ("put_prompt", "ingest_traces"):
                 continue  # these create globex's own records (checked below)
             path = re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), "globex"), op.path.removeprefix("/tenants"))
             path = path.removeprefix("/globex")
+            if op.operation_id == "unpin_golden":
+                path += "?case_ids=c1"  # the case ids go in the query string of a DELETE
             r = await env.request("globex", op.method, path, json=bodies.get(op.operation_id))
             assert r.status_code in (200, 404), (op.method, path, r.status_code, r.text)
             assert_no_acme_data(r.text, acme, (op.method, path))

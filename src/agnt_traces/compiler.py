@@ -22,8 +22,11 @@ untrusted code:
 * ``lipsum`` and the ``random`` filter are gone, so the same input always compiles to the same output;
   ``extends``, ``include`` and ``import`` are refused (a block stands alone).
 
-Compiled templates and conditions are cached by source (LRU), so compiling the same prompt again only
-renders it.
+Compiled templates and conditions are cached by source (LRU, bounded by an estimate of their memory:
+``TEMPLATE_CACHE_BYTES``), so compiling the same prompt again only renders it. Templates larger than
+``MAX_TEMPLATE_BYTES`` per block or ``MAX_PROMPT_TEMPLATE_BYTES`` per prompt are refused before parsing.
+Code on the event loop compiles through :mod:`agnt_traces.compile_pool` (worker processes with a hard
+deadline), never by calling this module directly.
 
 Every problem (missing or wrongly typed variables, template syntax errors with their line, runtime and
 sandbox errors) is collected and raised together as one :class:`~agnt_traces.errors.CompileError` whose
@@ -46,12 +49,14 @@ import json
 import math
 import re
 import textwrap
+import threading
 import time
 import types
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, Template, nodes
 from jinja2.compiler import CodeGenerator, Frame
@@ -64,12 +69,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEscapeFormatt
 from jinja2.utils import Cycler, Joiner, Namespace, pass_environment
 from markupsafe import Markup
 
+from .config import compile_limit
 from .errors import CompileError, InvalidArgument
 from .models import PromptContent, VariableDecl
 
 __all__ = [
     "CompileResult",
     "check_content",
+    "check_sizes",
     "check_values",
     "compile_prompt",
     "variables_read",
@@ -77,6 +84,7 @@ __all__ = [
 
 # ---------------------------------------------------------------------------------------------------
 # Limits
+
 
 #: Longest string any operator, filter, method or template buffer may produce.
 MAX_STRING_LENGTH = 1_000_000
@@ -94,8 +102,17 @@ MAX_STEPS = 100_000
 _MACRO_CALL_COST = 10
 #: |wordwrap refuses text that would wrap into more lines than this (textwrap is slow).
 _MAX_WRAP_LINES = 50_000
-#: Wall-clock budget of one compile, in seconds: a last resort behind the deterministic limits.
-TIME_LIMIT = 2.0
+#: Wall-clock budget of one compile (parsing included), in seconds: a last resort behind the
+#: deterministic limits. Off the event loop (see ``compile_pool``) a worker that overruns it by
+#: ``compile_pool.HARD_SLACK`` is killed.
+TIME_LIMIT = compile_limit("AGNT_TRACES_COMPILE_SECONDS")
+#: UTF-8 bytes one block's template (content plus condition) may have; parsing costs ~10 µs a byte of
+#: dense template syntax and ~1.5 KB of transient memory a byte, so this also bounds parse time and memory.
+MAX_TEMPLATE_BYTES = int(compile_limit("AGNT_TRACES_MAX_TEMPLATE_BYTES"))
+#: UTF-8 bytes all the templates of one prompt may have together.
+MAX_PROMPT_TEMPLATE_BYTES = int(compile_limit("AGNT_TRACES_MAX_PROMPT_TEMPLATE_BYTES"))
+#: Estimated bytes the parsed-template cache may hold (per process; see ``_cost_of``).
+TEMPLATE_CACHE_BYTES = int(compile_limit("AGNT_TRACES_TEMPLATE_CACHE_BYTES"))
 #: Rendered characters allowed per block and per prompt.
 MAX_BLOCK_CHARS = 500_000
 MAX_PROMPT_CHARS = 1_000_000
@@ -109,7 +126,6 @@ MAX_ALLOCATED = 64_000_000
 MAX_VALUE_DEPTH = 64
 
 _TEMPLATE_FILE = "<template>"
-_CACHE_MAX_SOURCE = 100_000
 _FORBIDDEN_NODES = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 _SPECIAL_NAMES = frozenset({"self", "loop", "caller", "varargs", "kwargs"})
 
@@ -138,6 +154,17 @@ class _Refused(SecurityError):
         self.fatal = fatal
 
 
+def _time_out() -> _Refused:
+    return _Refused(f"compiling took longer than {TIME_LIMIT:g} seconds", fatal=True)
+
+
+def _check_deadline() -> None:
+    """Refuses to go on once the compile's wall-clock budget is spent (called by every filter and test)."""
+    budget = _BUDGET.get()
+    if budget is not None and time.monotonic() > budget.deadline:
+        raise _time_out()
+
+
 def _tick(cost: int = 1) -> None:
     budget = _BUDGET.get()
     if budget is None:
@@ -149,7 +176,7 @@ def _tick(cost: int = 1) -> None:
             fatal=True,
         )
     if (cost > 1 or not budget.steps & 255) and time.monotonic() > budget.deadline:
-        raise _Refused(f"compiling took longer than {TIME_LIMIT:g} seconds", fatal=True)
+        raise _time_out()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -228,16 +255,30 @@ def _count_result(value: Any) -> Any:
 
 def _counting_filter(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wraps a filter so the strings and lists it creates count against ``MAX_ALLOCATED``; a filter that
-    hands back one of its arguments (``|default``, ``|trim`` of a trimmed string) created nothing."""
+    hands back one of its arguments (``|default``, ``|trim`` of a trimmed string) created nothing. The
+    deadline is checked before and after every call: a filter called in a loop cannot outrun it."""
 
     @functools.wraps(func)
     def counted(*args: Any, **kwargs: Any) -> Any:
+        _check_deadline()
         result = func(*args, **kwargs)
+        _check_deadline()
         if any(result is a for a in args) or any(result is v for v in kwargs.values()):
             return result
         return _count_result(result)
 
     return counted
+
+
+def _deadline_checked(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps a filter or test that creates nothing so that it, too, checks the deadline."""
+
+    @functools.wraps(func)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _check_deadline()
+        return func(*args, **kwargs)
+
+    return checked
 
 
 def _finalize(value: Any) -> Any:
@@ -805,8 +846,9 @@ def _make_environment() -> _PromptEnvironment:
             _ORIGINAL_FILTERS[name] = env.filters[name]
     env.filters.update(_FILTER_OVERRIDES)
     for name, func in list(env.filters.items()):
-        if name not in _SELECTING_FILTERS:
-            env.filters[name] = _counting_filter(func)
+        env.filters[name] = _deadline_checked(func) if name in _SELECTING_FILTERS else _counting_filter(func)
+    for name, test in list(env.tests.items()):
+        env.tests[name] = _deadline_checked(cast(Callable[..., Any], test))
     return env
 
 
@@ -871,16 +913,101 @@ def _build_condition(source: str) -> _ParsedCondition:
         return _ParsedCondition(None, frozenset(), _syntax_message(exc))
 
 
-_build_template_cached = functools.lru_cache(maxsize=4096)(_build_template)
-_build_condition_cached = functools.lru_cache(maxsize=4096)(_build_condition)
+#: Estimated bytes a parsed template keeps per byte of source (measured with tracemalloc: ~23 for dense
+#: ``{{ x }}`` syntax, ~5 for ``{% if %}`` blocks, ~1 for plain text), rounded up; plus a fixed overhead
+#: for the Template object, its module and code objects.
+_CACHE_BYTES_PER_SOURCE_BYTE = 32
+_CACHE_BYTES_PER_ENTRY = 16_000
+
+
+def _cost_of(source: str) -> int:
+    return _CACHE_BYTES_PER_ENTRY + _CACHE_BYTES_PER_SOURCE_BYTE * len(source)
+
+
+class _ByteBoundedCache:
+    """An LRU cache of parse results whose estimated size (:func:`_cost_of`) stays within ``limit()``
+    bytes; an entry larger than the whole budget is not kept at all. Thread-safe."""
+
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self._limit = limit
+        self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get_or_build(self, source: str, build: Callable[[str], Any]) -> Any:
+        with self._lock:
+            hit = self._entries.get(source)
+            if hit is not None:
+                self._entries.move_to_end(source)
+                return hit[0]
+        value = build(source)  # outside the lock: parsing is slow and must not serialise other threads
+        cost, limit = _cost_of(source), self._limit()
+        if cost > limit:
+            return value
+        with self._lock:
+            if source not in self._entries:
+                self._entries[source] = (value, cost)
+                self._bytes += cost
+            while self._bytes > limit:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+# Templates and conditions share one budget.
+_PARSE_CACHE = _ByteBoundedCache(lambda: TEMPLATE_CACHE_BYTES)
 
 
 def _parse_template(source: str) -> _Parsed:
-    return _build_template_cached(source) if len(source) <= _CACHE_MAX_SOURCE else _build_template(source)
+    return _PARSE_CACHE.get_or_build("t" + source, lambda key: _build_template(key[1:]))
 
 
 def _parse_condition(source: str) -> _ParsedCondition:
-    return _build_condition_cached(source) if len(source) <= _CACHE_MAX_SOURCE else _build_condition(source)
+    return _PARSE_CACHE.get_or_build("c" + source, lambda key: _build_condition(key[1:]))
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def check_sizes(content: PromptContent) -> None:
+    """Refuses templates too large to parse within bounds, before any parsing.
+
+    Raises:
+        CompileError: naming every block whose template (content plus condition) is over
+            ``MAX_TEMPLATE_BYTES``, or the prompt when all templates together are over
+            ``MAX_PROMPT_TEMPLATE_BYTES``.
+    """
+    problems: list[dict[str, Any]] = []
+    total = 0
+    for block in content.blocks:
+        size = _utf8_size(block.content) + (_utf8_size(block.condition) if block.condition else 0)
+        total += size
+        if size > MAX_TEMPLATE_BYTES:
+            text = (
+                f"block '{block.id}': the template is {size:,} bytes, more than the {MAX_TEMPLATE_BYTES:,} "
+                "allowed per block (AGNT_TRACES_MAX_TEMPLATE_BYTES); split it or shorten it"
+            )
+            problems.append(_problem(block.id, None, None, text))
+    if total > MAX_PROMPT_TEMPLATE_BYTES:
+        text = (
+            f"the templates of the prompt are {total:,} bytes together, more than the "
+            f"{MAX_PROMPT_TEMPLATE_BYTES:,} allowed (AGNT_TRACES_MAX_PROMPT_TEMPLATE_BYTES); shorten them"
+        )
+        problems.append(_problem(None, None, None, text))
+    _raise_problems(problems)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1133,6 +1260,7 @@ class _Analysis:
 
 
 def _analyse(content: PromptContent) -> _Analysis:
+    check_sizes(content)
     blocks: list[_BlockInfo] = []
     problems: list[dict[str, Any]] = []
     readers: dict[str, list[str]] = {}
@@ -1235,6 +1363,7 @@ def compile_prompt(
     Raises :class:`InvalidArgument` when ``variables`` is not an object or an input message has no role,
     and :class:`CompileError` naming every problem of the prompt and its values.
     """
+    started = time.monotonic()  # parsing counts against the time limit too
     values = _check_variables_arg(variables)
     extra_messages = _check_input_messages(input_messages)
     analysis = _analyse(content)
@@ -1284,7 +1413,7 @@ def compile_prompt(
 
     system_parts: list[str] = []
     messages: list[dict[str, Any]] = []
-    budget = _Budget(deadline=time.monotonic() + TIME_LIMIT)
+    budget = _Budget(deadline=started + TIME_LIMIT)
     token = _BUDGET.set(budget)
     try:
         for info in analysis.blocks:

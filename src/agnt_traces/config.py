@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,15 @@ from .errors import InvalidArgument
 from .llm.policy import ModelPolicy
 from .models import TENANT_RE
 
-__all__ = ["Settings", "check_tenant", "default_db_path"]
+__all__ = [
+    "COMPILE_LIMITS",
+    "Settings",
+    "check_compile_limits",
+    "check_tenant",
+    "compile_limit",
+    "default_db_path",
+    "env_number",
+]
 
 
 def default_db_path() -> Path:
@@ -52,6 +61,48 @@ def _positive_int_env(name: str, default: int, minimum: int = 1) -> int:
     if not value >= minimum or value != int(value):
         raise InvalidArgument(f"{name}={os.environ.get(name)!r} must be a whole number of at least {minimum}")
     return int(value)
+
+
+def env_number(name: str, default: float, minimum: float) -> float:
+    """``float(os.environ[name])`` when set, else ``default``.
+
+    Raises:
+        InvalidArgument: the value is not a finite number of at least ``minimum``.
+    """
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidArgument(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < minimum:
+        raise InvalidArgument(f"{name}={raw!r} must be a number of at least {minimum:g}")
+    return value
+
+
+#: The prompt compiler's limits: environment variable -> (default, smallest allowed). Read by
+#: ``compiler`` and ``compile_pool``; checked by ``Settings.from_env`` so a bad value stops the server at
+#: start rather than failing the first compile.
+COMPILE_LIMITS: dict[str, tuple[float, float]] = {
+    "AGNT_TRACES_COMPILE_SECONDS": (2.0, 0.05),
+    "AGNT_TRACES_MAX_TEMPLATE_BYTES": (100_000, 1),
+    "AGNT_TRACES_MAX_PROMPT_TEMPLATE_BYTES": (500_000, 1),
+    "AGNT_TRACES_TEMPLATE_CACHE_BYTES": (32_000_000, 0),
+    "AGNT_TRACES_COMPILE_WORKERS": (2, 0),
+    "AGNT_TRACES_COMPILE_WORKER_MAX_RSS": (300_000_000, 50_000_000),
+}
+
+
+def compile_limit(name: str) -> float:
+    default, minimum = COMPILE_LIMITS[name]
+    return env_number(name, default, minimum)
+
+
+def check_compile_limits() -> None:
+    """Raises :class:`InvalidArgument` naming the first compiler limit set to something unusable."""
+    for name in COMPILE_LIMITS:
+        compile_limit(name)
 
 
 @dataclass(slots=True)
@@ -100,6 +151,7 @@ class Settings:
                     f"AGNT_TRACES_PRICES={prices_file!r} could not be read as JSON ({exc}); it should map "
                     '"provider/model" to {"input_cost_per_token": …, "output_cost_per_token": …}'
                 ) from None
+        check_compile_limits()
         model_timeout = _float_env("AGNT_TRACES_MODEL_TIMEOUT", 60.0)
         return cls(
             db_path=db or os.environ.get("AGNT_TRACES_DB") or str(default_db_path()),

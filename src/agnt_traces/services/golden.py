@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from ..compiler import compile_prompt
+from ..compile_pool import compile_prompt_async
 from ..config import Settings
 from ..diff import diff_text
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
@@ -237,7 +237,7 @@ class GoldenService:
         content it was compiled from (kept by etag), else from the draft compiled with its variables."""
         content = await self.store.get_content(tenant, trace.etag) if trace.etag else None
         try:
-            blocks = compile_prompt(content or draft, trace.variables).block_messages
+            blocks = (await compile_prompt_async(content or draft, trace.variables)).block_messages
         except AgntError:
             blocks = len(trace.messages)
         model = {
@@ -660,7 +660,7 @@ class GoldenService:
         ctx_data = data["context"]
         candidate = content.model_copy(update={"model": unit.model})
         try:
-            compiled = compile_prompt(candidate, ctx_data["variables"], ctx_data["inputMessages"])
+            compiled = await compile_prompt_async(candidate, ctx_data["variables"], ctx_data["inputMessages"])
         except AgntError as err:
             return {
                 "traceId": None,
@@ -712,7 +712,7 @@ class GoldenService:
             f"{m.get('role')}: {m.get('content')}"
             for m in [{"role": "system", "content": compiled.manifest["system"]}, *compiled.messages]
         )[-8000:]
-        graded = compile_prompt(
+        graded = await compile_prompt_async(
             _JUDGE_CONTENT.model_copy(update={"model": model}),
             {"rubric": judge["rubric"], "conversation": conversation, "answer": trace.output or ""},
         )

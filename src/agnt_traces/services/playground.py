@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ..compiler import check_content, check_values, compile_prompt
+from ..compile_pool import check_content_async, compile_prompt_async
+from ..compiler import CompileResult, check_values
 from ..config import Settings
 from ..diff import diff_content, diff_messages, diff_text, merge
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
@@ -115,12 +118,17 @@ class PlaygroundService:
             {"sessionId": session_id},
         )
 
-    async def _mutate(self, tenant: str, session_id: str, change: Callable[[dict[str, Any]], None]) -> SessionRecord:
-        """Apply ``change`` to the session document with compare-and-set, retrying on a race."""
+    async def _mutate(
+        self, tenant: str, session_id: str, change: Callable[[dict[str, Any]], Awaitable[None] | None]
+    ) -> SessionRecord:
+        """Apply ``change`` (a function or a coroutine function) to the session document with
+        compare-and-set, retrying on a race."""
         for _ in range(CAS_ATTEMPTS):
             rec = await self._load(tenant, session_id)
             data = dict(rec.data)
-            change(data)
+            changed = change(data)
+            if inspect.isawaitable(changed):
+                await changed
             expected = rec.revision
             rec.data, rec.revision, rec.updated_at = data, expected + 1, now_ms()
             if await self.store.update_session(tenant, rec, expected):
@@ -172,7 +180,7 @@ class PlaygroundService:
         if content is not None:
             # Exact version by etag; the trace's variables tell how many messages came from blocks.
             try:
-                block_count = compile_prompt(content, trace.variables).block_messages
+                block_count = (await compile_prompt_async(content, trace.variables)).block_messages
             except Exception:
                 block_count = 0
             input_messages = trace.messages[block_count:]
@@ -246,7 +254,7 @@ class PlaygroundService:
         if op not in ("update", "insert", "delete", "move"):
             raise InvalidArgument(f"op {op!r} is invalid: use update, insert, delete or move", {"field": "op"})
 
-        def change(data: dict[str, Any]) -> None:
+        async def change(data: dict[str, Any]) -> None:
             blocks: builtins.list[dict[str, Any]] = [dict(b) for b in data["content"]["blocks"]]
             ids = [b["id"] for b in blocks]
 
@@ -292,7 +300,7 @@ class PlaygroundService:
                 ids.remove(block_id)
                 blocks.insert(position_after(after), block)
             new_content = parse_content({**data["content"], "blocks": blocks}, None)
-            check_content(new_content)
+            await check_content_async(new_content)
             data["content"] = new_content.canonical()
 
         rec = await self._mutate(tenant, session_id, change)
@@ -311,7 +319,7 @@ class PlaygroundService:
         if declarations is not None and not isinstance(declarations, list):
             raise InvalidArgument("declarations must be a list of {name, type, required, default, description}")
 
-        def change(data: dict[str, Any]) -> None:
+        async def change(data: dict[str, Any]) -> None:
             if declarations:
                 by_name = {v["name"]: v for v in data["content"].get("variables", [])}
                 for i, decl in enumerate(declarations):
@@ -319,7 +327,7 @@ class PlaygroundService:
                         raise InvalidArgument(f"declarations[{i}] needs a name", {"field": f"declarations[{i}]"})
                     by_name[decl["name"]] = decl
                 new_content = parse_content({**data["content"], "variables": list(by_name.values())}, None)
-                check_content(new_content)
+                await check_content_async(new_content)
                 data["content"] = new_content.canonical()
             content = self.content_of(data)
             to_set = {k: v for k, v in values.items() if v is not None}
@@ -365,30 +373,46 @@ class PlaygroundService:
 
         return self.view(await self._mutate(tenant, session_id, change))
 
-    def _compile(self, data: dict[str, Any], model: dict[str, Any] | None = None) -> tuple[PromptContent, Any]:
+    async def _compile(self, data: dict[str, Any]) -> tuple[PromptContent, CompileResult]:
+        """The session compiled off the event loop (see ``compile_pool``)."""
         content = self.content_of(data)
-        if model is not None:
-            content = content.model_copy(update={"model": ModelConfig.model_validate(model)})
-        return content, compile_prompt(content, data.get("values", {}), data.get("inputMessages", []))
+        return content, await compile_prompt_async(content, data.get("values", {}), data.get("inputMessages", []))
+
+    async def _compile_per_model(self, data: dict[str, Any]) -> builtins.list[tuple[PromptContent, CompileResult]]:
+        """The session's content and compiled prompt for each of its models. Templates cannot see the model,
+        so the session is rendered once and only the manifest's model and etag differ between models."""
+        content, compiled = await self._compile(data)
+        plans = []
+        for m in data["models"]:
+            with_model = content.model_copy(update={"model": ModelConfig.model_validate(m)})
+            manifest = {**compiled.manifest, "model": with_model.model.model_dump(mode="json"), "etag": with_model.etag}
+            plans.append((with_model, dataclasses.replace(compiled, manifest=manifest)))
+        return plans
 
     async def compile(self, tenant: str, session_id: str) -> dict[str, Any]:
         from ..llm import estimate_cost, estimate_tokens, preload
 
         await preload()  # the token counter needs LiteLLM: load it off the event loop the first time
         rec = await self._load(tenant, session_id)
-        _, compiled = self._compile(rec.data)
-        estimates = []
-        for m in rec.data["models"]:
-            model = ModelConfig.model_validate(m)
-            tokens = estimate_tokens(model, compiled.manifest["system"], compiled.messages)
-            estimates.append(
-                {
-                    "model": f"{model.provider}/{model.name}",
-                    "inputTokens": tokens,
-                    "inputCost": estimate_cost(model, tokens, 0, self.prompts.runner.call_settings()),
-                }
-            )
-        result = {
+        _, compiled = await self._compile(rec.data)
+        models = [ModelConfig.model_validate(m) for m in rec.data["models"]]
+        call_settings = self.prompts.runner.call_settings()
+
+        def estimate() -> builtins.list[dict[str, Any]]:  # token_counter is CPU-heavy: not on the loop
+            estimates = []
+            for model in models:
+                tokens = estimate_tokens(model, compiled.manifest["system"], compiled.messages)
+                estimates.append(
+                    {
+                        "model": f"{model.provider}/{model.name}",
+                        "inputTokens": tokens,
+                        "inputCost": estimate_cost(model, tokens, 0, call_settings),
+                    }
+                )
+            return estimates
+
+        estimates = await asyncio.to_thread(estimate)
+        result: dict[str, Any] = {
             "manifest": compiled.manifest,
             "messages": compiled.messages,
             "warnings": compiled.warnings,
@@ -435,16 +459,13 @@ class PlaygroundService:
         """
         rec = await self._load(tenant, session_id)
         data = rec.data
-        plans = []
-        for m in data["models"]:
-            content, compiled = self._compile(data, m)  # compile errors surface before any call
-            plans.append((content, compiled))
+        plans = await self._compile_per_model(data)  # compile errors surface before any call
         caller = CachedCaller(self.store, self.prompts.runner, fresh=fresh)
         await self._guard(tenant, rec, caller, plans)
         limit = asyncio.Semaphore(max(1, self.settings.max_concurrent_runs))
         done = 0
 
-        async def one(content: PromptContent, compiled: Any) -> dict[str, Any]:
+        async def one(content: PromptContent, compiled: CompileResult) -> dict[str, Any]:
             nonlocal done
             label = f"{content.model.provider}/{content.model.name}"
             async with limit:
@@ -495,17 +516,18 @@ class PlaygroundService:
             base = literal_content(trace, self.settings.policy())
         assert base is not None
         base = base.model_copy(update={"model": _trace_model(trace, self.settings.policy())[0]})
-        parts = [diff_content(base, session_content)]
-        _, compiled = self._compile(data)
+        # Diffs are pure-Python difflib (seconds for large prompts): in a thread, so the loop keeps serving.
+        parts = [await asyncio.to_thread(diff_content, base, session_content)]
+        _, compiled = await self._compile(data)
         before = [{"role": "system", "content": trace.manifest.system}] if trace.manifest.system else []
         after = [{"role": "system", "content": compiled.manifest["system"]}] if compiled.manifest["system"] else []
-        parts.append(diff_messages(before + trace.messages, after + compiled.messages))
+        parts.append(await asyncio.to_thread(diff_messages, before + trace.messages, after + compiled.messages))
         models = []
         latest: dict[str, dict[str, Any]] = {}
         for run in rec.runs:
             latest[run["model"]] = run  # runs are oldest first: keep each model's latest
         for label, run in latest.items():
-            out = diff_text(trace.output, run.get("output"), part="output", id=label)
+            out = await asyncio.to_thread(diff_text, trace.output, run.get("output"), part="output", id=label)
             parts.append(out)
             models.append(
                 {
@@ -556,7 +578,7 @@ class PlaygroundService:
         parts = []
         content_info: dict[str, Any]
         if original is not None:
-            content_diff = diff_content(original, current)
+            content_diff = await asyncio.to_thread(diff_content, original, current)
             parts.append(content_diff)
             content_info = {"changed": content_diff.changed}
         else:
@@ -568,7 +590,7 @@ class PlaygroundService:
         # Rendered: the current content with this call's own variables and input messages.
         try:
             blocks = (
-                compile_prompt(original, trace.variables).block_messages
+                (await compile_prompt_async(original, trace.variables)).block_messages
                 if original is not None
                 else len(trace.messages)
             )
@@ -578,9 +600,9 @@ class PlaygroundService:
         before = [{"role": "system", "content": trace.manifest.system}] if trace.manifest.system else []
         rendered: dict[str, Any]
         try:
-            compiled = compile_prompt(current, trace.variables, inputs)
+            compiled = await compile_prompt_async(current, trace.variables, inputs)
             after = [{"role": "system", "content": compiled.manifest["system"]}] if compiled.manifest["system"] else []
-            rendered_diff = diff_messages(before + trace.messages, after + compiled.messages)
+            rendered_diff = await asyncio.to_thread(diff_messages, before + trace.messages, after + compiled.messages)
             parts.append(rendered_diff)
             rendered = {"changed": rendered_diff.changed, "warnings": compiled.warnings}
         except AgntError as err:

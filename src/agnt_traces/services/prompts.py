@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..compiler import check_content, compile_prompt
+from ..compile_pool import check_content_async, compile_prompt_async
+from ..compiler import check_sizes
 from ..config import Settings
 from ..errors import InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339
@@ -50,7 +51,8 @@ def parse_content(content: Any, policy: ModelPolicy | None, field: str = "conten
 
     Raises:
         InvalidArgument: naming every bad field.
-        CompileError: when a template or condition does not parse.
+        CompileError: naming every block whose template is over the size limits (parsing is left to
+            ``check_content``).
     """
     if isinstance(content, PromptContent):
         parsed = content
@@ -62,6 +64,7 @@ def parse_content(content: Any, policy: ModelPolicy | None, field: str = "conten
     if policy is not None:  # the model is being written
         check_provider(parsed.model.provider, f"{field}.model.provider")
         policy.check_params(parsed.model.params)
+    check_sizes(parsed)
     return parsed
 
 
@@ -146,7 +149,7 @@ class PromptService:
     async def upsert(self, tenant: str, name: str, content: Any, description: str | None = None) -> dict[str, Any]:
         check_prompt_name(name)
         parsed = parse_content(content, self.settings.policy())
-        warnings = check_content(parsed)
+        warnings = await check_content_async(parsed)
         rec = await self.store.save_draft(tenant, name, parsed, description=description)
         return {**prompt_summary(rec), "etag": parsed.etag, "warnings": warnings}
 
@@ -216,7 +219,7 @@ class PromptService:
         if version is None and label is None:
             label = "production"
         rec, content, chosen, _ = await self.resolve(tenant, name, version=version, label=label)
-        compiled = compile_prompt(content, variables or {}, messages or [])
+        compiled = await compile_prompt_async(content, variables or {}, messages or [])
         await self.store.put_content(tenant, content)  # every compiled content stays reopenable by etag
         if chosen is None:  # the draft: if it equals a published version, say which
             chosen = await self.store.version_for_etag(tenant, name, content.etag)
