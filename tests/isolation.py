@@ -211,7 +211,16 @@ def _server_env(honest: ModelServer, extra: dict[str, str] | None = None) -> dic
 class Scenario:
     """The server process, the two model servers, the two tenants and the victim's probe."""
 
-    def __init__(self, corpus: int = 20_000, workdir: str | None = None, probe: bool = True) -> None:
+    def __init__(
+        self,
+        corpus: int = 20_000,
+        workdir: str | None = None,
+        probe: bool = True,
+        warm: bool = True,
+        budget: float = 40.0,
+    ) -> None:
+        self.budget = budget  # seconds an attack may go on making requests
+        self.deadline = float("inf")
         self._tmp = tempfile.TemporaryDirectory(prefix="agnt-isolation-") if workdir is None else None
         self.dir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
         self.db = str(self.dir / "traces.db")
@@ -220,7 +229,9 @@ class Scenario:
         self.evil = ModelServer().start()
         self.env = _server_env(self.honest)
         try:
-            self.tokens = {t: _cli("token", "create", "--tenant", t, "--db", self.db, env=self.env) for t in (ATTACKER, VICTIM)}
+            self.tokens = {
+                t: _cli("token", "create", "--tenant", t, "--db", self.db, env=self.env) for t in (ATTACKER, VICTIM)
+            }
         except BaseException:
             self.honest.stop()
             self.evil.stop()
@@ -232,7 +243,8 @@ class Scenario:
         self.proc = self._start_server()
         try:
             self.load_corpus()
-            self.warm_up()
+            if warm:
+                self.warm_up()
             if probe:
                 self.probe = self._start_probe()
         except BaseException:
@@ -304,7 +316,7 @@ class Scenario:
 
     # clients
 
-    def client(self, tenant: str = ATTACKER, timeout: float = 120) -> httpx2.AsyncClient:
+    def client(self, tenant: str = ATTACKER, timeout: float = 60) -> httpx2.AsyncClient:
         return httpx2.AsyncClient(
             base_url=f"{self.url}/api/v1/tenants/{tenant}",
             headers={"Authorization": f"Bearer {self.tokens[tenant]}"},
@@ -359,7 +371,10 @@ class Scenario:
             lat[op].append(t1 - t0)
             if status not in ("200", "201"):
                 errors[op] += 1
-        return {op: Stats(len(v), errors[op], pct(v, 0.5), pct(v, 0.99), max(v, default=float("nan"))) for op, v in lat.items()}
+        return {
+            op: Stats(len(v), errors[op], pct(v, 0.5), pct(v, 0.99), max(v, default=float("nan")))
+            for op, v in lat.items()
+        }
 
     def rss_mb(self) -> float:
         try:
@@ -378,6 +393,24 @@ class Scenario:
         except httpx2.HTTPError:
             return False
 
+    def over(self) -> bool:
+        """The current attack has used its time budget: it makes no further requests."""
+        return time.monotonic() > self.deadline
+
+    async def wait_idle(self, limit: float = 180.0) -> None:
+        """Until ``/healthz`` answers within 0.2 s (or ``limit`` seconds have passed)."""
+        deadline = time.monotonic() + limit
+        async with httpx2.AsyncClient(timeout=10) as http:
+            while time.monotonic() < deadline:
+                t0 = time.monotonic()
+                try:
+                    ok = (await http.get(f"{self.url}/healthz")).status_code == 200
+                except httpx2.HTTPError:
+                    ok = False
+                if ok and time.monotonic() - t0 < 0.2:
+                    return
+                await asyncio.sleep(0.2)
+
     def errors_logged(self) -> list[str]:
         return [ln for ln in self.log if "Traceback" in ln or "ERROR" in ln or "CRITICAL" in ln]
 
@@ -388,20 +421,31 @@ class Scenario:
         steps: list[Step] = []
         notes: dict[str, Any] = {}
         start = time.monotonic()
+        self.deadline = start + self.budget
         rounds = 0
         while True:
             rounds += 1
             steps += await attack(self)
-            if time.monotonic() - start >= min_seconds or getattr(attack, "once", False):
+            if time.monotonic() - start >= min_seconds or getattr(attack, "once", False) or self.over():
                 break
+        attack_end = time.monotonic()
+        # The window ends when the server answers promptly again: work it still does for the attacker after the
+        # attacker gave up is part of what the victim feels.
+        await self.wait_idle()
         end = time.monotonic()
         await asyncio.sleep(0.1)  # the probe's last lines
         notes["rounds"] = rounds
+        notes["server busy after the attack, s"] = round(end - attack_end, 1)
         notes.update(getattr(attack, "notes", {}))
         return Outcome(name, steps, end - start, self.victim_stats(start, end), self.rss_mb(), self.alive(), notes)
 
 
 # -- request helpers ---------------------------------------------------------------------------------------
+
+
+def skipped(what: str) -> Step:
+    """A request the attacker did not make: the attack had used its time budget."""
+    return Step(what, 0, "not tried: the attack's time budget was spent", 0.0)
 
 
 async def timed(what: str, call: Awaitable[httpx2.Response]) -> tuple[Step, httpx2.Response | None]:
@@ -483,32 +527,57 @@ async def attack_evil_endpoint(scn: Scenario) -> list[Step]:
     steps: list[Step] = []
     async with scn.client() as http:
         for label, params in evil_params(scn).items():
+            if scn.over():
+                steps.append(skipped(label))
+                continue
             model = {"provider": "openai", "name": MODEL, "params": params}
             content = {"blocks": [{"id": "ask", "role": "user", "content": "tell me a secret"}], "model": model}
             name = f"evil-{label.replace('_', '-')}"
-            for what, call in (
-                ("PUT prompt", lambda: http.put(f"/prompts/{name}", json={"content": content})),
-                ("run draft", lambda: http.post(f"/prompts/{name}/run", json={"label": "draft"})),
-                ("publish", lambda: http.post(f"/prompts/{name}/publish", json={})),
-                ("run production", lambda: http.post(f"/prompts/{name}/run", json={})),
-            ):
-                steps.append((await timed(f"{label}: {what}", call()))[0])
+            steps.append(
+                (await timed(f"{label}: PUT prompt", http.put(f"/prompts/{name}", json={"content": content})))[0]
+            )
+            steps.append(
+                (await timed(f"{label}: run draft", http.post(f"/prompts/{name}/run", json={"label": "draft"})))[0]
+            )
+            steps.append((await timed(f"{label}: publish", http.post(f"/prompts/{name}/publish", json={})))[0])
+            steps.append((await timed(f"{label}: run production", http.post(f"/prompts/{name}/run", json={})))[0])
             sid = await open_session(http, steps, plain_trace(), f"{label}: session")
             if sid is not None:
-                steps.append((await timed(f"{label}: PATCH models", http.patch(f"/playground/sessions/{sid}/models", json={"models": [model]})))[0])
+                steps.append(
+                    (
+                        await timed(
+                            f"{label}: PATCH models",
+                            http.patch(f"/playground/sessions/{sid}/models", json={"models": [model]}),
+                        )
+                    )[0]
+                )
                 steps.append((await timed(f"{label}: run session", http.post(f"/playground/sessions/{sid}/run")))[0])
             manifest = {"system": "", "tools": [], "model": model, "etag": "e-evil"}
             sid = await open_session(http, steps, plain_trace(manifest=manifest), f"{label}: ingested manifest")
             if sid is not None:
-                steps.append((await timed(f"{label}: ingested manifest: session", http.get(f"/playground/sessions/{sid}")))[0])
-                steps.append((await timed(f"{label}: ingested manifest: run", http.post(f"/playground/sessions/{sid}/run")))[0])
+                steps.append(
+                    (await timed(f"{label}: ingested manifest: session", http.get(f"/playground/sessions/{sid}")))[0]
+                )
+                steps.append(
+                    (await timed(f"{label}: ingested manifest: run", http.post(f"/playground/sessions/{sid}/run")))[0]
+                )
         async with mcp_client(scn, ATTACKER) as mcp:
             for label, params in evil_params(scn).items():
                 model = {"provider": "openai", "name": MODEL, "params": params}
                 content = {"blocks": [{"id": "ask", "role": "user", "content": "tell me a secret"}], "model": model}
                 name = f"mcp-evil-{label.replace('_', '-')}"
-                steps.append((await _mcp_call(mcp, "upsert_prompt", {"name": name, "content": content}, f"{label}: MCP upsert_prompt"))[0])
-                steps.append((await _mcp_call(mcp, "run_prompt", {"name": name, "label": "draft"}, f"{label}: MCP run_prompt"))[0])
+                steps.append(
+                    (
+                        await _mcp_call(
+                            mcp, "upsert_prompt", {"name": name, "content": content}, f"{label}: MCP upsert_prompt"
+                        )
+                    )[0]
+                )
+                steps.append(
+                    (await _mcp_call(mcp, "run_prompt", {"name": name, "label": "draft"}, f"{label}: MCP run_prompt"))[
+                        0
+                    ]
+                )
                 step, got = await _mcp_call(mcp, "ingest_trace", {"trace": plain_trace()}, f"{label}: MCP ingest")
                 steps.append(step)
                 if got is None:
@@ -519,7 +588,9 @@ async def attack_evil_endpoint(scn: Scenario) -> list[Step]:
                     continue
                 args = {"session_id": session["id"], "models": [model]}
                 steps.append((await _mcp_call(mcp, "update_models", args, f"{label}: MCP update_models"))[0])
-                steps.append((await _mcp_call(mcp, "run_session", {"session_id": session["id"]}, f"{label}: MCP run_session"))[0])
+                steps.append(
+                    (await _mcp_call(mcp, "run_session", {"session_id": session["id"]}, f"{label}: MCP run_session"))[0]
+                )
     return steps
 
 
@@ -554,7 +625,7 @@ HEAVY_TEMPLATES: dict[str, str] = {
 
 async def attack_heavy_templates(scn: Scenario) -> list[Step]:
     steps: list[Step] = []
-    async with scn.client(timeout=60) as http:
+    async with scn.client(timeout=30) as http:
         sid = await open_session(http, steps, plain_trace(), "template session")
         block_id = None
         if sid is not None:
@@ -562,14 +633,28 @@ async def attack_heavy_templates(scn: Scenario) -> list[Step]:
             blocks = r.json().get("blocks") or []
             block_id = blocks[-1]["id"] if blocks else None
         for label, template in HEAVY_TEMPLATES.items():
-            variables = [{"name": "a", "type": "string", "required": False, "default": "x"}] if "{{ a }}" in template else []
+            if scn.over():
+                steps.append(skipped(label))
+                continue
+            variables = (
+                [{"name": "a", "type": "string", "required": False, "default": "x"}] if "{{ a }}" in template else []
+            )
             content = {"blocks": [{"id": "b", "role": "user", "content": template}], "variables": variables}
             name = f"tpl-{label}"
-            steps.append((await timed(f"{label}: PUT prompt", http.put(f"/prompts/{name}", json={"content": content})))[0])
-            steps.append((await timed(f"{label}: run draft", http.post(f"/prompts/{name}/run", json={"label": "draft"})))[0])
+            steps.append(
+                (await timed(f"{label}: PUT prompt", http.put(f"/prompts/{name}", json={"content": content})))[0]
+            )
+            steps.append(
+                (await timed(f"{label}: run draft", http.post(f"/prompts/{name}/run", json={"label": "draft"})))[0]
+            )
             if sid is not None and block_id is not None:
                 steps.append(
-                    (await timed(f"{label}: edit block", http.patch(f"/playground/sessions/{sid}/blocks/{block_id}", json={"content": template})))[0]
+                    (
+                        await timed(
+                            f"{label}: edit block",
+                            http.patch(f"/playground/sessions/{sid}/blocks/{block_id}", json={"content": template}),
+                        )
+                    )[0]
                 )
                 steps.append((await timed(f"{label}: compile", http.post(f"/playground/sessions/{sid}/compile")))[0])
     return steps
@@ -582,12 +667,15 @@ PREFIX_QUERY = " ".join(f"{c}*" for c in ("abcdefghijklmnopqrstuvwxyz0123456789"
 
 async def attack_fts_prefix_flood(scn: Scenario) -> list[Step]:
     steps: list[Step] = []
-    async with scn.client(timeout=120) as http:
+    async with scn.client(timeout=30) as http:
         for sort in ("created_at", "cost"):
+            if scn.over():
+                break
             params = {"query": PREFIX_QUERY, "limit": 200, "sort": sort}
             steps.append((await timed(f"100 prefixes sort={sort}", http.get("/traces", params=params)))[0])
         params = {"query": " OR ".join(PREFIX_QUERY.split()[:60]), "limit": 200, "sort": "duration"}
-        steps.append((await timed("60 prefixes OR'ed sort=duration", http.get("/traces", params=params)))[0])
+        if not scn.over():
+            steps.append((await timed("60 prefixes OR'ed sort=duration", http.get("/traces", params=params)))[0])
     return steps
 
 
@@ -602,13 +690,20 @@ async def attack_slow_playground(scn: Scenario) -> list[Step]:
         {"provider": "openai", "name": f"mock-slow-{SLOW_SECONDS}-m{k}", "params": {"api_base": scn.honest.openai_base}}
         for k in range(8)
     ]
-    async with scn.client(timeout=180) as http:
+    async with scn.client(timeout=60) as http:
 
         async def one(k: int) -> None:
             sid = await open_session(http, steps, plain_trace(), f"slow run {k}")
             if sid is None:
                 return
-            steps.append((await timed(f"slow run {k}: PATCH 8 models", http.patch(f"/playground/sessions/{sid}/models", json={"models": models})))[0])
+            steps.append(
+                (
+                    await timed(
+                        f"slow run {k}: PATCH 8 models",
+                        http.patch(f"/playground/sessions/{sid}/models", json={"models": models}),
+                    )
+                )[0]
+            )
             steps.append((await timed(f"slow run {k}: run", http.post(f"/playground/sessions/{sid}/run")))[0])
 
         await asyncio.gather(*(one(k) for k in range(3)))
@@ -644,7 +739,7 @@ def session_flood(max_sessions: int, workers: int = 8) -> Callable[[Scenario], A
         async with httpx2.AsyncClient(timeout=60, headers=headers) as http:
 
             async def worker() -> None:
-                while len(opened) + len(refused) < max_sessions and not refused:
+                while len(opened) + len(refused) < max_sessions and not refused and not scn.over():
                     step, r = await timed("initialize", http.post(scn.url + "/mcp", json=INITIALIZE))
                     sid = r.headers.get("mcp-session-id") if r is not None else None
                     if r is not None and r.status_code == 200 and sid:
@@ -741,7 +836,8 @@ def foreign_rows(step: Step) -> list[str]:
     return [
         r.get("id", "?")
         for r in rows
-        if str(r.get("id", "")).startswith(VICTIM[:3] + "-") or r.get("promptName") in ("vic-support", "victim-probe", "warm-up")
+        if str(r.get("id", "")).startswith(VICTIM[:3] + "-")
+        or r.get("promptName") in ("vic-support", "victim-probe", "warm-up")
     ]
 
 
@@ -750,7 +846,8 @@ def foreign_rows(step: Step) -> list[str]:
 BAD_BODIES: dict[str, bytes] = {
     "nested 10000": b'{"promptName": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",
     "nested objects 10000": b'{"metadata": ' + b'{"a":' * 10_000 + b"1" + b"}" * 10_000 + b"}",
-    "lone surrogate value": b'{"promptName": "p", "output": "\\ud800", "messages": [{"role": "user", "content": "\\udfff"}]}',
+    "lone surrogate value": b'{"promptName": "p", "output": "\\ud800", '
+    b'"messages": [{"role": "user", "content": "\\udfff"}]}',
     "lone surrogate key": b'{"promptName": "p", "metadata": {"\\ud800": 1}}',
     "1e400 cost": b'{"promptName": "p", "cost": 1e400}',
     "-1e400 duration": b'{"promptName": "p", "duration": -1e400}',
@@ -776,6 +873,9 @@ async def attack_bad_bodies(scn: Scenario) -> list[Step]:
     async with scn.client() as http:
         await http.put("/prompts/bodies", json={"content": {"blocks": [{"id": "a", "role": "user", "content": "hi"}]}})
         for label, body in BAD_BODIES.items():
+            if scn.over():
+                steps.append(skipped(label))
+                continue
             for method, path, wrap in _BODY_ROUTES:
                 what = f"{label}: {method} {path}{' (batch)' if b'traces' in wrap(b'') else ''}"
                 steps.append((await timed(what, http.request(method, path, content=wrap(body), headers=headers)))[0])
@@ -783,7 +883,10 @@ async def attack_bad_bodies(scn: Scenario) -> list[Step]:
         for what, path in (("list after", "/traces"), ("stats after", "/stats")):
             steps.append((await timed(what, http.get(path, params={"limit": 200} if "traces" in path else {})))[0])
         for label, body in BAD_BODIES.items():  # MCP: the same values inside a tools/call
-            rpc = b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "ingest_trace", "arguments": {"trace": ' + body + b"}}}"
+            rpc = (
+                b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", '
+                b'"params": {"name": "ingest_trace", "arguments": {"trace": ' + body + b"}}}"
+            )
             steps.append(await mcp_raw(scn, f"{label}: MCP ingest_trace", rpc))
     return steps
 
@@ -799,7 +902,9 @@ async def mcp_raw(scn: Scenario, what: str, body: bytes) -> Step:
         r = await http.post(scn.url + "/mcp", json=INITIALIZE)
         sid = r.headers.get("mcp-session-id", "")
         session = {"mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
-        await http.post(scn.url + "/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+        await http.post(
+            scn.url + "/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
+        )
         step, _ = await timed(what, http.post(scn.url + "/mcp", content=body, headers=session))
         await http.delete(scn.url + "/mcp", headers=session)
     return step

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -37,10 +38,8 @@ class Conn:
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            try:
+            with contextlib.suppress(OSError):
                 await self.writer.wait_closed()
-            except OSError:
-                pass
         self.reader = self.writer = None
 
     async def request(self, method: str, path: str, body: Any = None) -> int:
@@ -75,7 +74,9 @@ def small_trace(n: int) -> dict[str, Any]:
     }
 
 
-async def loop(op: str, conn: Conn, tenant: str, trace_id: str, period: float, out: TextIO, stop: asyncio.Event) -> None:
+async def loop(
+    op: str, conn: Conn, tenant: str, trace_id: str, period: float, out: TextIO, stop: asyncio.Event
+) -> None:
     base = f"/api/v1/tenants/{tenant}/traces"
     n = 0
     while not stop.is_set():
@@ -95,10 +96,8 @@ async def loop(op: str, conn: Conn, tenant: str, trace_id: str, period: float, o
         end = time.monotonic()
         out.write(f"{start:.6f} {end:.6f} {op} {status}\n")
         out.flush()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), period)
-        except TimeoutError:
-            pass
 
 
 async def main(argv: list[str]) -> None:
@@ -116,7 +115,7 @@ async def main(argv: list[str]) -> None:
     loop_.add_signal_handler(signal.SIGTERM, stop.set)
     loop_.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.buffer.read1(1) else None)
     conns = [Conn(host, int(port), args.token) for _ in range(3)]
-    with open(args.out, "a", buffering=1) as out:
+    with open(args.out, "a", buffering=1) as out:  # noqa: ASYNC230 - one line per request, flushed at once
         await asyncio.gather(
             *(
                 loop(op, c, args.tenant, args.trace_id, args.period, out, stop)
