@@ -265,13 +265,15 @@ class Scenario:
             line = proc.stderr.readline()
             if not line or time.monotonic() > deadline:
                 proc.kill()
+                proc.stderr.close()
                 raise RuntimeError(f"server did not start (code {proc.wait(10)}): {line}{''.join(self.log)}")
             self.log.append(line)
             match = re.search(r"serving on (http://\S+?) ", line)
             if match:
                 self.url = match.group(1)
                 break
-        threading.Thread(target=self.log.extend, args=(proc.stderr,), daemon=True).start()
+        self._drain = threading.Thread(target=self.log.extend, args=(proc.stderr,), daemon=True)
+        self._drain.start()
         return proc
 
     def _start_probe(self) -> subprocess.Popen[bytes]:
@@ -284,18 +286,25 @@ class Scenario:
                 return proc
             time.sleep(0.05)
         proc.kill()
+        proc.wait(10)
+        if proc.stdin is not None:
+            proc.stdin.close()
         raise RuntimeError("the victim probe did not start")
 
     def close(self) -> None:
         if getattr(self, "_closed", False):
             return
         self._closed = True
-        if self.probe is not None and self.probe.poll() is None:
-            self.probe.send_signal(signal.SIGTERM)
-            try:
-                self.probe.wait(10)
-            except subprocess.TimeoutExpired:
-                self.probe.kill()
+        if self.probe is not None:
+            if self.probe.poll() is None:
+                self.probe.send_signal(signal.SIGTERM)
+                try:
+                    self.probe.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.probe.kill()
+                    self.probe.wait(10)
+            if self.probe.stdin is not None:
+                self.probe.stdin.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -303,6 +312,9 @@ class Scenario:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        self._drain.join(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
         self.honest.stop()
         self.evil.stop()
         if self._tmp is not None:
@@ -665,7 +677,18 @@ async def attack_heavy_templates(scn: Scenario) -> list[Step]:
 PREFIX_QUERY = " ".join(f"{c}*" for c in ("abcdefghijklmnopqrstuvwxyz0123456789" * 3)[:100])
 
 
-async def attack_fts_prefix_flood(scn: Scenario) -> list[Step]:
+def fts_prefix_flood(or_terms: int = 2) -> Callable[[Scenario], Awaitable[list[Step]]]:
+    """100 one-letter prefixes (AND), sorted by time and by cost; then ``or_terms`` prefixes OR'ed, sorted by
+    duration (today that walks the duration index and probes the full-text index once per row: 2 terms
+    take ~8 s at 2 x 20,000 traces, 60 terms minutes)."""
+
+    async def attack(scn: Scenario) -> list[Step]:
+        return await _fts_prefix_flood(scn, or_terms)
+
+    return attack
+
+
+async def _fts_prefix_flood(scn: Scenario, or_terms: int) -> list[Step]:
     steps: list[Step] = []
     async with scn.client(timeout=30) as http:
         for sort in ("created_at", "cost"):
@@ -673,10 +696,15 @@ async def attack_fts_prefix_flood(scn: Scenario) -> list[Step]:
                 break
             params = {"query": PREFIX_QUERY, "limit": 200, "sort": sort}
             steps.append((await timed(f"100 prefixes sort={sort}", http.get("/traces", params=params)))[0])
-        params = {"query": " OR ".join(PREFIX_QUERY.split()[:60]), "limit": 200, "sort": "duration"}
+        params = {"query": " OR ".join(PREFIX_QUERY.split()[:or_terms]), "limit": 200, "sort": "duration"}
         if not scn.over():
-            steps.append((await timed("60 prefixes OR'ed sort=duration", http.get("/traces", params=params)))[0])
+            steps.append(
+                (await timed(f"{or_terms} prefixes OR'ed sort=duration", http.get("/traces", params=params)))[0]
+            )
     return steps
+
+
+attack_fts_prefix_flood = fts_prefix_flood()
 
 
 # -- (d) a playground run on 8 slow models ---------------------------------------------------------------------
@@ -748,7 +776,9 @@ def session_flood(max_sessions: int, workers: int = 8) -> Callable[[Scenario], A
                         refused.append(step)
                         steps.append(step)
 
+            flood_start = time.monotonic()
             await asyncio.gather(*(worker() for _ in range(workers)))
+            flood_end = time.monotonic()
             flood_seconds = time.perf_counter() - t0
             # The victim, now: can it still open a session and call a tool?
             step = Step("victim opens an MCP session and lists traces", 0, None, 0.0)
@@ -760,14 +790,18 @@ def session_flood(max_sessions: int, workers: int = 8) -> Callable[[Scenario], A
             except Exception as exc:
                 step = Step(step.what, 0, None, time.perf_counter() - t1, f"{type(exc).__name__}: {exc}"[:500])
             steps.append(step)
+            cleanup_start = time.monotonic()
+            for sid in opened:  # clean up, so that later attacks see the server as before
+                await http.delete(scn.url + "/mcp", headers={"mcp-session-id": sid})
+            cleanup = scn.victim_stats(cleanup_start, time.monotonic())
             attack.notes = {  # type: ignore[attr-defined]
+                "victim during the flood": {op: str(st) for op, st in scn.victim_stats(flood_start, flood_end).items()},
+                "victim while the sessions are closed": {op: str(st) for op, st in cleanup.items()},
                 "sessions opened": len(opened),
                 "first refusal": refused[0].brief() + " " + refused[0].text[:200] if refused else None,
                 "flood seconds": round(flood_seconds, 1),
                 "rss after flood MB": round(scn.rss_mb()),
             }
-            for sid in opened:  # clean up, so that later attacks see the server as before
-                await http.delete(scn.url + "/mcp", headers={"mcp-session-id": sid})
         return steps
 
     attack.once = True  # type: ignore[attr-defined]
@@ -880,6 +914,10 @@ async def attack_bad_bodies(scn: Scenario) -> list[Step]:
                 what = f"{label}: {method} {path}{' (batch)' if b'traces' in wrap(b'') else ''}"
                 steps.append((await timed(what, http.request(method, path, content=wrap(body), headers=headers)))[0])
         # Whatever was accepted must not break the attacker's own reads afterwards.
+        for step in list(steps):
+            if step.status == 201 and step.what.endswith("POST /traces"):
+                trace_id = json.loads(step.text)["id"]
+                steps.append((await timed(f"{step.what}: get after", http.get(f"/traces/{trace_id}")))[0])
         for what, path in (("list after", "/traces"), ("stats after", "/stats")):
             steps.append((await timed(what, http.get(path, params={"limit": 200} if "traces" in path else {})))[0])
         for label, body in BAD_BODIES.items():  # MCP: the same values inside a tools/call

@@ -212,14 +212,21 @@ async def test_f_victim_unhurt(scn: iso.Scenario) -> None:
 async def test_g_bad_bodies_are_400_never_500(scn: iso.Scenario) -> None:
     o = await outcome(scn, "g: bad bodies", iso.attack_bad_bodies)
     rest = [s for s in o.steps if "MCP" not in s.what and not s.what.endswith(" after")]
-    problems = [s.brief() for s in rest if (s.status, s.code) != (400, "invalid_argument")]
+    # Trace and prompt bodies: the value is the body's own field, so the body is malformed.
+    strict = [s for s in rest if not s.what.endswith("/run")]
+    problems = [s.brief() for s in strict if (s.status, s.code) != (400, "invalid_argument")]
+    # Run: the value sits in the caller's variables; a refusal may also be a compile_error (a type problem).
+    loose = [s for s in rest if s.what.endswith("/run")]
+    problems += [
+        s.brief() for s in loose if s.status >= 500 or (s.status >= 400 and STATUS_OF.get(s.code or "") != s.status)
+    ]
     assert not problems, f"{len(problems)} of {len(rest)} bad bodies were not refused with 400: {problems}"
 
 
 async def test_g_accepted_values_do_not_break_later_reads(scn: iso.Scenario) -> None:
     o = await outcome(scn, "g: bad bodies", iso.attack_bad_bodies)
     after = [s.brief() for s in o.steps if s.what.endswith(" after") and s.status != 200]
-    assert not after, f"the attacker's own list/stats broke after the bad bodies: {after}"
+    assert not after, f"reading back what the bad bodies stored failed: {after}"
 
 
 async def test_g_mcp_bad_values_never_500(scn: iso.Scenario) -> None:
@@ -263,7 +270,7 @@ def test_slow_big_corpus_and_global_session_limit() -> None:
 
     async def run() -> list[iso.Outcome]:
         with iso.Scenario(corpus=50_000, budget=600) as big:
-            out = [await big.measure("c: prefixes at 50k", iso.attack_fts_prefix_flood)]
+            out = [await big.measure("c: prefixes at 50k", iso.fts_prefix_flood(or_terms=60))]
             out.append(await big.measure("e: flood to 10,001", iso.session_flood(10_001, workers=16)))
             return out
 
