@@ -694,7 +694,7 @@ async def _fts_prefix_flood(scn: Scenario, or_terms: int) -> list[Step]:
         for sort in ("created_at", "cost"):
             if scn.over():
                 break
-            params = {"query": PREFIX_QUERY, "limit": 200, "sort": sort}
+            params: dict[str, str | int] = {"query": PREFIX_QUERY, "limit": 200, "sort": sort}
             steps.append((await timed(f"100 prefixes sort={sort}", http.get("/traces", params=params)))[0])
         params = {"query": " OR ".join(PREFIX_QUERY.split()[:or_terms]), "limit": 200, "sort": "duration"}
         if not scn.over():

@@ -326,7 +326,7 @@ async def test_cursors_and_ids_do_not_count_another_tenants_writes(small: iso.Sc
     stamps traces itself, or a backfill of old traces); that makes the probe deterministic."""
     n_victim = 37
     moment, before = "2021-03-04T05:06:07.089Z", "2021-03-04T05:06:06.000Z"
-    page = {"limit": 1, "until": "2021-03-04T05:06:07.090Z"}
+    page: dict[str, str | int] = {"limit": 1, "until": "2021-03-04T05:06:07.090Z"}
     async with small.client() as attacker, small.client(iso.VICTIM) as victim:
 
         async def attacker_writes() -> tuple[str, str | None]:

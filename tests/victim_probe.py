@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -113,7 +114,7 @@ async def main(argv: list[str]) -> None:
     stop = asyncio.Event()
     loop_ = asyncio.get_running_loop()
     loop_.add_signal_handler(signal.SIGTERM, stop.set)
-    loop_.add_reader(sys.stdin.fileno(), lambda: stop.set() if not sys.stdin.buffer.read1(1) else None)
+    loop_.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 1) else None)
     conns = [Conn(host, int(port), args.token) for _ in range(3)]
     with open(args.out, "a", buffering=1) as out:  # noqa: ASYNC230 - one line per request, flushed at once
         await asyncio.gather(
