@@ -34,7 +34,7 @@ def _add_trace_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-total-tokens", type=int)
     p.add_argument("--query", "-q", help="full-text search")
     p.add_argument("--session", dest="session_id")
-    p.add_argument("--source", choices=["run", "playground", "ingest", "litellm"])
+    p.add_argument("--source", choices=["run", "playground", "ingest", "litellm", "otlp"])
     p.add_argument("--sort", default="created_at", choices=["created_at", "cost", "total_tokens", "duration"])
     p.add_argument("--order", default="desc", choices=["asc", "desc"])
     p.add_argument("--limit", type=int, default=20)

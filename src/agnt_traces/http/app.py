@@ -35,6 +35,7 @@ from .inflight import InFlight, InFlightMiddleware
 from .ingest import IngestBatcher
 from .mcp_edge import McpEdge, SessionLimiter
 from .openapi import API_PREFIX, openapi_document
+from .otlp import OTLP_PATH, OtlpEndpoint
 from .routes import Runtime, build_api_routes
 
 __all__ = ["build_http_app", "serve_http"]
@@ -114,6 +115,14 @@ def build_http_app(
         limiter=limiter,
         limit=settings.max_body_bytes,
     )
+    async def otlp_tenant(request: Request) -> str:
+        return await rt.auth.authenticate(request.headers.get("authorization"))
+
+    otlp_endpoint = OtlpEndpoint(lambda: rt.app.traces, otlp_tenant, settings.otlp_limits())
+
+    async def otlp(request: Request) -> Response:
+        return await otlp_endpoint(request)
+
     openapi_cache: dict[str, Any] = {}
     inflight = InFlight()
 
@@ -152,12 +161,14 @@ def build_http_app(
         Route(API_PREFIX + "/openapi.json", openapi, methods=["GET"], name="openapi"),
         Mount(API_PREFIX, routes=build_api_routes(rt), name="api"),
         Route(MCP_PATH, mcp_app, name="mcp"),
+        Route(OTLP_PATH, otlp, methods=["POST"], name="otlp"),
     ]
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(InFlightMiddleware, tracker=inflight),
-            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, skip=(MCP_PATH,)),
+            # The MCP and OTLP endpoints bound their own bodies (OTLP answers in the request's encoding).
+            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, skip=(MCP_PATH, OTLP_PATH)),
         ],
         exception_handlers={HTTPException: http_exception_handler, Exception: unexpected_error_handler},
         lifespan=lifespan,
