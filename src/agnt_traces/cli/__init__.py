@@ -10,6 +10,7 @@ and wait for it.
     traces.py    traces list|show, stats
     prompts.py   prompts list|import|export
     tokens.py    token create|list|revoke
+    collect.py   collect (a local OTLP endpoint)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ _COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("token", "list"): (".tokens", "cmd_token_list"),
     ("token", "revoke"): (".tokens", "cmd_token_revoke"),
     ("demo", None): ("..demo", "cmd_demo"),
+    ("collect", None): (".collect", "cmd_collect"),
 }
 
 
