@@ -115,6 +115,7 @@ def build_http_app(
         limiter=limiter,
         limit=settings.max_body_bytes,
     )
+
     async def otlp_tenant(request: Request) -> str:
         return await rt.auth.authenticate(request.headers.get("authorization"))
 

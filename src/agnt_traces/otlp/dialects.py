@@ -82,7 +82,8 @@ def provider_name(raw: str | None) -> str | None:
 class Call:
     """One LLM call as read from a span; None = not found (yet)."""
 
-    dialect: str = ""
+    dialect: str = ""  # the reader that found the input messages, else the first that matched
+    reading: str = ""  # the reader at work
     messages: list[dict[str, Any]] | None = None
     system: str | None = None
     tools: list[dict[str, Any]] | None = None
@@ -109,6 +110,7 @@ class Call:
             return
         system, rest = split_system(messages)
         self.messages = rest
+        self.dialect = self.reading
         if system and self.system is None:
             self.system = system
 
@@ -162,7 +164,7 @@ def read_claude_code(span: Span, call: Call) -> None:
     if span.name != "claude_code.llm_request":
         return
     a = span.attrs
-    call.dialect = call.dialect or "claude_code"
+    call.reading = "claude_code"
     call.set("provider", "anthropic")
     call.set("model", text(a.get("model")))
     call.set("input_tokens", num(a.get("input_tokens")))
@@ -187,7 +189,7 @@ def read_vercel(span: Span, call: Call) -> None:
     a = span.attrs
     if not isinstance(a.get("ai.operationId"), str) and "ai.model.id" not in a:
         return
-    call.dialect = call.dialect or "vercel"
+    call.reading = "vercel"
     seen = call.content
     call.set_input(normalize_messages(json_attr(a.get("ai.prompt.messages"), "ai.prompt.messages", seen), seen))
     response_text = text(a.get("ai.response.text"))
@@ -301,7 +303,7 @@ def read_openinference(span: Span, call: Call) -> None:
     a = span.attrs
     if "openinference.span.kind" not in a and "llm.model_name" not in a:
         return
-    call.dialect = call.dialect or "openinference"
+    call.reading = "openinference"
     seen = call.content
     call.set_input(_oi_messages(a, "llm.input_messages.", call))
     call.set_output(_oi_messages(a, "llm.output_messages.", call))
@@ -378,7 +380,7 @@ def read_genai(span: Span, call: Call) -> None:
     seen = call.content
     if not any(k.startswith("gen_ai.") for k in a):
         return
-    call.dialect = call.dialect or "genai"
+    call.reading = "genai"
     system = json_attr(a.get("gen_ai.system_instructions"), "gen_ai.system_instructions", seen)
     if isinstance(system, list) and call.system is None:
         texts = [p["content"] for p in system if isinstance(p, dict) and isinstance(p.get("content"), str)]
@@ -477,7 +479,7 @@ def read_genai_events(span: Span, call: Call) -> None:
                 outputs.append(message)
             call.set("finish_reason", text(body.get("finish_reason")))
     if inputs or outputs:
-        call.dialect = call.dialect or "genai_events"
+        call.reading = "genai_events"
     if inputs:
         call.set_input(inputs)
     if outputs:
@@ -518,7 +520,7 @@ def read_indexed(span: Span, call: Call) -> None:
     completions = _indexed_messages(a, "gen_ai.completion.", seen)
     if prompts is None and completions is None:
         return
-    call.dialect = call.dialect or "indexed"
+    call.reading = "indexed"
     call.set_input(prompts)
     call.set_output(completions)
     call.set("input_tokens", num(a.get("llm.usage.prompt_tokens")))

@@ -65,7 +65,7 @@ def _error_of(span: Span, call: Call) -> dict[str, str] | None:
             "type": (etype if isinstance(etype, str) and etype else "error")[:200],
             "message": (span.status_message or "the span's status is ERROR (no message)")[:MAX_ERROR_CHARS],
         }
-    if span.attrs.get("success") is False and call.dialect == "claude_code":
+    if span.attrs.get("success") is False and span.name == "claude_code.llm_request":
         err = span.attrs.get("error")
         return {
             "type": "error",
@@ -111,8 +111,10 @@ def _prompt_claim(call: Call) -> tuple[str, int | None] | None:
 def map_span(span: Span, parent_trace_id: str | None) -> MappedSpan:
     """The trace of an LLM span (the caller has checked :func:`~.dialects.is_llm_span`)."""
     call = Call()
+    first = ""
     for read in READERS:
         read(span, call)
+        first = first or call.reading
     created_ms = span.start_ns // 1_000_000 if span.start_ns else now_ms()
     duration = (span.end_ns - span.start_ns) / 1e9 if span.start_ns and span.end_ns >= span.start_ns else None
     if duration is not None and duration > 1e7:
@@ -126,7 +128,7 @@ def map_span(span: Span, parent_trace_id: str | None) -> MappedSpan:
         "parentSpanId": span.parent_span_id or None,
         "name": span.name,
         "scope": span.scope or None,
-        "dialect": call.dialect or "genai",
+        "dialect": call.dialect or first or "genai",
     }
     if call.conversation_id:
         otel["conversationId"] = call.conversation_id[:200]
