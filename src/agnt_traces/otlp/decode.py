@@ -153,7 +153,22 @@ def _pb_attrs(attrs: Any, cut: _Cut) -> dict[str, Any]:
     if len(attrs) > MAX_ATTRIBUTES:
         cut.truncated = True
         attrs = attrs[:MAX_ATTRIBUTES]
-    return {kv.key[:MAX_NAME_CHARS]: _pb_value(kv.value, cut) for kv in attrs}
+    out: dict[str, Any] = {}
+    limit = cut.max_chars
+    for kv in attrs:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":  # the common case, inline
+            text = value.string_value
+            if len(text) > limit:
+                cut.truncated = True
+                text = text[:limit]
+            out[kv.key[:MAX_NAME_CHARS]] = text
+        elif kind == "int_value":
+            out[kv.key[:MAX_NAME_CHARS]] = value.int_value
+        else:
+            out[kv.key[:MAX_NAME_CHARS]] = _pb_value(value, cut)
+    return out
 
 
 def _decode_protobuf(raw: bytes, limits: OtlpLimits) -> list[Span]:

@@ -50,7 +50,7 @@ async def _resolve_prompts(traces: TraceService, tenant: str, mapped: list[Mappe
             continue
         name, version = m.prompt_claim
         m.fields["prompt_name"] = name
-        m.fields["prompt_version"] = version
+        m.fields["prompt_version"] = version if version else None  # a version is 1 or more
         variables = m.fields["metadata"].get("promptTemplate", {}).get("variables")
         if isinstance(variables, dict):
             m.fields["variables"] = variables

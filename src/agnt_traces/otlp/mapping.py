@@ -16,7 +16,6 @@ Beyond what the dialect readers find (:mod:`.dialects`):
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Any
 
@@ -184,7 +183,9 @@ def map_span(span: Span, parent_trace_id: str | None) -> MappedSpan:
         "session_id": call.conversation_id[:200] if call.conversation_id else None,
         "parent_trace_id": parent_trace_id,
     }
-    digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).digest()[:16]
+    # The same span always maps to the same fields, in the same order: their repr identifies the content
+    # (a third of the cost of canonical JSON, on the hot path).
+    digest = hashlib.sha256(repr(fields).encode()).digest()[:16]
     return MappedSpan(fields, digest, claim)
 
 

@@ -9,6 +9,7 @@ tool_call_response|…}]}``), OpenAI-style messages (``{role, content, tool_call
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..errors import InvalidArgument
@@ -205,18 +206,43 @@ def split_system(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, An
     return "\n\n".join(system), messages[i:]
 
 
-def indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """``prefix.{i}.rest = value`` attributes as a list (by ``i``) of ``{rest: value}``."""
-    groups: dict[int, dict[str, Any]] = {}
-    plen = len(prefix)
+_NUMBERED = re.compile(r"\.([0-9]{1,6})\.")
+_INDEX_CACHE: dict[int, tuple[dict[str, Any], dict[str, dict[int, dict[str, Any]]]]] = {}
+
+
+def _index(attrs: dict[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Every ``prefix.{i}.rest`` key of ``attrs``, grouped by prefix (with its dot) then ``i``: one pass.
+    The last span's index is kept, so the readers of one span share it."""
+    cached = _INDEX_CACHE.get(id(attrs))
+    if cached is not None and cached[0] is attrs:
+        return cached[1]
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    search = _NUMBERED.search
     for key, value in attrs.items():
-        if not key.startswith(prefix):
-            continue
-        index, dot, rest = key[plen:].partition(".")
-        if not dot or not index.isdigit() or len(index) > 6:
-            continue
-        i = int(index)
-        if i >= MAX_MESSAGES:
-            continue
-        groups.setdefault(i, {})[rest] = value
-    return [groups[i] for i in sorted(groups)]
+        m = search(key)
+        if m is not None:
+            i = int(m.group(1))
+            if i < MAX_MESSAGES:
+                out.setdefault(key[: m.start() + 1], {}).setdefault(i, {})[key[m.end() :]] = value
+    _INDEX_CACHE.clear()
+    _INDEX_CACHE[id(attrs)] = (attrs, out)
+    return out
+
+
+def indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """``prefix.{i}.rest = value`` attributes as a list (by ``i``) of ``{rest: value}``.
+
+    Only the first numeric segment of a key groups it: ``a.0.b.1.c`` is ``b.1.c`` of ``a.``'s item 0 (read
+    nested lists by calling this on the item)."""
+    if len(attrs) <= 8:  # a message's own keys: a direct scan is cheaper than an index
+        groups: dict[int, dict[str, Any]] = {}
+        plen = len(prefix)
+        for key, value in attrs.items():
+            if not key.startswith(prefix):
+                continue
+            index, dot, rest = key[plen:].partition(".")
+            if dot and index.isdigit() and len(index) <= 6 and int(index) < MAX_MESSAGES:
+                groups.setdefault(int(index), {})[rest] = value
+        return [groups[i] for i in sorted(groups)]
+    found = _index(attrs).get(prefix)
+    return [found[i] for i in sorted(found)] if found else []
