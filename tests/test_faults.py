@@ -232,7 +232,7 @@ async def test_full_disk_is_a_clear_error_and_loses_nothing_acknowledged(
         if small_disk is None:  # no tmpfs: SQLite's own limit gives the same SQLITE_FULL
             store = srv.asgi.state.runtime.app.store
             pages = sqlite3.connect(db).execute("PRAGMA page_count").fetchone()[0]
-            # aiosqlite answers on the caller's loop: the server's writer thread runs it between transactions.
+            # the store answers on the caller's loop: the server's writer thread runs it between transactions.
             await store._write(lambda c: c.execute(f"PRAGMA max_page_count = {pages + 200}"))
         rest = Rest(srv.port, TENANT, token)
         acked: list[str] = []

@@ -7,11 +7,14 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgument
 from .llm.policy import ModelPolicy
 from .models import TENANT_RE
+
+if TYPE_CHECKING:
+    from .otlp.decode import OtlpLimits
 
 __all__ = [
     "COMPILE_LIMITS",
@@ -128,6 +131,11 @@ class Settings:
     # AGNT_TRACES_MODEL_HEADERS, AGNT_TRACES_MAX_OUTPUT_CHARS; the timeout limit is model_timeout).
     # None: read from the environment when needed (Settings.from_env reads it once, at start).
     model_policy: ModelPolicy | None = None
+    # OTLP/HTTP ingest (POST /v1/traces): body bytes (on the wire and decompressed), spans per request,
+    # characters per attribute value (longer ones are cut and the trace is marked not replayable).
+    otlp_max_body_bytes: int = 8_000_000
+    otlp_max_spans: int = 5_000
+    otlp_max_attribute_chars: int = 256_000
 
     def policy(self) -> ModelPolicy:
         """The model policy in force.
@@ -167,6 +175,18 @@ class Settings:
             session_budget_usd=_positive_float_env("AGNT_TRACES_SESSION_BUDGET_USD", 5.0),
             session_budget_tokens=_positive_int_env("AGNT_TRACES_SESSION_BUDGET_TOKENS", 2_000_000),
             model_policy=ModelPolicy.from_env(max_timeout=model_timeout),
+            otlp_max_body_bytes=_positive_int_env("AGNT_TRACES_OTLP_MAX_BODY_BYTES", 8_000_000),
+            otlp_max_spans=_positive_int_env("AGNT_TRACES_OTLP_MAX_SPANS", 5_000),
+            otlp_max_attribute_chars=_positive_int_env("AGNT_TRACES_OTLP_MAX_ATTRIBUTE_CHARS", 256_000),
+        )
+
+    def otlp_limits(self) -> OtlpLimits:
+        from .otlp.decode import OtlpLimits
+
+        return OtlpLimits(
+            max_body_bytes=self.otlp_max_body_bytes,
+            max_spans=self.otlp_max_spans,
+            max_attr_chars=self.otlp_max_attribute_chars,
         )
 
     @property

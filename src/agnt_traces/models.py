@@ -193,9 +193,9 @@ NO_ERROR_DETAILS = "the client reported status 'error' without error details"
 #: The largest integer SQLite stores; larger ones cannot even be compared in a query.
 MAX_INT = 2**63 - 1
 NonNegInt = Annotated[int, Field(ge=0, le=10**12)]
-Source = Literal["run", "playground", "ingest", "litellm"]
+Source = Literal["run", "playground", "ingest", "litellm", "otlp"]
 #: A stored trace's source: what clients may post, plus the server's own replay and judge calls.
-StoredSource = Literal["run", "playground", "ingest", "litellm", "replay", "judge"]
+StoredSource = Literal["run", "playground", "ingest", "litellm", "otlp", "replay", "judge"]
 
 
 class TraceIn(_Camel):
@@ -289,4 +289,12 @@ class Trace(_Camel):
     parent_trace_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        """The trace as every front end returns it, with ``replayable`` and (when false) ``replayIssues``."""
+        from .replayability import replay_issues
+
+        data = self.model_dump(mode="json", by_alias=True)
+        issues = replay_issues(self)
+        data["replayable"] = not issues
+        if issues:
+            data["replayIssues"] = issues
+        return data

@@ -12,6 +12,7 @@ and wait for it.
     prompts.py   prompts list|import|export
     tokens.py    token create|list|revoke
     replay.py    replay (golden cases; the exit status is the gate's verdict)
+    collect.py   collect (a local OTLP endpoint)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ _COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("token", "revoke"): (".tokens", "cmd_token_revoke"),
     ("demo", None): ("..demo", "cmd_demo"),
     ("replay", None): (".replay", "cmd_replay"),
+    ("collect", None): (".collect", "cmd_collect"),
 }
 
 

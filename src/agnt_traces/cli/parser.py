@@ -34,7 +34,7 @@ def _add_trace_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-total-tokens", type=int)
     p.add_argument("--query", "-q", help="full-text search")
     p.add_argument("--session", dest="session_id")
-    p.add_argument("--source", choices=["run", "playground", "ingest", "litellm"])
+    p.add_argument("--source", choices=["run", "playground", "ingest", "litellm", "otlp"])
     p.add_argument("--sort", default="created_at", choices=["created_at", "cost", "total_tokens", "duration"])
     p.add_argument("--order", default="desc", choices=["asc", "desc"])
     p.add_argument("--limit", type=int, default=20)
@@ -136,6 +136,18 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _json_flag(replay)
 
 
+def _add_collect(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    collect = sub.add_parser(
+        "collect",
+        help="a local OpenTelemetry (OTLP/HTTP) endpoint: LLM spans of apps on this machine become traces",
+        description="Listen on 127.0.0.1 only (no token) for OTLP/HTTP trace exports at /v1/traces and store "
+        "each LLM span as a trace in the database the stdio server reads. Point an app at it with "
+        "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318. Ctrl-C stops it.",
+    )
+    _common(collect)
+    collect.add_argument("--port", type=int, help="the port to listen on (default 4318, OTLP/HTTP's; 0 picks one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agnt-traces", description=f"agnt-traces: {DESCRIPTION}")
     parser.add_argument("--version", action="version", version=f"agnt-traces {__version__}")
@@ -146,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prompts(sub)
     _add_tokens(sub)
     _add_replay(sub)
+    _add_collect(sub)
     demo = sub.add_parser("demo", help="the whole fix loop on the offline model, step by step")
     _common(demo)
     return parser

@@ -35,6 +35,7 @@ from .inflight import InFlight, InFlightMiddleware
 from .ingest import IngestBatcher
 from .mcp_edge import McpEdge, SessionLimiter
 from .openapi import API_PREFIX, openapi_document
+from .otlp import OTLP_PATH, OtlpEndpoint
 from .routes import Runtime, build_api_routes
 
 __all__ = ["build_http_app", "serve_http"]
@@ -82,6 +83,10 @@ async def _close_model_clients() -> None:
         await aclose()
 
 
+async def _post_only(request: Request) -> Response:
+    raise HTTPException(405, headers={"allow": "POST"})
+
+
 def build_http_app(
     settings: Settings,
     *,
@@ -114,6 +119,15 @@ def build_http_app(
         limiter=limiter,
         limit=settings.max_body_bytes,
     )
+
+    async def otlp_tenant(request: Request) -> str:
+        return await rt.auth.authenticate(request.headers.get("authorization"))
+
+    otlp_endpoint = OtlpEndpoint(lambda: rt.app.traces, otlp_tenant, settings.otlp_limits())
+
+    async def otlp(request: Request) -> Response:
+        return await otlp_endpoint(request)
+
     openapi_cache: dict[str, Any] = {}
     inflight = InFlight()
 
@@ -154,6 +168,9 @@ def build_http_app(
         Route(API_PREFIX + "/openapi.json", openapi, methods=["GET"], name="openapi"),
         Mount(API_PREFIX, routes=build_api_routes(rt), name="api"),
         Route(MCP_PATH, mcp_app, name="mcp"),
+        Route(OTLP_PATH, otlp, methods=["POST"], name="otlp"),
+        # Other methods on the OTLP path: 405 in the one shape, not the web page's 404.
+        Route(OTLP_PATH, _post_only, methods=["GET", "PUT", "PATCH", "DELETE"], name="otlp-other"),
         # The web page last: every path the routes above do not take (sign in with a token; SPEC §5).
         Mount("/", app=build_web_app(lambda: rt.app), name="web"),
     ]
@@ -161,7 +178,8 @@ def build_http_app(
         routes=routes,
         middleware=[
             Middleware(InFlightMiddleware, tracker=inflight),
-            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, skip=(MCP_PATH,)),
+            # The MCP and OTLP endpoints bound their own bodies (OTLP answers in the request's encoding).
+            Middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, skip=(MCP_PATH, OTLP_PATH)),
         ],
         exception_handlers={HTTPException: http_exception_handler, Exception: unexpected_error_handler},
         lifespan=lifespan,

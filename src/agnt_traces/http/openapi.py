@@ -146,6 +146,31 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
             "responses": {"200": {"description": "OpenAPI 3.1", "content": _json({"type": "object"})}},
         }
     }
+    paths["/v1/traces"] = {
+        "post": {
+            "operationId": "otlpExportTraces",
+            "summary": "OpenTelemetry OTLP/HTTP trace export: each LLM span becomes a trace (source otlp), committed "
+            "before the answer. Body: ExportTraceServiceRequest as application/x-protobuf or application/json "
+            "(ids as hex), optionally Content-Encoding: gzip. Answer: ExportTraceServiceResponse in the same "
+            "encoding (partialSuccess counts refused spans); errors as google.rpc.Status (protobuf) or the "
+            "one error shape (JSON). Headers x-agnt-spans-stored|duplicate|skipped|rejected give the counts.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-protobuf": {"schema": {}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            },
+            "responses": {
+                "200": {"description": "ExportTraceServiceResponse", "content": _json({"type": "object"})},
+                **{
+                    str(status): {"$ref": f"#/components/responses/{_CODES[status][0]}"}
+                    for status in (400, 401, 413, 503)
+                },
+                "415": {"$ref": "#/components/responses/invalid_argument"},  # another content type or encoding
+            },
+        }
+    }
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {

@@ -71,7 +71,7 @@ def register(mcp: MCPServer[Any]) -> None:
         ] = None,
         session_id: Annotated[str | None, Field(description="a playground session id: that session's runs")] = None,
         source: Annotated[
-            Literal["run", "playground", "ingest", "litellm"] | None,
+            Literal["run", "playground", "ingest", "litellm", "otlp"] | None,
             Field(
                 description="how the trace was made: run (run_prompt), playground (run_session), ingest "
                 "(posted by a client), litellm (an app's LiteLLM callback)"

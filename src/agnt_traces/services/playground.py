@@ -28,6 +28,7 @@ from ..limits import DIFF_MAX_CHARS, check_max_chars
 from ..llm.policy import ModelPolicy
 from ..llm.providers import check_provider
 from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace, message_text
+from ..replayability import replay_problems
 from ..store.base import PromptRecord, SessionRecord, Store
 from ..store.codec import run_summary
 from .callcache import CachedCaller, SpendGuard, request_hash
@@ -164,6 +165,8 @@ class PlaygroundService:
             "inputMessages": data.get("inputMessages", []),
             "runs": rec.runs,
             "notes": data.get("notes", []),
+            "replayable": not data.get("replayIssues"),
+            "replayIssues": [text for _, text in data.get("replayIssues", [])],
             "revision": rec.revision,
             "createdAt": ms_to_rfc3339(rec.created_at),
             "updatedAt": ms_to_rfc3339(rec.updated_at),
@@ -209,6 +212,9 @@ class PlaygroundService:
         }
         if dropped:
             data["notes"] = [_dropped_note(dropped)]
+        problems = replay_problems(trace)
+        if problems:
+            data["replayIssues"] = [list(p) for p in problems]
         rec = SessionRecord(id=new_id(now), trace_id=trace.id, data=data, revision=1, created_at=now, updated_at=now)
         await self.store.create_session(tenant, rec)
         return self.view(rec)
@@ -302,6 +308,7 @@ class PlaygroundService:
             new_content = parse_content({**data["content"], "blocks": blocks}, None)
             await check_content_async(new_content)
             data["content"] = new_content.canonical()
+            _clear_problems(data, "content")  # the blocks are the caller's now: the run is theirs
 
         rec = await self._mutate(tenant, session_id, change)
         return self.view(rec)
@@ -370,6 +377,7 @@ class PlaygroundService:
             data["models"] = parsed
             data["content"] = {**data["content"], "model": parsed[0]}
             data.pop("notes", None)  # the models are the caller's now
+            _clear_problems(data, "model")
 
         return self.view(await self._mutate(tenant, session_id, change))
 
@@ -459,6 +467,13 @@ class PlaygroundService:
         """
         rec = await self._load(tenant, session_id)
         data = rec.data
+        issues = [text for _, text in data.get("replayIssues", [])]
+        if issues:
+            raise InvalidArgument(
+                f"the trace this session was opened from cannot be replayed faithfully: {'; '.join(issues)}. "
+                "Fix what the session lacks first (update_models for the model; edit_block for missing content)",
+                {"sessionId": session_id, "replayIssues": issues},
+            )
         plans = await self._compile_per_model(data)  # compile errors surface before any call
         caller = CachedCaller(self.store, self.prompts.runner, fresh=fresh)
         await self._guard(tenant, rec, caller, plans)
@@ -734,3 +749,12 @@ def _delta(new: float | None, old: float | None) -> float | None:
     if new is None or old is None:
         return None
     return round(new - old, 9)
+
+
+def _clear_problems(data: dict[str, Any], kind: str) -> None:
+    """The session no longer depends on what the trace lacked of this kind (the caller supplied it)."""
+    left = [p for p in data.get("replayIssues", []) if p[0] != kind]
+    if left:
+        data["replayIssues"] = left
+    else:
+        data.pop("replayIssues", None)

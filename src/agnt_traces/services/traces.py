@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
 from ..llm.pricing import estimate_cost
-from ..models import Trace, TraceIn, canonical_json
+from ..models import ErrorInfo, Manifest, ModelInfo, Trace, TraceIn, canonical_json
 from ..store.base import IngestResult, StatsQuery, Store, TraceQuery, TraceRecord, ingest_record
 
 __all__ = ["COST_ESTIMATED", "TRACE_FIELDS", "TraceService", "validate_query"]
@@ -18,7 +18,7 @@ __all__ = ["COST_ESTIMATED", "TRACE_FIELDS", "TraceService", "validate_query"]
 #: ``metadata`` key set on an ingested trace whose cost the server computed from the price map.
 COST_ESTIMATED = "costEstimated"
 
-TRACE_FIELDS = tuple(f.alias or name for name, f in Trace.model_fields.items())
+TRACE_FIELDS = (*(f.alias or name for name, f in Trace.model_fields.items()), "replayable", "replayIssues")
 MAX_BATCH = 1000
 
 
@@ -37,6 +37,24 @@ def _client_digest(trace_in: TraceIn) -> bytes:
     if data.get("duration") is None:
         data["duration"] = 0.0
     return hashlib.sha256(canonical_json(data).encode()).digest()[:16]
+
+
+def build_trace(fields: dict[str, Any]) -> Trace:
+    """A ``Trace`` from keyword arguments that this server built itself from decoded data (JSON types
+    only, finite numbers, bounded sizes: see ``otlp.mapping``). Built without a validation round trip —
+    on the OTLP hot path it cost more than mapping the span — but with its nested models as models."""
+    error = fields["error"]
+    return Trace.model_construct(
+        **{
+            **fields,
+            "manifest": Manifest.model_construct(**fields["manifest"]),
+            "model": ModelInfo.model_construct(**fields["model"]),
+            "error": ErrorInfo.model_construct(**error) if error is not None else None,
+            "prompt_name": fields.get("prompt_name"),
+            "prompt_version": fields.get("prompt_version"),
+            "etag": None,
+        }
+    )
 
 
 def _truncate(value: Any, max_chars: int) -> Any:
@@ -132,6 +150,46 @@ class TraceService:
                 valid.append((i, self.prepare(payload)))
             except InvalidArgument as exc:
                 outcomes[i] = exc
+        if valid:
+            try:
+                results = await self.store.insert_traces(tenant, [rec for _, rec in valid])
+            except Conflict:
+                for i, rec in valid:
+                    try:
+                        (outcomes[i],) = await self.store.insert_traces(tenant, [rec])
+                    except Conflict as exc:
+                        outcomes[i] = exc
+            else:
+                for (i, _), result in zip(valid, results, strict=True):
+                    outcomes[i] = result
+        return [o for o in outcomes if o is not None]
+
+    async def ingest_spans(
+        self, tenant: str, spans: list[tuple[dict[str, Any], bytes]]
+    ) -> list[IngestResult | AgntError]:
+        """The OTLP path: traces mapped from LLM spans (``Trace`` keyword arguments and a digest of the
+        span's content), stored in one transaction, answered per span in order. A missing cost comes from
+        the price map (marked ``metadata.costEstimated``). Each trace id is derived from its span, so a
+        re-sent span is a no-op; one whose content changed conflicts and is refused alone.
+        """
+        outcomes: list[IngestResult | AgntError | None] = [None] * len(spans)
+        valid: list[tuple[int, TraceRecord]] = []
+        for i, (fields, digest) in enumerate(spans):
+            if fields["cost"] is None and (fields["input_tokens"] or fields["output_tokens"]):
+                model = fields["model"]
+                cost = estimate_cost(
+                    model["provider"],
+                    model["name"],
+                    fields["input_tokens"],
+                    fields["output_tokens"],
+                    self.price_overrides,
+                )
+                if cost is not None:
+                    fields = {**fields, "cost": cost, "metadata": {**fields["metadata"], COST_ESTIMATED: True}}
+            try:
+                valid.append((i, TraceRecord(trace=build_trace(fields), digest=digest, client_id=True)))
+            except ValidationError as exc:
+                outcomes[i] = from_validation_error(exc, f"span {fields.get('id')}")
         if valid:
             try:
                 results = await self.store.insert_traces(tenant, [rec for _, rec in valid])

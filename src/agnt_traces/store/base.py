@@ -53,7 +53,7 @@ class TraceQuery(BaseModel):
     min_total_tokens: int | None = Field(default=None, ge=0, le=MAX_INT)
     query: str | None = Field(default=None, max_length=1000)
     session_id: str | None = None
-    source: Literal["run", "playground", "ingest", "litellm", "replay", "judge"] | None = None
+    source: Literal["run", "playground", "ingest", "litellm", "otlp", "replay", "judge"] | None = None
     sort: SortKey = "created_at"
     order: Literal["asc", "desc"] = "desc"
     limit: int = Field(default=20, ge=1, le=200)
