@@ -143,7 +143,8 @@ async def test_a_victim_unhurt(scn: iso.Scenario) -> None:
 async def test_b_heavy_templates_are_refused_or_bounded(scn: iso.Scenario) -> None:
     o = await outcome(scn, "b: heavy templates", iso.attack_heavy_templates)
     assert_never_500(o)
-    assert_refused_or_bounded(o, ("compile_error", "invalid_argument", "payload_too_large"))
+    # not_found: running a draft whose PUT was refused (the prompt was never stored).
+    assert_refused_or_bounded(o, ("compile_error", "invalid_argument", "payload_too_large", "not_found"))
 
 
 async def test_b_victim_unhurt(scn: iso.Scenario) -> None:
@@ -209,12 +210,27 @@ async def test_f_victim_unhurt(scn: iso.Scenario) -> None:
 # -- (g) bodies that break JSON parsers and stores ---------------------------------------------------------------
 
 
+def refused_alone(text: str) -> bool:
+    """A 207 batch answer in which exactly the one bad trace was refused."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return False
+    errors = [r for r in body.get("results", []) if "error" in r]
+    return body.get("refused") == 1 and len(errors) == 1 and errors[0]["error"]["code"] == "invalid_argument"
+
+
 async def test_g_bad_bodies_are_400_never_500(scn: iso.Scenario) -> None:
     o = await outcome(scn, "g: bad bodies", iso.attack_bad_bodies)
     rest = [s for s in o.steps if "MCP" not in s.what and not s.what.endswith(" after")]
     # Trace and prompt bodies: the value is the body's own field, so the body is malformed.
     strict = [s for s in rest if not s.what.endswith("/run")]
-    problems = [s.brief() for s in strict if (s.status, s.code) != (400, "invalid_argument")]
+    # A batch answers per trace (207): the bad trace is refused on its own, the others are stored.
+    problems = [
+        s.brief()
+        for s in strict
+        if (s.status, s.code) != (400, "invalid_argument") and not (s.status == 207 and refused_alone(s.text))
+    ]
     # Run: the value sits in the caller's variables; a refusal may also be a compile_error (a type problem).
     loose = [s for s in rest if s.what.endswith("/run")]
     problems += [
@@ -376,9 +392,10 @@ async def test_another_tenant_cannot_move_my_traces_timestamp(small: iso.Scenari
 def test_probe_helpers_read_todays_formats() -> None:
     """The leak probe's decoders work on today's formats (else the leak test would pass vacuously)."""
     from agnt_traces.ids import new_id
-    from agnt_traces.store.base import encode_cursor
 
-    assert cursor_seq(encode_cursor("created_at", "desc", 123 << 12 | 7, 123 << 12 | 7)) == 123 << 12 | 7
+    # The cursor format before sealed cursors: base64 of a JSON list ending in the global seq.
+    old = base64.urlsafe_b64encode(json.dumps(["created_at", "desc", 123 << 12 | 7, 123 << 12 | 7]).encode())
+    assert cursor_seq(old.decode().rstrip("=")) == 123 << 12 | 7
     ms, _ = ulid_parts(new_id(1_600_000_000_000)) or (0, 0)
     assert ms > 0
     assert cursor_seq("!!") is None and ulid_parts("vic-0000001") is None

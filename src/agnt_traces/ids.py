@@ -7,14 +7,13 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 __all__ = ["ms_to_rfc3339", "new_id", "now_ms", "parse_time"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _lock = threading.Lock()
-_last_ms = -1
-_last_rand = 0
 _MAX_MS = 2**48 - 1  # the ULID time field
 _RAND_LIMIT = 2**80  # the ULID random field; a new millisecond starts below 2**79, leaving room for steps
 _STEP_BITS = 40
@@ -36,12 +35,39 @@ def _step() -> int:
     return 1 + secrets.randbits(1 + secrets.randbelow(_STEP_BITS))
 
 
-def new_id(ms: int | None = None) -> str:
-    """A 26-character ULID; ids made in one process sort in creation order, even within a millisecond.
+class _Sequence:
+    """The last id made in one scope: (millisecond, random part)."""
 
-    Within a millisecond the random part grows by a random step (see ``_step``), not by one.
+    __slots__ = ("ms", "rand")
+
+    def __init__(self) -> None:
+        self.ms = -1
+        self.rand = 0
+
+
+_sequences: OrderedDict[str, _Sequence] = OrderedDict()
+_MAX_SCOPES = 10_000  # least recently used scopes are forgotten: their next id starts a fresh sequence
+
+
+def _sequence(scope: str) -> _Sequence:
+    seq = _sequences.get(scope)
+    if seq is None:
+        seq = _sequences[scope] = _Sequence()
+        if len(_sequences) > _MAX_SCOPES:
+            _sequences.popitem(last=False)
+    else:
+        _sequences.move_to_end(scope)
+    return seq
+
+
+def new_id(ms: int | None = None, scope: str = "") -> str:
+    """A 26-character ULID; ids made in one process and one ``scope`` sort in creation order, even within
+    a millisecond.
+
+    Pass the tenant as ``scope`` for ids a tenant sees: each tenant has its own sequence, so the gap
+    between two of its ids says nothing about how many ids other tenants got in between. Within a
+    millisecond the random part also grows by a random step (see ``_step``), not by one.
     """
-    global _last_ms, _last_rand
     with _lock:
         now = now_ms()
         ms = now if ms is None else min(max(ms, 0), _MAX_MS)
@@ -49,16 +75,17 @@ def new_id(ms: int | None = None) -> str:
             # A time from elsewhere (a client's createdAt) that is still to come: an id of its own. Taking it
             # into the sequence would stamp every later id of this process with that future time.
             return _encode(ms, 10) + _encode(int.from_bytes(os.urandom(10), "big") >> 1, 16)
-        if ms <= _last_ms:
-            ms = _last_ms
-            _last_rand += _step()
-            if _last_rand >= _RAND_LIMIT:  # out of room in this millisecond: borrow the next one
-                ms = _last_ms = min(_last_ms + 1, _MAX_MS)
-                _last_rand = int.from_bytes(os.urandom(10), "big") >> 1
+        seq = _sequence(scope)
+        if ms <= seq.ms:
+            ms = seq.ms
+            seq.rand += _step()
+            if seq.rand >= _RAND_LIMIT:  # out of room in this millisecond: borrow the next one
+                ms = seq.ms = min(seq.ms + 1, _MAX_MS)
+                seq.rand = int.from_bytes(os.urandom(10), "big") >> 1
         else:
-            _last_ms = ms
-            _last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
-        return _encode(ms, 10) + _encode(_last_rand, 16)
+            seq.ms = ms
+            seq.rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
+        return _encode(ms, 10) + _encode(seq.rand, 16)
 
 
 def now_ms() -> int:

@@ -32,7 +32,7 @@ class IngestBatcher:
         self._flusher: asyncio.Task[None] | None = None
 
     async def ingest(self, tenant: str, payload: Any) -> dict[str, Any]:
-        record = self.traces.prepare(payload)  # validation errors are this request's alone
+        record = self.traces.prepare(payload, tenant)  # validation errors are this request's alone
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         self._queue.append((tenant, record, future))
         if self._flusher is None or self._flusher.done():

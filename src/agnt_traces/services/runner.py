@@ -133,7 +133,7 @@ class Runner:
             "originalDuration": original.duration,
         }
         trace = Trace(
-            id=new_id(created),
+            id=new_id(created, scope=tenant),
             created_at=ms_to_rfc3339(created),
             prompt_name=ctx.prompt_name,
             prompt_version=ctx.prompt_version,
@@ -183,7 +183,7 @@ class Runner:
         if result.metadata.get("outputTruncated"):
             metadata["outputTruncated"] = True
         trace = Trace(
-            id=new_id(created),
+            id=new_id(created, scope=tenant),
             created_at=ms_to_rfc3339(created),
             prompt_name=ctx.prompt_name,
             prompt_version=ctx.prompt_version,

@@ -74,7 +74,7 @@ class TraceService:
 
     # -- writing --------------------------------------------------------------------------------------
 
-    def prepare(self, payload: Any) -> TraceRecord:
+    def prepare(self, payload: Any, tenant: str = "") -> TraceRecord:
         """Validate a client's trace JSON (camelCase) into a record ready to store.
 
         Raises:
@@ -98,7 +98,7 @@ class TraceService:
                 raise InvalidArgument(str(exc), {"field": "createdAt"}) from None
         else:
             created_ms = now_ms()
-        trace_id = trace_in.id or new_id(created_ms)
+        trace_id = trace_in.id or new_id(created_ms, scope=tenant)  # the tenant's own id sequence
         self._estimate_cost(trace_in)
         return ingest_record(trace_in, trace_id=trace_id, created_at=ms_to_rfc3339(created_ms), digest=digest)
 
@@ -118,7 +118,7 @@ class TraceService:
             trace_in.metadata = {**trace_in.metadata, COST_ESTIMATED: True}
 
     async def ingest(self, tenant: str, payload: Any) -> dict[str, Any]:
-        (result,) = await self.store.insert_traces(tenant, [self.prepare(payload)])
+        (result,) = await self.store.insert_traces(tenant, [self.prepare(payload, tenant)])
         return {"id": result.id, "created": result.created}
 
     async def ingest_many(self, tenant: str, payloads: list[Any]) -> list[IngestResult]:
@@ -128,7 +128,7 @@ class TraceService:
         records = []
         for i, payload in enumerate(payloads):
             try:
-                records.append(self.prepare(payload))
+                records.append(self.prepare(payload, tenant))
             except InvalidArgument as exc:
                 raise InvalidArgument(f"traces[{i}]: {exc.message}", {"index": i, **exc.details}) from None
         return await self.store.insert_traces(tenant, records)
@@ -147,7 +147,7 @@ class TraceService:
         valid: list[tuple[int, TraceRecord]] = []
         for i, payload in enumerate(payloads):
             try:
-                valid.append((i, self.prepare(payload)))
+                valid.append((i, self.prepare(payload, tenant)))
             except InvalidArgument as exc:
                 outcomes[i] = exc
         if valid:

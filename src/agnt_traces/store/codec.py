@@ -67,8 +67,12 @@ def pack_manifest(text: str) -> bytes:
     return _compress(json.loads(text))
 
 
-def pack_body(trace: Trace) -> bytes:
+def pack_body(trace: Trace, created_ms: int | None = None) -> bytes:
+    """The trace's body blob. ``created_ms`` is kept only when the row's seq could not carry the trace's
+    own millisecond (4096 traces already had it: the seq spilled into a later one)."""
     data: dict[str, Any] = {}
+    if created_ms is not None:
+        data["created_ms"] = created_ms
     dumped = trace.model_dump(mode="json", include=set(_BODY_FIELDS))
     for key in _BODY_FIELDS:
         value = dumped.get(key)
@@ -81,12 +85,17 @@ def pack_body(trace: Trace) -> bytes:
     return _compress(data)
 
 
+def created_ms_of(seq: int, body: dict[str, Any]) -> int:
+    """A trace's own creation time: its seq's millisecond, unless the seq spilled (see :func:`pack_body`)."""
+    return int(body.get("created_ms", seq >> 12))
+
+
 def unpack_trace(row: dict[str, Any], manifest: bytes) -> Trace:
     body = _decompress(row["body"])
     man = _decompress(manifest)
     return Trace(
         id=row["id"],
-        created_at=ms_to_rfc3339(row["seq"] >> 12),
+        created_at=ms_to_rfc3339(created_ms_of(row["seq"], body)),
         prompt_name=row["prompt_name"],
         prompt_version=row["prompt_version"],
         etag=body.get("etag", man.get("etag")),
@@ -114,7 +123,16 @@ def unpack_trace(row: dict[str, Any], manifest: bytes) -> Trace:
 
 
 def preview(body_blob: bytes, limit: int = 120) -> str:
+    return preview_of(_decompress(body_blob), limit)
+
+
+def summary_fields(seq: int, body_blob: bytes, limit: int = 120) -> tuple[int, str]:
+    """(creation ms, output preview) of a list row, from one decompression of its body."""
     body = _decompress(body_blob)
+    return created_ms_of(seq, body), preview_of(body, limit)
+
+
+def preview_of(body: dict[str, Any], limit: int = 120) -> str:
     text = body.get("output")
     if not text and body.get("error"):
         err = body["error"]

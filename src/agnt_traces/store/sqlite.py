@@ -24,8 +24,8 @@ from .codec import (
     manifest_digest,
     pack_body,
     pack_manifest,
-    preview,
     search_text,
+    summary_fields,
     unpack_trace,
 )
 from .connections import ReadBudgetExceeded
@@ -152,8 +152,12 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         for rec, row in zip(new, rows, strict=True):
             add_trace(rollup, row[0], _rollup_fields(rec.trace))
         merge_into(db, tid, rollup)
-        for row in rows:
+        for rec, row in zip(new, rows, strict=True):
             seq = _free_seq(db, row[0])  # after this batch's earlier rows are in
+            if seq >> SLOT_BITS != row[0]:
+                # Another tenant (or this one) filled the millisecond: the seq moves on, the trace's own time
+                # does not — the body keeps it.
+                row = (*row[:18], pack_body(rec.trace, created_ms=row[0]), row[19])
             row = (seq, *row[1:])
             db.execute(
                 "INSERT INTO traces(seq, tenant_id, id, prompt_name, prompt_version, manifest_id, "
@@ -504,9 +508,10 @@ def _sort_value(row: sqlite3.Row, sort: str) -> Any:
 def _row_to_summary(row: sqlite3.Row) -> dict[str, Any]:
     from ..ids import ms_to_rfc3339
 
+    created_ms, output_preview = summary_fields(row["seq"], row["body"])
     return {
         "id": row["id"],
-        "createdAt": ms_to_rfc3339(row["seq"] >> SLOT_BITS),
+        "createdAt": ms_to_rfc3339(created_ms),
         "promptName": row["prompt_name"],
         "promptVersion": row["prompt_version"],
         "model": f"{row['model_provider']}/{row['model_name']}",
@@ -515,7 +520,7 @@ def _row_to_summary(row: sqlite3.Row) -> dict[str, Any]:
         "cost": row["cost"],
         "duration": decode_duration(row["duration"]),
         "tags": json.loads(row["tags"]) if row["tags"] else [],
-        "outputPreview": preview(row["body"]),
+        "outputPreview": output_preview,
     }
 
 
