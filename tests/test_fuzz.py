@@ -68,6 +68,13 @@ TOOLS = (
     "diff_session",
     "save_session",
     "delete_session",
+    "pin_golden",
+    "list_golden",
+    "update_golden",
+    "unpin_golden",
+    "set_gate",
+    "run_replay",
+    "get_replay",
 )
 
 FAST = 12  # examples per tool / route in the default run

@@ -24,6 +24,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..app import App, open_app
@@ -83,8 +84,21 @@ async def _close_model_clients() -> None:
         await aclose()
 
 
-async def _post_only(request: Request) -> Response:
-    raise HTTPException(405, headers={"allow": "POST"})
+def _machine_paths_in_json(web: ASGIApp) -> ASGIApp:
+    """The web page takes every path the routes above do not, except the machine ones: a request under
+    ``/api/`` or for OTLP that no route took (an unknown path, another method) is answered in the one JSON
+    error shape (404, or 405 naming the methods), not with an HTML page."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http":
+            if path == OTLP_PATH:
+                raise HTTPException(405, headers={"allow": "POST"})
+            if path == API_PREFIX or path.startswith(API_PREFIX + "/") or path.startswith("/api/"):
+                raise HTTPException(404)
+        await web(scope, receive, send)
+
+    return app
 
 
 def build_http_app(
@@ -169,10 +183,8 @@ def build_http_app(
         Mount(API_PREFIX, routes=build_api_routes(rt), name="api"),
         Route(MCP_PATH, mcp_app, name="mcp"),
         Route(OTLP_PATH, otlp, methods=["POST"], name="otlp"),
-        # Other methods on the OTLP path: 405 in the one shape, not the web page's 404.
-        Route(OTLP_PATH, _post_only, methods=["GET", "PUT", "PATCH", "DELETE"], name="otlp-other"),
         # The web page last: every path the routes above do not take (sign in with a token; SPEC §5).
-        Mount("/", app=build_web_app(lambda: rt.app), name="web"),
+        Mount("/", app=_machine_paths_in_json(build_web_app(lambda: rt.app)), name="web"),
     ]
     app = Starlette(
         routes=routes,
