@@ -12,7 +12,11 @@ DESCRIPTION = "serve the MCP server, look at traces and their statistics, manage
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="SQLite file (env AGNT_TRACES_DB; default: the user data directory)")
+    p.add_argument(
+        "--db",
+        help="SQLite file, or postgresql://user@host/db (env AGNT_TRACES_DB; default: a SQLite file in the user "
+        "data directory)",
+    )
     p.add_argument("--tenant", help="tenant (env AGNT_TRACES_TENANT; default 'default')")
 
 
