@@ -10,6 +10,7 @@ and wait for it.
     traces.py    traces list|show, stats
     prompts.py   prompts list|import|export
     tokens.py    token create|list|revoke
+    migrate.py   migrate-store (SQLite ⇄ PostgreSQL)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ _COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("token", "list"): (".tokens", "cmd_token_list"),
     ("token", "revoke"): (".tokens", "cmd_token_revoke"),
     ("demo", None): ("..demo", "cmd_demo"),
+    ("migrate-store", None): (".migrate", "cmd_migrate_store"),
 }
 
 

@@ -115,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_traces(sub)
     _add_prompts(sub)
     _add_tokens(sub)
+    migrate = sub.add_parser(
+        "migrate-store",
+        help="copy every table from one store to another (SQLite ⇄ PostgreSQL), resumably, then verify",
+        description="Copy tenants, tokens, prompts (versions, labels, history), traces (with roll-ups) and sessions "
+        "from --from to --to, then print per-table counts and digests of both. Running it again continues "
+        "where a stopped copy ended; nothing is copied twice. Exit 1 if the copy differs.",
+    )
+    migrate.add_argument("--from", dest="source", required=True, help="SQLite file or postgresql:// URL to read")
+    migrate.add_argument("--to", dest="target", required=True, help="SQLite file or postgresql:// URL to fill")
+    migrate.add_argument("--batch", type=int, default=2000, help="traces per transaction (default 2000)")
     demo = sub.add_parser("demo", help="the whole fix loop on the offline model, step by step")
     _common(demo)
     return parser
