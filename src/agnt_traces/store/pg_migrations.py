@@ -65,6 +65,7 @@ CREATE UNIQUE INDEX ix_traces_id ON traces(tenant_id, id);
 CREATE INDEX ix_traces_created ON traces(tenant_id, created_ms, n);
 CREATE INDEX ix_traces_prompt ON traces(tenant_id, prompt_name, prompt_version, created_ms, n);
 CREATE INDEX ix_traces_cost ON traces(tenant_id, (coalesce(cost, -1.0)), created_ms, n);
+CREATE INDEX ix_traces_prompt_cost ON traces(tenant_id, prompt_name, status, (coalesce(cost, -1.0)), created_ms, n);
 CREATE INDEX ix_traces_tokens ON traces(tenant_id, total_tokens, created_ms, n);
 CREATE INDEX ix_traces_duration ON traces(tenant_id, duration, created_ms, n);
 CREATE INDEX ix_traces_model ON traces(tenant_id, model_name, created_ms, n);
