@@ -162,10 +162,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             if not args.skip_store:
-                for label, db in (
-                    ("SQLite", str(Path(tmp) / "bench.db")),
-                    ("PostgreSQL", cluster.create_database("b")),
-                ):
+                stores = [] if args.skip_sqlite else [("SQLite", str(Path(tmp) / "bench.db"))]
+                for label, db in [*stores, ("PostgreSQL", cluster.create_database("b"))]:
                     print(f"== {label}: {args.n:,} traces", flush=True)
                     store_measures(db, args.n)
             print(f"== HTTP ingest: {CLIENTS} clients, batches of {BATCH}, {args.http_traces:,} traces", flush=True)
