@@ -13,11 +13,14 @@ when nothing changed since the last run; the set-up for `test` (with the dev too
 and `serve`. Progress goes to stderr. `test` also installs the pinned MCP inspector into .ci/node where
 npm exists (tests/test_inspector.py drives the server with it; without npm that test is skipped), and
 Debian's chromium with apt-get where it is missing and apt-get runs as root (tests/test_web_browser.py
-drives the web page with it; without it those tests are skipped).
+drives the web page with it; without it those tests are skipped), and the PostgreSQL server likewise
+(the store tests start a throwaway cluster from its binaries; without it they fail, naming the reason,
+unless AGNT_TRACES_SKIP_POSTGRES=1).
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -42,6 +45,8 @@ INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 NODE_DIR = ROOT / ".ci" / "node"
 # The browser tests drive Debian's chromium with Playwright (its own browser download cannot work here).
 CHROMIUM = "/usr/bin/chromium"
+# Where the distribution puts the PostgreSQL server binaries (tests/pgcluster.py looks there too).
+PG_INITDB_GLOB = os.environ.get("AGNT_TRACES_PG_INITDB_GLOB", "/usr/lib/postgresql/*/bin/initdb")
 
 
 def sh(*cmd: str | Path, **kw: object) -> None:
@@ -143,6 +148,29 @@ def chromium() -> None:
         say("could not install chromium: the browser tests (tests/test_web_browser.py) will be SKIPPED")
 
 
+def postgres_server() -> None:
+    """Install the PostgreSQL server (apt-get, as root) where its binaries are missing: the store tests
+    start a throwaway cluster from them. Says on stderr what it does, or why it cannot."""
+    if glob.glob(PG_INITDB_GLOB) or shutil.which("initdb") or os.environ.get("AGNT_TRACES_PG_BINDIR"):
+        return
+    if os.environ.get("AGNT_TRACES_SKIP_POSTGRES") == "1":
+        say("PostgreSQL server not found: its tests will be skipped (AGNT_TRACES_SKIP_POSTGRES=1)")
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        say(
+            "PostgreSQL server not found, and apt-get as root is not available to install it: the PostgreSQL "
+            "tests will fail (install the postgresql package, or set AGNT_TRACES_SKIP_POSTGRES=1 to skip them)"
+        )
+        return
+    say("PostgreSQL server not found: apt-get update && apt-get install -y postgresql (for the store tests)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", "postgresql"]):
+        if subprocess.run(cmd, stdout=sys.stderr, stdin=subprocess.DEVNULL, env=env).returncode != 0:
+            say(f"`{' '.join(cmd[1:3])}` failed: the PostgreSQL tests will fail, naming the reason")
+            return
+
+
 def site_packages() -> Path:
     out = subprocess.run(
         [PY, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -173,6 +201,7 @@ def main(argv: list[str]) -> int:
         env = dict(os.environ)
         chromium()
         binary = inspector()
+        postgres_server()
         if binary is not None:
             env["AGNT_TRACES_INSPECTOR"] = str(binary)
         return subprocess.run([BIN / "pytest", *rest], cwd=ROOT, env=env).returncode

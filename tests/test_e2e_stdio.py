@@ -12,7 +12,7 @@ from mcp_helpers import call, call_error
 from modelserver import ModelServer
 from test_stdio import server_params
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])

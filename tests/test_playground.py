@@ -13,7 +13,7 @@ from agnt_traces.store.base import TraceQuery
 from factories import trace_payload
 from modelserver import ModelServer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 
 
 def content(server: ModelServer) -> dict[str, object]:

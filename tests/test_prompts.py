@@ -12,7 +12,7 @@ from agnt_traces.server.mcp import build_server
 from mcp_helpers import call, call_error
 from modelserver import ModelServer, expected_usage
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 
 
 def content(server: ModelServer | None = None, **model: object) -> dict[str, object]:

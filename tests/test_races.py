@@ -26,7 +26,7 @@ from http_helpers import check_error_body, db_snapshot
 from live_http import Reply, Rest, live_server, make_token
 from mcp_helpers import call, call_error
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 
 TENANT = "acme"
 PUBLISH_ROUNDS = 100
@@ -116,6 +116,7 @@ async def test_concurrent_update_and_publish_never_mixes_note_and_content(settin
     print(f"publish race: {retries} publishes refused with 412 and retried in {PUBLISH_ROUNDS} rounds")
 
 
+@pytest.mark.sqlite_only
 async def test_stale_if_match_is_refused_and_changes_nothing(settings: Settings) -> None:
     token = await make_token(settings, TENANT)
     with live_server(settings) as srv:

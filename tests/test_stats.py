@@ -15,7 +15,7 @@ from agnt_traces.store import migrations
 from agnt_traces.store.base import StatsQuery
 from factories import trace_payload
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 H = 3_600_000
 T0 = 1_790_000_000_000 // H * H  # an hour boundary
 
@@ -80,6 +80,7 @@ async def test_windows_across_hours_match_brute_force(app: App) -> None:
             assert g["p95Duration"] == pytest.approx(nearest_rank(w["durations"], 0.95), rel=0.025)
 
 
+@pytest.mark.sqlite_only
 async def test_existing_traces_are_rolled_up_by_the_migration(db_path: str) -> None:
     async with open_app(Settings(db_path=db_path)) as app:
         for i in range(5):

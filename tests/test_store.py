@@ -11,7 +11,7 @@ from agnt_traces.store import migrations
 from agnt_traces.store.base import StatsQuery, TraceQuery
 from factories import trace_payload
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 
 
 def q(**kw: object) -> TraceQuery:
@@ -23,6 +23,7 @@ async def ids(app: App, **kw: object) -> list[str]:
     return [r["id"] for r in page["traces"]]
 
 
+@pytest.mark.sqlite_only
 async def test_migrations_apply_from_empty_and_are_recorded(db_path: str) -> None:
     async with open_app(Settings(db_path=db_path)):
         pass
@@ -34,6 +35,7 @@ async def test_migrations_apply_from_empty_and_are_recorded(db_path: str) -> Non
     assert {"traces", "manifests", "fts_probe", "store_secrets", "prompts", "sessions", "api_tokens"} <= tables
 
 
+@pytest.mark.sqlite_only
 async def test_reopen_keeps_data_and_runs_no_migration_twice(db_path: str) -> None:
     async with open_app(Settings(db_path=db_path)) as app:
         created = await app.traces.ingest("default", trace_payload())
@@ -82,6 +84,7 @@ async def test_roundtrip_keeps_every_field(app: App) -> None:
     assert got["etag"] == "e1"
 
 
+@pytest.mark.sqlite_only
 async def test_identical_manifests_are_stored_once(app: App, db_path: str) -> None:
     for i in range(5):
         await app.traces.ingest("default", trace_payload(output=f"answer {i}"))

@@ -132,6 +132,7 @@ PREFIX_BOMB = " ".join(f"{chr(ord('a') + i % 26)}*" for i in range(100))[:300]
         ('"' + " ".join(f"w{i}" for i in range(17)) + '"', "max_terms"),
     ],
 )
+@pytest.mark.both_stores
 async def test_costly_full_text_queries_are_refused_before_any_work(app: App, text: str, rule: str) -> None:
     await app.traces.ingest("default", trace_payload())
     started = time.perf_counter()
@@ -145,6 +146,7 @@ async def test_costly_full_text_queries_are_refused_before_any_work(app: App, te
 @pytest.mark.parametrize(
     "text", ['"refund was issued"', "refu*", '"your refu"*', "refund OR yesterday NOT ticket", "refund issued"]
 )
+@pytest.mark.both_stores
 async def test_reasonable_full_text_queries_still_run(app: App, text: str) -> None:
     await app.traces.ingest("default", trace_payload(output="Your refund was issued yesterday."))
     page = await app.traces.list("default", TraceQuery(query=text))

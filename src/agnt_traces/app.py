@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from .config import Settings
 from .errors import AgntError
 from .services.traces import TraceService
+from .store import open_store
 from .store.base import Store
-from .store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from .services.golden import GoldenService
@@ -75,7 +75,7 @@ class App:
 
 @asynccontextmanager
 async def open_app(settings: Settings) -> AsyncIterator[App]:
-    store = await SqliteStore.open(settings.db_path)
+    store = await open_store(settings.db_path)
     app = App(settings=settings, store=store, traces=TraceService(store, settings.price_overrides))
     try:
         await _recover_replays(app)

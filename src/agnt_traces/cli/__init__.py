@@ -13,6 +13,7 @@ and wait for it.
     tokens.py    token create|list|revoke
     replay.py    replay (golden cases; the exit status is the gate's verdict)
     collect.py   collect (a local OTLP endpoint)
+    migrate.py   migrate-store (SQLite ⇄ PostgreSQL)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ _COMMANDS: dict[tuple[str, str | None], tuple[str, str]] = {
     ("demo", None): ("..demo", "cmd_demo"),
     ("replay", None): (".replay", "cmd_replay"),
     ("collect", None): (".collect", "cmd_collect"),
+    ("migrate-store", None): (".migrate", "cmd_migrate_store"),
 }
 
 

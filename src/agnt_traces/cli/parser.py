@@ -12,7 +12,11 @@ DESCRIPTION = "serve the MCP server, look at traces and their statistics, manage
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="SQLite file (env AGNT_TRACES_DB; default: the user data directory)")
+    p.add_argument(
+        "--db",
+        help="SQLite file, or postgresql://user@host/db (env AGNT_TRACES_DB; default: a SQLite file in the user "
+        "data directory)",
+    )
     p.add_argument("--tenant", help="tenant (env AGNT_TRACES_TENANT; default 'default')")
 
 
@@ -159,6 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tokens(sub)
     _add_replay(sub)
     _add_collect(sub)
+    migrate = sub.add_parser(
+        "migrate-store",
+        help="copy every table from one store to another (SQLite ⇄ PostgreSQL), resumably, then verify",
+        description="Copy tenants, tokens, prompts (versions, labels, history), traces (with roll-ups) and sessions "
+        "from --from to --to, then print per-table counts and digests of both. Running it again continues "
+        "where a stopped copy ended; nothing is copied twice. Exit 1 if the copy differs.",
+    )
+    migrate.add_argument("--from", dest="source", required=True, help="SQLite file or postgresql:// URL to read")
+    migrate.add_argument("--to", dest="target", required=True, help="SQLite file or postgresql:// URL to fill")
+    migrate.add_argument("--batch", type=int, default=2000, help="traces per transaction (default 2000)")
     demo = sub.add_parser("demo", help="the whole fix loop on the offline model, step by step")
     _common(demo)
     return parser

@@ -30,6 +30,7 @@ from .. import __version__
 from ..app import App, open_app
 from ..config import Settings
 from ..errors import InvalidArgument
+from ..store.postgres_base import describe_url
 from .auth import DEFAULT_TOKEN_TTL, McpTokenVerifier, TokenAuth
 from .errors import BodyLimitMiddleware, http_exception_handler, unexpected_error_handler
 from .inflight import InFlight, InFlightMiddleware
@@ -247,7 +248,7 @@ def serve_http(settings: Settings, host: str = "127.0.0.1", port: int = 8787) ->
             if self.started:
                 print(
                     f"agnt-traces {__version__}: serving on {url} — web page {url}/, REST {url}{API_PREFIX}, "
-                    f"MCP {url}{MCP_PATH}, health {url}/healthz (db: {settings.db_path})",
+                    f"MCP {url}{MCP_PATH}, health {url}/healthz (db: {describe_url(settings.db_path)})",
                     file=sys.stderr,
                     flush=True,
                 )

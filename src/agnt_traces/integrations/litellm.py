@@ -548,9 +548,9 @@ class _LocalStore:
         if self._app is None:
             from ..app import App
             from ..services.traces import TraceService
-            from ..store.sqlite import SqliteStore
+            from ..store import open_store
 
-            store = await SqliteStore.open(self._settings.db_path)
+            store = await open_store(self._settings.db_path)
             self._app = App(
                 settings=self._settings, store=store, traces=TraceService(store, self._settings.price_overrides)
             )

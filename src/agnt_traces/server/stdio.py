@@ -31,6 +31,7 @@ from ..app import open_app
 from ..config import Settings
 from ..errors import InvalidArgument
 from ..jsonlimits import INVALID_REQUEST, recover_id, rejection, screen_rpc
+from ..store.postgres_base import describe_url
 
 __all__ = ["SHUTDOWN_GRACE", "serve_stdio"]
 
@@ -200,7 +201,7 @@ async def serve_stdio(settings: Settings) -> int:
 
             tg.start_soon(on_signal)
             print(
-                f"agnt-traces: serving MCP over stdio (db {settings.db_path}, tenant {settings.tenant}); "
+                f"agnt-traces: serving MCP over stdio (db {describe_url(settings.db_path)}, tenant {settings.tenant}); "
                 "Ctrl-C to stop",
                 file=sys.stderr,
                 flush=True,
