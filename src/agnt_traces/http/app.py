@@ -30,6 +30,7 @@ from .. import __version__
 from ..app import App, open_app
 from ..config import Settings
 from ..errors import InvalidArgument
+from ..logs import log_failure
 from ..store.postgres_base import describe_url
 from .auth import DEFAULT_TOKEN_TTL, McpTokenVerifier, TokenAuth
 from .errors import BodyLimitMiddleware, http_exception_handler, unexpected_error_handler
@@ -150,7 +151,7 @@ def build_http_app(
         try:
             reason = await rt.app.store.health()  # the file is there, the disk takes writes, a read answers
         except Exception:
-            logger.exception("health check failed")
+            log_failure(logger, "health check failed")
             reason = "the database does not answer; the server log has the details"
         if reason is not None:
             body = {"status": "error", "reason": reason, "version": __version__}

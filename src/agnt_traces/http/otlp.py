@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import AgntError, InternalError, InvalidArgument, PayloadTooLarge, Unauthorized
+from ..logs import log_failure
 from ..otlp.decode import OtlpLimits, body_too_large, decode_body, gunzip_bounded
 from ..otlp.ingest import IngestSummary, ingest_spans, summary_headers
 from ..services.traces import TraceService
@@ -153,6 +154,6 @@ class OtlpEndpoint:
                 logger.error("OTLP export refused: %s", err.message)
             return _error_response(err, encoding)
         except Exception:
-            logger.exception("OTLP export failed")
+            log_failure(logger, "OTLP export failed")
             return _error_response(InternalError("internal error; the server log has the details"), encoding)
         return _success(summary, encoding)

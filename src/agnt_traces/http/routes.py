@@ -22,6 +22,7 @@ from starlette.routing import Route
 from ..app import App
 from ..errors import AgntError, InternalError, InvalidArgument, from_validation_error
 from ..limits import DIFF_MAX_CHARS
+from ..logs import log_failure
 from ..models import ModelConfig, PromptContent, Trace, TraceIn
 from ..services.traces import TRACE_FIELDS, validate_query
 from ..store.base import IngestResult, StatsQuery, TraceQuery
@@ -874,7 +875,7 @@ def _endpoint(rt: Runtime, op: Operation) -> Callable[[Request], Awaitable[Respo
         except AgntError as err:
             return error_response(err)
         except Exception:
-            logger.exception("%s %s failed", request.method, op.path)
+            log_failure(logger, "%s %s failed", request.method, op.path)
             return error_response(InternalError("internal error; the server log has the details"))
 
     endpoint.__name__ = op.operation_id

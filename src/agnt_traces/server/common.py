@@ -15,6 +15,7 @@ from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotatio
 
 from ..app import App
 from ..errors import AgntError, InternalError, InvalidArgument, NotFound
+from ..logs import log_failure
 
 __all__ = [
     "DESTRUCTIVE",
@@ -76,7 +77,7 @@ def tool_errors(fn: Callable[P, Awaitable[Any]]) -> Callable[P, Awaitable[Any]]:
         except AgntError as err:
             return error_result(err)
         except Exception:
-            logger.exception("tool %s failed", fn.__name__)
+            log_failure(logger, "tool %s failed", fn.__name__)
             return error_result(InternalError("internal error; the server log has the details"))
 
     # The docstring is the tool's description: without the source's indentation.

@@ -35,6 +35,7 @@ from ..diff import diff_text
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms
 from ..llm.providers import check_provider
+from ..logs import log_failure
 from ..models import Block, ModelConfig, PromptContent, Trace, VariableDecl
 from ..store.base import GoldenRecord, ReplayRecord, Store, TraceQuery
 from .callcache import BudgetExceeded, CachedCaller, SpendGuard
@@ -636,7 +637,7 @@ class GoldenService:
             self._finished.pop(rec.id, asyncio.Event()).set()
             raise
         except Exception:
-            logger.exception("replay %s failed", rec.id)
+            log_failure(logger, "replay %s failed", rec.id)
             rec.status = "error"
             rec.data.update(status="error", error={"code": "internal", "message": "internal error; see the server log"})
         rec.updated_at = now_ms()

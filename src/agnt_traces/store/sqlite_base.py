@@ -12,6 +12,7 @@ from typing import Any, Self, TypeVar
 
 from ..errors import AgntError, InvalidArgument, StorageFull, StoreUnavailable
 from ..ids import now_ms
+from ..logs import log_failure
 from ..models import PromptContent, canonical_json
 from . import migrations
 from .connections import ConnectionPool, FulltextGate
@@ -224,7 +225,7 @@ class SqliteBase:
                     try:
                         db.execute("ROLLBACK")
                     except sqlite3.Error:
-                        logger.warning("rollback failed", exc_info=True)
+                        log_failure(logger, "rollback failed", level=logging.WARNING)
                 self._manifest_ids.clear()  # ids cached in this transaction may name rolled-back rows
                 self._tenant_ids.clear()
                 self._fts_tables.clear()

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ..app import App
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound
 from ..ids import ms_to_rfc3339, now_ms
+from ..logs import log_failure
 from ..models import message_text
 from ..services.traces import validate_query
 from ..store.base import StatsQuery, TraceQuery
@@ -222,7 +223,7 @@ class Pages:
             except AgntError as err:
                 return self.error_page(ctx, err.http_status, "That did not work", err.message)
             except Exception:
-                logger.exception("web page %s failed", request.url.path)
+                log_failure(logger, "web page %s failed", request.url.path)
                 return self.error_page(ctx, 500, "Internal error", "Something went wrong; the server log has details.")
 
         return endpoint
