@@ -498,9 +498,16 @@ def test_sdk_seam_matches_the_pinned_sdk() -> None:
     from mcp.server.lowlevel.server import Server
 
     from agnt_traces.server.mcp import build_server
-    from agnt_traces.server.sdk_seams import PINNED_MCP_VERSION, lowlevel_server
+    from agnt_traces.server.sdk_seams import PINNED_MCP_VERSION, lowlevel_server, registered_tools
 
     assert version("mcp") == PINNED_MCP_VERSION, "mcp was upgraded: re-check server/sdk_seams.py and stdio.py"
-    server = lowlevel_server(build_server(Settings(db_path=":memory:")))
+    mcp = build_server(Settings(db_path=":memory:"))
+    server = lowlevel_server(mcp)
     assert isinstance(server, Server)
     assert callable(server.run) and callable(server.create_initialization_options)
+    assert callable(server.add_request_handler)
+    tools = registered_tools(mcp)
+    assert {t.name for t in tools} >= {"list_traces", "run_replay"}
+    for tool in tools:  # what _forbid_unknown_arguments changes
+        assert tool.fn_metadata.arg_model.model_config["extra"] == "forbid"
+        assert tool.parameters["additionalProperties"] is False

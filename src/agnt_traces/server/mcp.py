@@ -13,6 +13,7 @@ from ..app import App, open_app
 from ..config import Settings
 from . import apps, prompts_mcp, resources, tools_golden, tools_playground, tools_prompts, tools_traces
 from .common import error_shape_middleware, prompt_arguments_middleware
+from .sdk_seams import registered_tools
 
 __all__ = ["INSTRUCTIONS", "build_server"]
 
@@ -54,7 +55,7 @@ def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = N
 def _forbid_unknown_arguments(mcp: MCPServer[App]) -> None:
     """A misspelt argument (``promt_name``) is an error naming it, not silently ignored: an unfiltered
     answer to a filtered question would mislead the agent. The schema says so too."""
-    for tool in mcp._tool_manager.list_tools():
+    for tool in registered_tools(mcp):
         model = tool.fn_metadata.arg_model
         model.model_config["extra"] = "forbid"
         model.model_rebuild(force=True)

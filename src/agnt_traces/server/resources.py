@@ -15,6 +15,7 @@ from ..app import App
 from ..errors import AgntError, NotFound
 from ..store.base import TraceQuery
 from .common import app_of, tenant_of
+from .sdk_seams import lowlevel_server
 
 __all__ = ["register"]
 
@@ -92,4 +93,4 @@ def register(mcp: MCPServer[Any]) -> None:
         ]
         return ListResourcesResult(resources=resources, next_cursor=page["nextCursor"])
 
-    mcp._lowlevel_server.add_request_handler("resources/list", PaginatedRequestParams, list_recent_traces)
+    lowlevel_server(mcp).add_request_handler("resources/list", PaginatedRequestParams, list_recent_traces)
