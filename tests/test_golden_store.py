@@ -156,10 +156,9 @@ async def test_call_cache_and_version_gates_are_per_tenant(store: Store) -> None
 # -- PostgreSQL only ----------------------------------------------------------------------------------------
 
 
-async def test_pg_migration_6_indexes_lead_with_the_tenant(store: Store, db_path: str, store_kind: str) -> None:
-    if store_kind != "postgres":
-        pytest.skip("PostgreSQL's indexes")
-    with psycopg.connect(db_path) as conn:
+async def test_pg_migration_6_indexes_lead_with_the_tenant(pg_url: str) -> None:
+    await (await open_store(pg_url)).close()
+    with psycopg.connect(pg_url) as conn:
         rows = conn.execute(
             "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)", (list(GOLDEN_TABLES),)
         ).fetchall()
@@ -172,11 +171,15 @@ async def test_pg_migration_6_indexes_lead_with_the_tenant(store: Store, db_path
         assert applied == 1
 
 
-async def test_pg_a_replay_finished_while_the_restart_check_waits_is_left_alone(
-    store: Store, db_path: str, store_kind: str
-) -> None:
-    if store_kind != "postgres":
-        pytest.skip("row locks of PostgreSQL")
+async def test_pg_a_replay_finished_while_the_restart_check_waits_is_left_alone(pg_url: str) -> None:
+    store = await open_store(pg_url)
+    try:
+        await _finish_while_checking(store, pg_url)
+    finally:
+        await store.close()
+
+
+async def _finish_while_checking(store: Store, db_path: str) -> None:
     rid = new_id()
     await store.save_replay("acme", _replay(rid))
     with psycopg.connect(db_path) as other:  # another server finishing the replay, not committed yet
