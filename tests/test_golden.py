@@ -12,7 +12,7 @@ from agnt_traces.errors import Conflict, InvalidArgument, NotFound
 from golden_helpers import PHRASE, content_of, variables
 from modelserver import ModelServer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 
 CHECKS = [{"type": "contains", "value": PHRASE}]
 

@@ -15,7 +15,7 @@ from golden_helpers import content_of, model_of, variables
 from http_helpers import InProcess, check_error_body, in_process
 from modelserver import ModelServer
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 
 
 @pytest.fixture

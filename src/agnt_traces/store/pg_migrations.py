@@ -201,12 +201,74 @@ CREATE TABLE store_secrets (
 );
 """
 
+M006_GOLDEN_REPLAYS = """
+-- A prompt's golden cases: a pinned trace's exact compile context and its output as the reference.
+CREATE TABLE golden_cases (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    id TEXT NOT NULL,
+    prompt_name TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, prompt_name, trace_id)
+);
+CREATE INDEX ix_golden_prompt ON golden_cases(tenant_id, prompt_name);
+
+-- A prompt's gate policy: publish needs a passing replay of the draft.
+CREATE TABLE prompt_gates (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    prompt_name TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, prompt_name)
+);
+
+-- Replay runs: state, progress and the report (one JSON document), by tenant.
+CREATE TABLE replays (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    id TEXT NOT NULL,
+    prompt_name TEXT NOT NULL,
+    etag TEXT NOT NULL,
+    status TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX ix_replays_prompt ON replays(tenant_id, prompt_name, etag);
+-- Only running replays, across tenants (the restart check reads them all): small, whatever its columns.
+CREATE INDEX ix_replays_running ON replays(tenant_id, id) WHERE status = 'running';
+
+-- Recorded answers of replay and playground calls by the hash of the canonical request.
+CREATE TABLE call_cache (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    request_hash BYTEA NOT NULL,
+    trace_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, request_hash)
+);
+
+-- What let a version be published through a gate: the passing replay, or an override reason.
+CREATE TABLE version_gates (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    prompt_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, prompt_name, version, created_at)
+);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial", M001_INITIAL),
     (2, "prompts", M002_PROMPTS),
     (3, "sessions_and_tokens", M003_SESSIONS_AND_TOKENS),
     (4, "trace_rollups", M004_TRACE_ROLLUPS),
     (5, "tenant_fulltext_and_secrets", M005_FULLTEXT_AND_SECRETS),
+    (6, "golden_replays", M006_GOLDEN_REPLAYS),
 ]
 
 _RECORD_TABLE = (

@@ -30,6 +30,7 @@ from .connections import ReadBudgetExceeded
 from .fulltext import check_fulltext_query
 from .pg_fulltext import document_vector, to_tsquery_literal
 from .postgres_base import describe_url, is_postgres_url
+from .postgres_golden import PostgresGoldenMixin
 from .postgres_prompts import PostgresPromptsMixin
 from .rollups import HOUR_MS, Agg, RollupKey, add_trace, rows_to_aggs
 from .sqlite import _STATS_GROUPS, _rollup_fields, _stats_label
@@ -68,7 +69,7 @@ _ROLLUP_UPSERT = (
 )
 
 
-class PostgresStore(PostgresPromptsMixin):
+class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
     """``Store`` on a PostgreSQL database (see the module docstring)."""
 
     # -- traces -----------------------------------------------------------------------------------

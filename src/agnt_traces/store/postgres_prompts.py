@@ -18,6 +18,7 @@ from ..models import PromptContent
 from .base import PromptRecord, SessionRecord, SessionSave, TokenRecord
 from .codec import run_summary, unpack_trace
 from .postgres_base import PostgresBase
+from .postgres_golden import record_version_gate
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -199,10 +200,19 @@ class PostgresPromptsMixin(PostgresBase):
         return rec
 
     async def publish(
-        self, tenant: str, name: str, label: str, note: str, *, expected_etag: str | None = None
+        self,
+        tenant: str,
+        name: str,
+        label: str,
+        note: str,
+        *,
+        expected_etag: str | None = None,
+        gate: dict[str, Any] | None = None,
     ) -> PromptRecord:
         """Publish the draft as a version and point ``label`` at it (see ``SqliteStore.publish``). The
-        prompt's row is locked first: the etag check and the publish see the same draft."""
+        prompt's row is locked first: the etag check and the publish see the same draft. ``gate`` (what let
+        the draft through its gate: a passing replay or an override) is recorded on the version in the same
+        transaction."""
 
         async def run(conn: AsyncConnection[Any]) -> PromptRecord:
             tid = await self._tenant_id_tx(conn, tenant)
@@ -248,6 +258,8 @@ class PostgresPromptsMixin(PostgresBase):
                     (pid, version, etag, note, now),
                 )
             await _set_label(conn, pid, label, version, current["version"] if current else None, note, now)
+            if gate is not None:
+                await record_version_gate(conn, tid, name, version, gate, now)
             rec = await self._load_prompt(conn, tid, name)
             assert rec is not None
             return rec

@@ -6,7 +6,9 @@ tables directly, in a neutral form (tenants by name, traces by id), so it works 
 - tenants, API tokens, prompt contents and sessions: ``INSERT … ON CONFLICT DO NOTHING``;
 - each prompt whole (row, versions, labels, label history) in one transaction, skipped if present;
 - traces in batches in the source's order, each batch one transaction with its manifests, full-text
-  entries, tags and the roll-ups of exactly the traces it inserted; ids already in the target are skipped.
+  entries, tags and the roll-ups of exactly the traces it inserted; ids already in the target are skipped;
+- golden cases, gates, replays, the call cache and version gate records: each table in one transaction,
+  ``INSERT … ON CONFLICT DO NOTHING`` (their keys are the same in both stores).
 
 A copy stopped at any point (killed, a lost connection) is continued by running it again: every step is
 idempotent and nothing is counted twice. ``verify`` compares per-table counts and digests of the
@@ -143,6 +145,8 @@ def copy_all(
             if batch_delay_s:
                 time.sleep(batch_delay_s)
         _copy_sessions(src, dst, tenants)
+        for table, columns in _TENANT_TABLES.items():
+            progress(f"{table}: {_copy_tenant_table(src, dst, tenants, table, columns)} in the source")
     finally:
         src.close()
         dst.close()
@@ -226,6 +230,35 @@ def _copy_sessions(src: Side, dst: Side, tenants: dict[int, int]) -> None:
             (tenants[tid], *rest),
         )
     dst.commit()
+
+
+#: Tables keyed by tenant whose other columns copy as they are (ids, names, JSON text, hashes): table →
+#: its columns after ``tenant_id``. Their keys are the same in both stores.
+_TENANT_TABLES: dict[str, tuple[str, ...]] = {
+    "golden_cases": ("id", "prompt_name", "trace_id", "data", "created_at", "updated_at"),
+    "prompt_gates": ("prompt_name", "policy", "updated_at"),
+    "replays": ("id", "prompt_name", "etag", "status", "owner", "data", "created_at", "updated_at"),
+    "call_cache": ("request_hash", "trace_id", "created_at"),
+    "version_gates": ("prompt_name", "version", "data", "created_at"),
+}
+
+
+def _copy_tenant_table(src: Side, dst: Side, tenants: dict[int, int], table: str, columns: tuple[str, ...]) -> int:
+    """Copy one of ``_TENANT_TABLES`` in one transaction; rows the target has are kept. Returns the source's count."""
+    names = ", ".join(columns)
+    rows = src.rows(f"SELECT tenant_id, {names} FROM {table}")
+    dst.begin()
+    try:
+        for tid, *rest in rows:
+            dst.run(
+                f"INSERT INTO {table}(tenant_id, {names}) VALUES (?{',?' * len(columns)}) ON CONFLICT DO NOTHING",
+                (tenants[tid], *(_blob(v) for v in rest)),
+            )
+        dst.commit()
+    except BaseException:
+        dst.rollback()
+        raise
+    return len(rows)
 
 
 def _copy_trace_batch(dst: Side, page: list[tuple[Any, ...]]) -> int:
@@ -368,6 +401,8 @@ def _neutral(side: Side) -> dict[str, list[str]]:
         "SELECT tenant_id, id, trace_id, data, revision, created_at, updated_at FROM sessions",
         lambda r: (tenants[r[0]], r[1], r[2], json.loads(r[3]), *r[4:]),
     )
+    for table, columns in _TENANT_TABLES.items():
+        out[table] = lines(f"SELECT tenant_id, {', '.join(columns)} FROM {table}", lambda r: (tenants[r[0]], *r[1:]))
     return out
 
 
