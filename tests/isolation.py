@@ -751,6 +751,9 @@ INITIALIZE = {
 }
 
 
+FLOOD_HOLD_SECONDS = 3.0
+
+
 def session_flood(max_sessions: int, workers: int = 8) -> Callable[[Scenario], Awaitable[list[Step]]]:
     """Open MCP sessions with ``initialize`` until one is refused (or ``max_sessions``); then the victim opens one."""
 
@@ -778,6 +781,12 @@ def session_flood(max_sessions: int, workers: int = 8) -> Callable[[Scenario], A
 
             flood_start = time.monotonic()
             await asyncio.gather(*(worker() for _ in range(workers)))
+            # Capped, the flood is over in a blink: the attacker then holds its sessions and keeps knocking
+            # for a few seconds, so that the victim's latency is measured over a real window.
+            hold_until = time.monotonic() + FLOOD_HOLD_SECONDS
+            while refused and time.monotonic() < hold_until and not scn.over():
+                step, _ = await timed("initialize (holding)", http.post(scn.url + "/mcp", json=INITIALIZE))
+                steps.append(step)
             flood_end = time.monotonic()
             flood_seconds = time.perf_counter() - t0
             # The victim, now: can it still open a session and call a tool?
