@@ -132,15 +132,13 @@ class Runner:
             "originalCost": original.cost,
             "originalDuration": original.duration,
         }
-        trace = Trace(
-            id=new_id(created, scope=tenant),
-            created_at=ms_to_rfc3339(created),
-            prompt_name=ctx.prompt_name,
-            prompt_version=ctx.prompt_version,
-            etag=compiled.manifest["etag"],
-            manifest=self.call_manifest(compiled, model),
-            variables=compiled.variables,
-            messages=compiled.messages,
+        trace = self._trace(
+            tenant,
+            created,
+            compiled,
+            model,
+            ctx,
+            metadata,
             output=original.output,
             tool_calls=original.tool_calls,
             input_tokens=original.input_tokens,
@@ -148,14 +146,9 @@ class Runner:
             total_tokens=original.total_tokens,
             cost=0.0,
             duration=round(duration, 6),
-            model=ModelInfo(provider=model.provider, name=model.name, metadata=dict(original.model.metadata)),
+            model_metadata=dict(original.model.metadata),
             status=original.status,
             error=original.error,
-            tags=list(dict.fromkeys(ctx.tags)),
-            metadata=metadata,
-            source=ctx.source,  # type: ignore[arg-type]
-            session_id=ctx.session_id,
-            parent_trace_id=ctx.parent_trace_id,
         )
         await self.traces.record(tenant, trace)
         return trace
@@ -175,22 +168,19 @@ class Runner:
             compiled.manifest["tools"] or None,
             settings,
         )
-        manifest = self.call_manifest(compiled, model)
         metadata = dict(ctx.metadata)
         usage = checked_usage(result.input_tokens, result.output_tokens, result.total_tokens, result.cost)
         if usage.invalid:
             metadata["invalidUsage"] = usage.invalid  # recorded, never stored as if it were true
         if result.metadata.get("outputTruncated"):
             metadata["outputTruncated"] = True
-        trace = Trace(
-            id=new_id(created, scope=tenant),
-            created_at=ms_to_rfc3339(created),
-            prompt_name=ctx.prompt_name,
-            prompt_version=ctx.prompt_version,
-            etag=compiled.manifest["etag"],
-            manifest=manifest,
-            variables=compiled.variables,
-            messages=compiled.messages,
+        trace = self._trace(
+            tenant,
+            created,
+            compiled,
+            model,
+            ctx,
+            metadata,
             output=result.output,
             tool_calls=result.tool_calls,
             input_tokens=usage.input_tokens,
@@ -198,17 +188,44 @@ class Runner:
             total_tokens=usage.total_tokens,
             cost=usage.cost,
             duration=round(result.duration, 6),
-            model=ModelInfo(provider=model.provider, name=model.name, metadata=result.metadata),
+            model_metadata=result.metadata,
             status=result.status,
             error=ErrorInfo.model_validate(result.error) if result.error else None,
+        )
+        await self.traces.record(tenant, trace)
+        return trace
+
+    def _trace(
+        self,
+        tenant: str,
+        created: int,
+        compiled: CompileResult,
+        model: ModelConfig,
+        ctx: CallContext,
+        metadata: dict[str, Any],
+        *,
+        model_metadata: dict[str, Any],
+        **call: Any,
+    ) -> Trace:
+        """A trace of one call: the compile context and the call's context, with ``call``'s outcome
+        (output, tool calls, tokens, cost, duration, status, error)."""
+        return Trace(
+            id=new_id(created, scope=tenant),
+            created_at=ms_to_rfc3339(created),
+            prompt_name=ctx.prompt_name,
+            prompt_version=ctx.prompt_version,
+            etag=compiled.manifest["etag"],
+            manifest=self.call_manifest(compiled, model),
+            variables=compiled.variables,
+            messages=compiled.messages,
+            model=ModelInfo(provider=model.provider, name=model.name, metadata=model_metadata),
             tags=list(dict.fromkeys(ctx.tags)),
             metadata=metadata,
             source=ctx.source,  # type: ignore[arg-type]
             session_id=ctx.session_id,
             parent_trace_id=ctx.parent_trace_id,
+            **call,
         )
-        await self.traces.record(tenant, trace)
-        return trace
 
 
 def raise_for_error(trace: Trace) -> None:

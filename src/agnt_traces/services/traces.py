@@ -150,18 +150,7 @@ class TraceService:
                 valid.append((i, self.prepare(payload, tenant)))
             except InvalidArgument as exc:
                 outcomes[i] = exc
-        if valid:
-            try:
-                results = await self.store.insert_traces(tenant, [rec for _, rec in valid])
-            except Conflict:
-                for i, rec in valid:
-                    try:
-                        (outcomes[i],) = await self.store.insert_traces(tenant, [rec])
-                    except Conflict as exc:
-                        outcomes[i] = exc
-            else:
-                for (i, _), result in zip(valid, results, strict=True):
-                    outcomes[i] = result
+        await self._store_each(tenant, valid, outcomes)
         return [o for o in outcomes if o is not None]
 
     async def ingest_spans(
@@ -190,19 +179,30 @@ class TraceService:
                 valid.append((i, TraceRecord(trace=build_trace(fields), digest=digest, client_id=True)))
             except ValidationError as exc:
                 outcomes[i] = from_validation_error(exc, f"span {fields.get('id')}")
-        if valid:
-            try:
-                results = await self.store.insert_traces(tenant, [rec for _, rec in valid])
-            except Conflict:
-                for i, rec in valid:
-                    try:
-                        (outcomes[i],) = await self.store.insert_traces(tenant, [rec])
-                    except Conflict as exc:
-                        outcomes[i] = exc
-            else:
-                for (i, _), result in zip(valid, results, strict=True):
-                    outcomes[i] = result
+        await self._store_each(tenant, valid, outcomes)
         return [o for o in outcomes if o is not None]
+
+    async def _store_each(
+        self,
+        tenant: str,
+        valid: list[tuple[int, TraceRecord]],
+        outcomes: list[IngestResult | AgntError | None],
+    ) -> None:
+        """Store the valid records in one transaction and put each answer at its index in ``outcomes``; when
+        one conflicts with a stored trace, store them one by one so that each gets its own answer."""
+        if not valid:
+            return
+        try:
+            results = await self.store.insert_traces(tenant, [rec for _, rec in valid])
+        except Conflict:
+            for i, rec in valid:
+                try:
+                    (outcomes[i],) = await self.store.insert_traces(tenant, [rec])
+                except Conflict as exc:
+                    outcomes[i] = exc
+        else:
+            for (i, _), result in zip(valid, results, strict=True):
+                outcomes[i] = result
 
     async def record(self, tenant: str, trace: Trace) -> Trace:
         """Store a trace made by this server (prompt runs, playground runs)."""
