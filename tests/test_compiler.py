@@ -652,9 +652,18 @@ def test_injection_corpus_is_refused(variables: dict[str, Any]) -> None:
 
 
 def test_injection_payloads_fail_static_checks_or_compile() -> None:
-    # check_content only parses: payloads may pass it, but must never crash it.
+    """check_content only parses: a payload may pass it (it is then refused when compiled), but it never
+    crashes it, and the ones that load other templates are refused before any rendering."""
+    refused_statically = []
     for payload in PAYLOADS:
         try:
             check_content(one(payload))
         except CompileError as error:
             assert_clean(error.message)
+            refused_statically.append(payload)
+        else:
+            with pytest.raises(CompileError):
+                compile_prompt(one(payload), {})
+    loaders = [p for p in PAYLOADS if any(tag in p for tag in ("{% include", "{% import", "{% extends", "{% from"))]
+    assert loaders, "the corpus should hold payloads that load other templates"
+    assert set(loaders) <= set(refused_statically)
