@@ -32,8 +32,7 @@ from .pg_fulltext import document_vector, to_tsquery_literal
 from .postgres_base import describe_url, is_postgres_url
 from .postgres_golden import PostgresGoldenMixin
 from .postgres_prompts import PostgresPromptsMixin
-from .rollups import HOUR_MS, Agg, RollupKey, add_trace, rows_to_aggs
-from .sqlite import _STATS_GROUPS, _rollup_fields, _stats_label
+from .rollups import HOUR_MS, STATS_GROUPS, Agg, RollupKey, add_trace, rollup_fields, rows_to_aggs, stats_rows
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -125,7 +124,7 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
 
         rollup: dict[RollupKey, Agg] = {}
         for rec in new:
-            add_trace(rollup, _created_ms(rec.trace), _rollup_fields(rec.trace))
+            add_trace(rollup, _created_ms(rec.trace), rollup_fields(rec.trace))
         await _merge_rollups(conn, tid, rollup)
 
         cur = await conn.execute(
@@ -265,7 +264,7 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
                 raw.append((since, lo))
             if until is not None and hi is not None and hi < until:
                 raw.append((hi, until))
-        group_of = _STATS_GROUPS[query.group_by]
+        group_of = STATS_GROUPS[query.group_by]
         prompt = query.prompt_name
 
         async def run(conn: AsyncConnection[Any]) -> dict[tuple[Any, ...], Agg]:
@@ -310,24 +309,7 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
                     groups.setdefault(group_of(key), Agg()).add(agg)
             return groups
 
-        from .rollups import percentile
-
-        groups = await self._read(run)
-        return [
-            {
-                "group": _stats_label(query.group_by, key),
-                "count": g.count,
-                "errors": g.errors,
-                "errorRate": round(g.errors / g.count, 4) if g.count else 0.0,
-                "inputTokens": g.input_tokens,
-                "outputTokens": g.output_tokens,
-                "totalTokens": g.total_tokens,
-                "cost": round(g.cost, 8) if g.priced else None,
-                "p50Duration": percentile(g.hist, 0.50),
-                "p95Duration": percentile(g.hist, 0.95),
-            }
-            for key, g in sorted(groups.items(), key=lambda kv: -kv[1].count)
-        ]
+        return stats_rows(query.group_by, await self._read(run))
 
     async def count_traces(self, tenant: str) -> int:
         tid = await self._tenant_id(tenant)

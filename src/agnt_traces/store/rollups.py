@@ -12,11 +12,27 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["HOUR_MS", "Agg", "RollupKey", "add_trace", "bucket", "bucket_value", "merge_into", "percentile"]
+if TYPE_CHECKING:
+    from ..models import Trace
+
+__all__ = [
+    "HOUR_MS",
+    "STATS_GROUPS",
+    "Agg",
+    "RollupKey",
+    "add_trace",
+    "bucket",
+    "bucket_value",
+    "merge_into",
+    "percentile",
+    "rollup_fields",
+    "stats_label",
+    "stats_rows",
+]
 
 HOUR_MS = 3_600_000
 _BASE = math.log(1.04)
@@ -145,3 +161,56 @@ def rows_to_aggs(rows: Iterable[tuple[Any, ...]]) -> Iterable[tuple[RollupKey, A
     """(key, Agg) from rows of (hour, prompt, version, provider, model, status, <the Agg columns>)."""
     for r in rows:
         yield (r[0], r[1], r[2], r[3], r[4], r[5]), _agg(r[6:])
+
+
+#: How a stats group is formed from a roll-up key.
+STATS_GROUPS: dict[str, Callable[[RollupKey], tuple[Any, ...]]] = {
+    "prompt": lambda k: (k[1],),
+    "version": lambda k: (k[1], k[2]),
+    "model": lambda k: (k[3], k[4]),
+    "status": lambda k: (k[5],),
+}
+
+
+def stats_label(group_by: str, key: tuple[Any, ...]) -> dict[str, Any]:
+    if group_by == "status":
+        return {"status": "error" if key[0] else "success"}
+    if group_by == "model":
+        return {"provider": key[0], "model": key[1]}
+    if group_by == "version":
+        return {"promptName": key[0] or None, "promptVersion": key[1] or None}
+    return {"promptName": key[0] or None}
+
+
+def rollup_fields(t: Trace) -> dict[str, Any]:
+    return {
+        "prompt_name": t.prompt_name,
+        "prompt_version": t.prompt_version,
+        "model_provider": t.model.provider,
+        "model_name": t.model.name,
+        "status": 1 if t.status == "error" else 0,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "total_tokens": t.total_tokens,
+        "cost": t.cost,
+        "duration": t.duration,
+    }
+
+
+def stats_rows(group_by: str, groups: dict[tuple[Any, ...], Agg]) -> list[dict[str, Any]]:
+    """``trace_stats`` rows from aggregates per group, largest group first: one rendering for every store."""
+    return [
+        {
+            "group": stats_label(group_by, key),
+            "count": g.count,
+            "errors": g.errors,
+            "errorRate": round(g.errors / g.count, 4) if g.count else 0.0,
+            "inputTokens": g.input_tokens,
+            "outputTokens": g.output_tokens,
+            "totalTokens": g.total_tokens,
+            "cost": round(g.cost, 8) if g.priced else None,
+            "p50Duration": percentile(g.hist, 0.50),
+            "p95Duration": percentile(g.hist, 0.95),
+        }
+        for key, g in sorted(groups.items(), key=lambda kv: -kv[1].count)
+    ]

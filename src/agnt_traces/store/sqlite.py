@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +30,17 @@ from .codec import (
 from .connections import ReadBudgetExceeded
 from .fulltext import check_fulltext_query
 from .migrations import FTS_PROBE, create_fts_sql, fts_table
-from .rollups import HOUR_MS, Agg, RollupKey, add_trace, merge_into, percentile, rows_to_aggs
+from .rollups import (
+    HOUR_MS,
+    STATS_GROUPS,
+    Agg,
+    RollupKey,
+    add_trace,
+    merge_into,
+    rollup_fields,
+    rows_to_aggs,
+    stats_rows,
+)
 from .sqlite_golden import GoldenMixin
 from .sqlite_prompts import PromptsMixin
 from .sqlite_sessions import SessionsMixin
@@ -150,7 +159,7 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         seqs: dict[str, int] = {}
         rollup: dict[RollupKey, Agg] = {}
         for rec, row in zip(new, rows, strict=True):
-            add_trace(rollup, row[0], _rollup_fields(rec.trace))
+            add_trace(rollup, row[0], rollup_fields(rec.trace))
         merge_into(db, tid, rollup)
         for rec, row in zip(new, rows, strict=True):
             seq = _free_seq(db, row[0])  # after this batch's earlier rows are in
@@ -283,7 +292,7 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
                 raw.append((since, lo))
             if until is not None and hi is not None and hi < until:
                 raw.append((hi, until))
-        group_of = _STATS_GROUPS[query.group_by]
+        group_of = STATS_GROUPS[query.group_by]
         prompt = query.prompt_name
 
         def run(db: sqlite3.Connection) -> dict[tuple[Any, ...], Agg]:
@@ -327,22 +336,7 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
                     groups.setdefault(group_of(key), Agg()).add(agg)
             return groups
 
-        groups = await self._read(run)
-        return [
-            {
-                "group": _stats_label(query.group_by, key),
-                "count": g.count,
-                "errors": g.errors,
-                "errorRate": round(g.errors / g.count, 4) if g.count else 0.0,
-                "inputTokens": g.input_tokens,
-                "outputTokens": g.output_tokens,
-                "totalTokens": g.total_tokens,
-                "cost": round(g.cost, 8) if g.priced else None,
-                "p50Duration": percentile(g.hist, 0.50),
-                "p95Duration": percentile(g.hist, 0.95),
-            }
-            for key, g in sorted(groups.items(), key=lambda kv: -kv[1].count)
-        ]
+        return stats_rows(query.group_by, await self._read(run))
 
     async def count_traces(self, tenant: str) -> int:
         tid = await self._tenant_id(tenant)
@@ -521,39 +515,6 @@ def _row_to_summary(row: sqlite3.Row) -> dict[str, Any]:
         "duration": decode_duration(row["duration"]),
         "tags": json.loads(row["tags"]) if row["tags"] else [],
         "outputPreview": output_preview,
-    }
-
-
-_STATS_GROUPS: dict[str, Callable[[RollupKey], tuple[Any, ...]]] = {
-    "prompt": lambda k: (k[1],),
-    "version": lambda k: (k[1], k[2]),
-    "model": lambda k: (k[3], k[4]),
-    "status": lambda k: (k[5],),
-}
-
-
-def _stats_label(group_by: str, key: tuple[Any, ...]) -> dict[str, Any]:
-    if group_by == "status":
-        return {"status": "error" if key[0] else "success"}
-    if group_by == "model":
-        return {"provider": key[0], "model": key[1]}
-    if group_by == "version":
-        return {"promptName": key[0] or None, "promptVersion": key[1] or None}
-    return {"promptName": key[0] or None}
-
-
-def _rollup_fields(t: Trace) -> dict[str, Any]:
-    return {
-        "prompt_name": t.prompt_name,
-        "prompt_version": t.prompt_version,
-        "model_provider": t.model.provider,
-        "model_name": t.model.name,
-        "status": 1 if t.status == "error" else 0,
-        "input_tokens": t.input_tokens,
-        "output_tokens": t.output_tokens,
-        "total_tokens": t.total_tokens,
-        "cost": t.cost,
-        "duration": t.duration,
     }
 
 
