@@ -26,10 +26,11 @@ __all__ = ["LiveServer", "Reply", "Rest", "live_server", "make_token"]
 class LiveServer:
     """``build_http_app`` served by uvicorn on a free loopback port, in a thread with its own event loop."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.sock = _listen("127.0.0.1", 0)
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        self.sock = _listen("127.0.0.1", 0)  # the server's own listener (TCP_NODELAY on accepted sockets)
         self.port: int = self.sock.getsockname()[1]
-        self.asgi: Starlette = build_http_app(settings, host="127.0.0.1", port=self.port)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.asgi: Starlette = build_http_app(settings, host="127.0.0.1", port=self.port, **kwargs)
         config = uvicorn.Config(
             self.asgi, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5
         )
@@ -52,8 +53,8 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[LiveServer]:
-    srv = LiveServer(settings)
+def live_server(settings: Settings, **kwargs: Any) -> Iterator[LiveServer]:
+    srv = LiveServer(settings, **kwargs)
     srv.start()
     try:
         yield srv

@@ -4,69 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from agnt_traces.app import App
 from agnt_traces.config import Settings
-from agnt_traces.http.app import _listen, build_http_app
 from agnt_traces.http.routes import OPERATIONS
 from agnt_traces.tokens import hash_token, new_token
 from factories import trace_payload
+from live_http import LiveServer, live_server
 
 pytestmark = pytest.mark.anyio
 
 TENANT = "acme"
 BODY_LIMIT = 20_000
-
-
-class LiveServer:
-    """``build_http_app`` served by uvicorn on a free loopback port, in a thread with its own event loop."""
-
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        self.sock = _listen("127.0.0.1", 0)  # the server's own listener (TCP_NODELAY on accepted sockets)
-        self.port: int = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.asgi: Starlette = build_http_app(settings, host="127.0.0.1", port=self.port, **kwargs)
-        config = uvicorn.Config(
-            self.asgi, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=5
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the HTTP server did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.sock.close()
-        assert not self.thread.is_alive(), "the HTTP server did not stop"
-
-
-@contextmanager
-def live_server(settings: Settings, **kwargs: Any) -> Iterator[LiveServer]:
-    srv = LiveServer(settings, **kwargs)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 async def make_token(app: App, tenant: str = TENANT) -> tuple[str, str]:
