@@ -223,50 +223,66 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_http(settings: Settings, host: str = "127.0.0.1", port: int = 8787) -> None:
-    """Run the HTTP server until interrupted; a startup line with the URL goes to stderr."""
+def run_server(
+    app: Starlette,
+    sock: socket.socket,
+    ready_line: str,
+    *,
+    drain: InFlight | None = None,
+    graceful_seconds: int = 3,
+) -> None:
+    """Serve ``app`` with uvicorn on ``sock`` until interrupted (``serve --http``, ``ui``, ``collect``).
+
+    One ``ready_line`` goes to stderr once it listens. uvicorn logs at ``AGNT_TRACES_LOG_LEVEL`` (default
+    WARNING: no line per request unless asked for). With ``drain``, requests still running after
+    SHUTDOWN_GRACE (a slow model call, an open MCP stream) are ended by us, cleanly, before uvicorn's own
+    later timeout would cancel them with an ERROR.
+    """
     import uvicorn
 
-    sock = _listen(host, port)
-    port = sock.getsockname()[1]
-    url = _local_url(host, port)
-    app = build_http_app(settings, host=host, port=port)
-    # The same level as our own logs (default WARNING): no INFO line per request unless asked for.
     level = os.environ.get("AGNT_TRACES_LOG_LEVEL", "warning").lower()
-
-    inflight: InFlight = app.state.inflight
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
-            # Requests still running after the grace period (a slow model call, an open MCP stream) are
-            # ended by us, cleanly, before uvicorn's own (later) timeout would cancel them with an ERROR.
+            if drain is None:
+                await super().shutdown(sockets)
+                return
             async with anyio.create_task_group() as tg:
-                tg.start_soon(inflight.drain, SHUTDOWN_GRACE)
+                tg.start_soon(drain.drain, SHUTDOWN_GRACE)
                 await super().shutdown(sockets)
 
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
             if self.started:
-                print(
-                    f"agnt-traces {__version__}: serving on {url} — web page {url}/, REST {url}{API_PREFIX}, "
-                    f"MCP {url}{MCP_PATH}, health {url}/healthz (db: {describe_url(settings.db_path)})",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                print(ready_line, file=sys.stderr, flush=True)
 
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_level=level,
         access_log=level in ("debug", "trace", "info"),
         proxy_headers=False,
         server_header=False,
         lifespan="on",
-        # A backstop only: Server.shutdown ends what still runs after SHUTDOWN_GRACE (see InFlight).
-        timeout_graceful_shutdown=int(SHUTDOWN_GRACE) + 3,
+        timeout_graceful_shutdown=graceful_seconds,
     )
     try:
         Server(config).run(sockets=[sock])
     finally:
         sock.close()
+
+
+def serve_http(settings: Settings, host: str = "127.0.0.1", port: int = 8787) -> None:
+    """Run the HTTP server until interrupted; a startup line with the URL goes to stderr."""
+    sock = _listen(host, port)
+    port = sock.getsockname()[1]
+    url = _local_url(host, port)
+    app = build_http_app(settings, host=host, port=port)
+    run_server(
+        app,
+        sock,
+        f"agnt-traces {__version__}: serving on {url} — web page {url}/, REST {url}{API_PREFIX}, "
+        f"MCP {url}{MCP_PATH}, health {url}/healthz (db: {describe_url(settings.db_path)})",
+        drain=app.state.inflight,
+        # A backstop only: the drain ends what still runs after SHUTDOWN_GRACE (see InFlight).
+        graceful_seconds=int(SHUTDOWN_GRACE) + 3,
+    )

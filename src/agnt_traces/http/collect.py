@@ -6,7 +6,6 @@ default port); the traces land in the SQLite file the stdio server reads, so the
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -65,32 +64,14 @@ def build_collect_app(settings: Settings) -> Starlette:
 
 def serve_collect(settings: Settings, port: int = DEFAULT_COLLECT_PORT) -> None:
     """Serve until interrupted, on 127.0.0.1 only; a line with the endpoint goes to stderr."""
-    import os
-
-    import uvicorn
-
-    from .app import _listen, _local_url
+    from ..store.postgres_base import describe_url
+    from .app import _listen, _local_url, run_server
 
     sock = _listen(COLLECT_HOST, port)
     url = _local_url(COLLECT_HOST, sock.getsockname()[1])
-    app = build_collect_app(settings)
-    level = os.environ.get("AGNT_TRACES_LOG_LEVEL", "warning").lower()
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: object = None) -> None:
-            await super().startup(sockets)  # type: ignore[arg-type]
-            if self.started:
-                print(
-                    f"agnt-traces {__version__}: collecting OTLP traces on {url}{OTLP_PATH} for tenant "
-                    f"{settings.tenant!r} (db: {settings.db_path}); set OTEL_EXPORTER_OTLP_ENDPOINT={url}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-
-    config = uvicorn.Config(
-        app, log_level=level, access_log=False, proxy_headers=False, server_header=False, lifespan="on"
+    run_server(
+        build_collect_app(settings),
+        sock,
+        f"agnt-traces {__version__}: collecting OTLP traces on {url}{OTLP_PATH} for tenant "
+        f"{settings.tenant!r} (db: {describe_url(settings.db_path)}); set OTEL_EXPORTER_OTLP_ENDPOINT={url}",
     )
-    try:
-        Server(config).run(sockets=[sock])
-    finally:
-        sock.close()

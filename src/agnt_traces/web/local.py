@@ -7,8 +7,6 @@ forms still carry a CSRF token and the cookie is SameSite=Strict.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -52,38 +50,15 @@ def build_ui_app(settings: Settings, port: int) -> Starlette:
 
 def serve_ui(settings: Settings, port: int) -> None:
     """Serve until interrupted; one line with the URL goes to stderr."""
-    import uvicorn
-
-    from ..http.app import _listen
+    from ..http.app import _listen, run_server
+    from ..store.postgres_base import describe_url
 
     sock = _listen(LOOPBACK, port)
     port = sock.getsockname()[1]
     url = f"http://{LOOPBACK}:{port}/"
-    level = os.environ.get("AGNT_TRACES_LOG_LEVEL", "warning").lower()
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: object = None) -> None:
-            await super().startup(sockets)  # type: ignore[arg-type]
-            if self.started:
-                print(
-                    f"agnt-traces {__version__}: web page for tenant {settings.tenant!r} on {url} "
-                    f"(this machine only, no token; db: {settings.db_path})",
-                    file=sys.stderr,
-                    flush=True,
-                )
-
-    config = uvicorn.Config(
+    run_server(
         build_ui_app(settings, port),
-        host=LOOPBACK,
-        port=port,
-        log_level=level,
-        access_log=level in ("debug", "trace", "info"),
-        proxy_headers=False,
-        server_header=False,
-        lifespan="on",
-        timeout_graceful_shutdown=3,
+        sock,
+        f"agnt-traces {__version__}: web page for tenant {settings.tenant!r} on {url} "
+        f"(this machine only, no token; db: {describe_url(settings.db_path)})",
     )
-    try:
-        Server(config).run(sockets=[sock])
-    finally:
-        sock.close()
