@@ -11,8 +11,8 @@ files in requirements/ (pip --require-hashes), this package installed into it, a
 site-packages holds no unexpected .pth file (code that runs at every Python start). It is skipped
 when nothing changed since the last run; the set-up for `test` (with the dev tools) also serves `demo`
 and `serve`. Progress goes to stderr. `test` also installs the pinned MCP inspector into .ci/node where
-npm exists (tests/test_inspector.py drives the server with it; without npm that test is skipped), and
-Debian's chromium with apt-get where it is missing and apt-get runs as root (tests/test_web_browser.py
+npm exists (tests/server/test_inspector.py drives the server with it; without npm that test is skipped), and
+Debian's chromium with apt-get where it is missing and apt-get runs as root (tests/web/test_web_browser.py
 drives the web page with it; without it those tests are skipped), and the PostgreSQL server likewise
 (the store tests start a throwaway cluster from its binaries; without it they fail, naming the reason,
 unless AGNT_TRACES_SKIP_POSTGRES=1).
@@ -40,7 +40,7 @@ PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".agnt-setup"
 # .pth files that may exist in site-packages; anything else fails set-up (litellm 1.82.7/8 shipped one).
 PTH_ALLOWED = ("distutils-precedence.pth", "__editable__.agnt_traces-")
-# The official MCP inspector (Node.js) drives the fix loop in tests/test_inspector.py; installed where npm is.
+# The official MCP inspector (Node.js) drives the fix loop in tests/server/test_inspector.py; installed where npm is.
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 NODE_DIR = ROOT / ".ci" / "node"
 # The browser tests drive Debian's chromium with Playwright (its own browser download cannot work here).
@@ -107,7 +107,7 @@ def install(locks: list[str]) -> None:
 
 
 def inspector() -> Path | None:
-    """The pinned MCP inspector's binary for tests/test_inspector.py: AGNT_TRACES_INSPECTOR if set, else
+    """The pinned MCP inspector's binary for tests/server/test_inspector.py: AGNT_TRACES_INSPECTOR if set, else
     installed into .ci/node with npm (once). None, and a note saying the test will be skipped, without npm."""
     if os.environ.get("AGNT_TRACES_INSPECTOR"):
         return Path(os.environ["AGNT_TRACES_INSPECTOR"])
@@ -121,31 +121,31 @@ def inspector() -> Path | None:
         pass
     npm = shutil.which("npm")
     if npm is None:
-        say("npm not found: tests/test_inspector.py will be skipped (install Node.js to run it)")
+        say("npm not found: tests/server/test_inspector.py will be skipped (install Node.js to run it)")
         return None
-    say(f"installing the MCP inspector ({INSPECTOR}) into .ci/node for tests/test_inspector.py")
+    say(f"installing the MCP inspector ({INSPECTOR}) into .ci/node for tests/server/test_inspector.py")
     NODE_DIR.mkdir(parents=True, exist_ok=True)
     cmd = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", INSPECTOR]
     if subprocess.run(cmd, cwd=NODE_DIR, stdout=sys.stderr).returncode != 0 or not binary.exists():
-        say("could not install the MCP inspector: tests/test_inspector.py will be skipped")
+        say("could not install the MCP inspector: tests/server/test_inspector.py will be skipped")
         return None
     return binary
 
 
 def chromium() -> None:
-    """Debian's chromium for the browser tests (tests/test_web_browser.py): installed with apt-get where it is
+    """Debian's chromium for the browser tests (tests/web/test_web_browser.py): installed with apt-get where it is
     missing and apt-get can run (as root); otherwise those tests are skipped, and say so."""
     if Path(CHROMIUM).exists():
         return
     apt = shutil.which("apt-get")
     if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        say(f"no {CHROMIUM} and no root apt-get: the browser tests (tests/test_web_browser.py) will be SKIPPED")
+        say(f"no {CHROMIUM} and no root apt-get: the browser tests (tests/web/test_web_browser.py) will be SKIPPED")
         return
     say("installing Debian's chromium for the browser tests: apt-get update && apt-get install -y chromium")
     quiet = {"stdout": sys.stderr, "env": {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}}
     subprocess.run([apt, "update", "-qq"], **quiet)  # type: ignore[call-overload]
     if subprocess.run([apt, "install", "-y", "-qq", "chromium"], **quiet).returncode != 0:  # type: ignore[call-overload]
-        say("could not install chromium: the browser tests (tests/test_web_browser.py) will be SKIPPED")
+        say("could not install chromium: the browser tests (tests/web/test_web_browser.py) will be SKIPPED")
 
 
 def postgres_server() -> None:

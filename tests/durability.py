@@ -1,6 +1,6 @@
 """Kill a server with SIGKILL at random moments during ingest; check what it acknowledged is stored.
 
-Used by tests/test_durability.py: over stdio (MCP ``ingest_trace``) and over HTTP (REST ingest, and the
+Used by tests/store/test_durability.py: over stdio (MCP ``ingest_trace``) and over HTTP (REST ingest, and the
 playground loop); a few rounds in the default suite, many more with ``-m slow``.
 """
 

@@ -1,6 +1,6 @@
 """A hostile tenant against a real ``agnt-traces serve --http`` process, while a victim tenant measures itself.
 
-Shared by ``tests/test_tenant_isolation.py`` (assertions) and ``bench/bench_isolation.py`` (a table).
+Shared by ``tests/http/test_tenant_isolation.py`` (assertions) and ``bench/bench_isolation.py`` (a table).
 
 :class:`Scenario` starts, on 127.0.0.1 only:
 

@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
-from mcp import Client
+from mcp import Client, StdioServerParameters
+
+AGNT = str(Path(sys.executable).parent / "agnt-traces")
+
+
+def server_params(db_path: str, tenant: str = "default", **env: str) -> StdioServerParameters:
+    """The stdio server gets only a default environment: pass on PYTHONPATH (the code under test), the
+    model endpoints a test allowed (``model_server`` sets them) and any ``env`` given here."""
+    passed = {k: os.environ[k] for k in ("PYTHONPATH", "AGNT_TRACES_MODEL_ENDPOINTS") if k in os.environ}
+    return StdioServerParameters(
+        command=AGNT,
+        args=["serve", "--db", db_path, "--tenant", tenant],
+        env={"AGNT_TRACES_LOG_LEVEL": "WARNING", **passed, **env},
+    )
 
 
 async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ Three needs have no public way in 2.3.0:
 reads lines of any length (unbounded memory) on a worker thread that Ctrl-C cannot interrupt. The SDK's
 ``stdio_server(stdin=..., stdout=...)`` is public and takes our own streams, but serving them needs the
 low-level server, which ``MCPServer`` keeps in ``_lowlevel_server`` with no public accessor.
-tests/test_edges.py::test_sdk_seam_matches_the_pinned_sdk fails loudly when the pinned version changes.
+tests/http/test_edges.py::test_sdk_seam_matches_the_pinned_sdk fails loudly when the pinned version changes.
 """
 
 from __future__ import annotations

@@ -8,9 +8,8 @@ import pytest
 import unidiff
 from mcp import Client
 
-from mcp_helpers import call, call_error
+from mcp_helpers import call, call_error, server_params
 from modelserver import ModelServer
-from test_stdio import server_params
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 

@@ -22,7 +22,7 @@ from agnt_traces.server.mcp import build_server
 from factories import trace_payload
 from mcp_helpers import call
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AGNT = str(Path(sys.executable).parent / "agnt-traces")
 
 

@@ -31,7 +31,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211:litellm"),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SYSTEM = "You are terse."
 MESSAGES = [{"role": "user", "content": "hello there world"}]
 FAST = dict(timeout=5.0, backoff_base=0.001, backoff_cap=0.01)

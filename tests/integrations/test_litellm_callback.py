@@ -106,8 +106,9 @@ async def test_an_unreachable_team_server_never_blocks_or_breaks_the_app(model_s
 async def test_calls_reach_a_running_team_server_with_a_token(
     app: App, settings: Settings, model_server: ModelServer
 ) -> None:
-    from agnt_traces.integrations.litellm import AgntTracesCallback
     from test_http import live_server, make_token
+
+    from agnt_traces.integrations.litellm import AgntTracesCallback
 
     token, _ = await make_token(app, "acme")
     litellm = load_litellm()

@@ -16,8 +16,8 @@ import pytest
 
 pytestmark = pytest.mark.anyio
 
-TESTS = str(Path(__file__).resolve().parent)
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+TESTS = str(Path(__file__).resolve().parents[1])
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 # A network that refuses every name lookup and connection beyond loopback (as a machine without DNS
 # does), recording each attempt with the phase of the script and the thread that made it.

@@ -107,7 +107,7 @@ def _migrate(source: str, target: str, **env: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), **env},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src"), **env},
     )
 
 

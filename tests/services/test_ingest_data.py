@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 H = 3_600_000
 T0 = 1_790_000_000_000 // H * H  # an hour boundary
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def without(payload: dict[str, Any], *keys: str) -> dict[str, Any]:

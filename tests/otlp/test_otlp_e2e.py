@@ -30,7 +30,7 @@ from modelserver import ModelServer
 
 pytestmark = pytest.mark.anyio
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 APP = """
 import openai

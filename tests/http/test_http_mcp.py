@@ -13,12 +13,12 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from test_http import LiveServer, live_server, make_token
 
 from agnt_traces.app import App
 from agnt_traces.config import Settings
 from factories import trace_payload
 from mcp_helpers import call, call_error
-from test_http import LiveServer, live_server, make_token
 
 pytestmark = pytest.mark.anyio
 

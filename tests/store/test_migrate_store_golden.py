@@ -107,7 +107,7 @@ def _migrate(source: str, target: str) -> tuple[int, str, str]:
         capture_output=True,
         text=True,
         timeout=180,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
         check=False,
     )
     return done.returncode, done.stdout, done.stderr

@@ -36,7 +36,7 @@ from modelserver import ModelServer
 
 pytestmark = pytest.mark.anyio
 
-SRC = str(Path(__file__).resolve().parent.parent / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 INIT = {
     "jsonrpc": "2.0",
     "id": 1,

@@ -28,8 +28,8 @@ from modelserver import ModelServer
 
 pytestmark = pytest.mark.anyio
 
-TESTS = str(Path(__file__).resolve().parent)
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+TESTS = str(Path(__file__).resolve().parents[1])
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 CALLS = 5
 
 # The short-script pattern: five concurrent async calls in asyncio.run, then the interpreter exits.

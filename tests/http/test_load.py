@@ -13,7 +13,7 @@ import pytest
 
 from agnt_traces.http.app import _listen
 
-LOAD = Path(__file__).parent.parent / "bench" / "load.py"
+LOAD = Path(__file__).parents[2] / "bench" / "load.py"
 
 
 def run_load(seconds: float, timeout: float) -> str:

@@ -34,9 +34,8 @@ from agnt_traces.llm.policy import ALLOWED_PARAMS, Endpoint, ModelPolicy, parse_
 from agnt_traces.models import ModelConfig
 from agnt_traces.tokens import hash_token, new_token
 from factories import trace_payload
-from mcp_helpers import call, call_error
+from mcp_helpers import AGNT, call, call_error, server_params
 from modelserver import ModelServer
-from test_stdio import AGNT, server_params
 
 pytestmark = [
     pytest.mark.anyio,

@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ARTIFACTS = Path(__file__).parent / "artifacts" / "web"
+ARTIFACTS = Path(__file__).parents[1] / "artifacts" / "web"
 XSS = '<script>window.__xss = 1; alert(\'xss\')</script>"><img src=x onerror="window.__xss = 2; alert(2)">'
 
 pytestmark = pytest.mark.skipif(

@@ -14,7 +14,7 @@ from agnt_traces import AgntTraces, CompileError
 from modelserver import ModelServer
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AGNT = str(Path(sys.executable).parent / "agnt-traces")
 
 

@@ -10,9 +10,8 @@ import pytest
 from mcp import Client
 
 from golden_helpers import PHRASE, content_of, variables
-from mcp_helpers import call, call_error
+from mcp_helpers import call, call_error, server_params
 from modelserver import ModelServer
-from test_stdio import server_params
 
 pytestmark = pytest.mark.anyio
 
