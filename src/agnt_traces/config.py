@@ -55,13 +55,13 @@ def _float_env(name: str, default: float) -> float:
 def _positive_float_env(name: str, default: float) -> float:
     value = _float_env(name, default)
     if not 0 < value < float("inf"):
-        raise InvalidArgument(f"{name}={os.environ.get(name)!r} must be a positive number of seconds")
+        raise InvalidArgument(f"{name}={os.environ.get(name)!r} must be a positive, finite number")
     return value
 
 
 def _positive_int_env(name: str, default: int, minimum: int = 1) -> int:
     value = _float_env(name, default)
-    if not value >= minimum or value != int(value):
+    if not minimum <= value < float("inf") or value != int(value):
         raise InvalidArgument(f"{name}={os.environ.get(name)!r} must be a whole number of at least {minimum}")
     return int(value)
 
@@ -160,13 +160,13 @@ class Settings:
                     '"provider/model" to {"input_cost_per_token": …, "output_cost_per_token": …}'
                 ) from None
         check_compile_limits()
-        model_timeout = _float_env("AGNT_TRACES_MODEL_TIMEOUT", 60.0)
+        model_timeout = _positive_float_env("AGNT_TRACES_MODEL_TIMEOUT", 60.0)
         return cls(
             db_path=db or os.environ.get("AGNT_TRACES_DB") or str(default_db_path()),
             tenant=check_tenant(tenant or os.environ.get("AGNT_TRACES_TENANT") or "default"),
-            session_idle_seconds=_float_env("AGNT_TRACES_SESSION_IDLE_SECONDS", 7 * 24 * 3600.0),
+            session_idle_seconds=_positive_float_env("AGNT_TRACES_SESSION_IDLE_SECONDS", 7 * 24 * 3600.0),
             model_timeout=model_timeout,
-            max_body_bytes=int(_float_env("AGNT_TRACES_MAX_BODY_BYTES", 1_000_000)),
+            max_body_bytes=_positive_int_env("AGNT_TRACES_MAX_BODY_BYTES", 1_000_000),
             price_overrides=prices,
             mcp_sessions_per_tenant=_positive_int_env("AGNT_TRACES_MCP_SESSIONS_PER_TENANT", 32),
             mcp_sessions_per_token=_positive_int_env("AGNT_TRACES_MCP_SESSIONS_PER_TOKEN", 16),
