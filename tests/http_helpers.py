@@ -14,6 +14,7 @@ from typing import Any
 import httpx2
 from starlette.applications import Starlette
 
+import factories
 from agnt_traces.app import App
 from agnt_traces.config import Settings
 from agnt_traces.errors import (
@@ -28,7 +29,6 @@ from agnt_traces.errors import (
     Unauthorized,
 )
 from agnt_traces.http.app import build_http_app
-from agnt_traces.tokens import hash_token, new_token
 
 __all__ = [
     "CODES",
@@ -66,8 +66,7 @@ class InProcess:
         return self.asgi.state.runtime.app  # type: ignore[no-any-return]
 
     async def add_token(self, tenant: str) -> str:
-        token = new_token()
-        await self.app.store.create_token(tenant, "test", hash_token(token))
+        token, _ = await factories.add_token(self.app, tenant)
         self.tokens[tenant] = token
         return token
 

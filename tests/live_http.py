@@ -15,12 +15,10 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from agnt_traces.app import open_app
 from agnt_traces.config import Settings
 from agnt_traces.http.app import _listen, build_http_app
-from agnt_traces.tokens import hash_token, new_token
 
-__all__ = ["LiveServer", "Reply", "Rest", "live_server", "make_token"]
+__all__ = ["LiveServer", "Reply", "Rest", "live_server"]
 
 
 class LiveServer:
@@ -60,14 +58,6 @@ def live_server(settings: Settings, **kwargs: Any) -> Iterator[LiveServer]:
         yield srv
     finally:
         srv.stop()
-
-
-async def make_token(settings: Settings, tenant: str) -> str:
-    """A bearer token for ``tenant``, stored before the server opens the database (as the CLI does)."""
-    token = new_token()
-    async with open_app(settings) as app:
-        await app.store.create_token(tenant, "test", hash_token(token))
-    return token
 
 
 @dataclass

@@ -28,9 +28,8 @@ from anyio.abc import Process
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from agnt_traces.app import open_app
 from agnt_traces.config import Settings
-from agnt_traces.tokens import hash_token, new_token
+from factories import make_token
 from mcp_helpers import call
 from modelserver import ModelServer
 
@@ -65,13 +64,6 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _serve(db: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "agnt_traces", "serve", "--db", db, *args]
-
-
-async def _token(db: str, tenant: str) -> str:
-    token = new_token()
-    async with open_app(Settings(db_path=db)) as app:
-        await app.store.create_token(tenant, "test", hash_token(token))
-    return token
 
 
 @dataclass
@@ -158,9 +150,9 @@ async def test_a_session_flood_by_one_tenant_leaves_others_and_the_stateless_pat
     db_path: str, tmp_path: Path
 ) -> None:
     acme1, acme2, globex = (
-        await _token(db_path, "acme"),
-        await _token(db_path, "acme"),
-        await _token(db_path, "globex"),
+        await make_token(db_path, "acme"),
+        await make_token(db_path, "acme"),
+        await make_token(db_path, "globex"),
     )
     env = {"AGNT_TRACES_MCP_SESSIONS_PER_TENANT": "3", "AGNT_TRACES_MCP_SESSIONS_PER_TOKEN": "2"}
     with http_server(db_path, tmp_path, **env) as srv, anyio.fail_after(60):
@@ -197,7 +189,7 @@ async def test_a_session_flood_by_one_tenant_leaves_others_and_the_stateless_pat
 
 
 async def test_idle_sessions_stop_counting(db_path: str, tmp_path: Path) -> None:
-    acme = await _token(db_path, "acme")
+    acme = await make_token(db_path, "acme")
     env = {"AGNT_TRACES_MCP_SESSIONS_PER_TENANT": "1", "AGNT_TRACES_MCP_SESSION_IDLE_SECONDS": "1"}
     with http_server(db_path, tmp_path, **env) as srv, anyio.fail_after(60):
         async with httpx2.AsyncClient(base_url=srv.url, timeout=20) as http:
@@ -214,7 +206,7 @@ async def test_idle_sessions_stop_counting(db_path: str, tmp_path: Path) -> None
 async def test_bad_json_values_are_invalid_argument_over_rest_and_mcp_http(
     db_path: str, tmp_path: Path, name: str, raw: bytes, field: str
 ) -> None:
-    acme = await _token(db_path, "acme")
+    acme = await make_token(db_path, "acme")
     with http_server(db_path, tmp_path) as srv, anyio.fail_after(60):
         async with httpx2.AsyncClient(base_url=srv.url, timeout=20) as http:
             body = b'{"promptName":"p","model":{"provider":"openai","name":"m"},"output":%s}' % raw
@@ -415,7 +407,7 @@ async def test_sigterm_with_a_model_call_in_flight_over_http(
     db_path: str, tmp_path: Path, model_server: ModelServer
 ) -> None:
     model_server.script(["slow:30"])
-    acme = await _token(db_path, "acme")
+    acme = await make_token(db_path, "acme")
     with http_server(db_path, tmp_path) as srv:
         async with httpx2.AsyncClient(
             base_url=srv.url + "/api/v1/tenants/acme", headers={"authorization": f"Bearer {acme}"}, timeout=40
@@ -452,7 +444,7 @@ async def test_sigterm_with_a_model_call_in_flight_over_http(
 
 
 async def test_a_disallowed_origin_is_named_and_no_oauth_is_advertised(db_path: str, tmp_path: Path) -> None:
-    acme = await _token(db_path, "acme")
+    acme = await make_token(db_path, "acme")
     with http_server(db_path, tmp_path) as srv, anyio.fail_after(30):
         async with httpx2.AsyncClient(base_url=srv.url, timeout=20) as http:
             r = await _initialize(http, acme, origin="http://evil.example")

@@ -18,9 +18,9 @@ import pytest
 from agnt_traces.app import App
 from agnt_traces.config import Settings
 from agnt_traces.services.runner import checked_usage
-from factories import trace_payload
+from factories import make_token, trace_payload
 from http_helpers import check_error_body, in_process
-from live_http import Reply, Rest, live_server, make_token
+from live_http import Reply, Rest, live_server
 from modelserver import ModelServer, expected_usage
 
 pytestmark = pytest.mark.anyio

@@ -17,21 +17,13 @@ from starlette.routing import Mount, Route
 from agnt_traces.app import App
 from agnt_traces.config import Settings
 from agnt_traces.http.routes import OPERATIONS
-from agnt_traces.tokens import hash_token, new_token
-from factories import trace_payload
+from factories import add_token, trace_payload
 from live_http import LiveServer, live_server
 
 pytestmark = pytest.mark.anyio
 
 TENANT = "acme"
 BODY_LIMIT = 20_000
-
-
-async def make_token(app: App, tenant: str = TENANT) -> tuple[str, str]:
-    """(token, token id), created through the store as the CLI does."""
-    token = new_token()
-    rec = await app.store.create_token(tenant, "test", hash_token(token))
-    return token, rec.id
 
 
 @pytest.fixture
@@ -47,7 +39,7 @@ async def server(http_settings: Settings, app: App) -> AsyncIterator[LiveServer]
 
 @pytest.fixture
 async def token(app: App) -> str:
-    return (await make_token(app))[0]
+    return (await add_token(app, TENANT))[0]
 
 
 @pytest.fixture
@@ -433,7 +425,7 @@ async def test_missing_malformed_unknown_and_revoked_tokens_are_401(
                 other = await c.get(url.replace(TENANT, "someone-else"), headers=headers)
                 assert other.status_code == 401 and other.json() == r.json()
 
-            fresh, token_id = await make_token(app)
+            fresh, token_id = await add_token(app, TENANT)
             good = {"Authorization": f"Bearer {fresh}"}
             assert (await c.get(url, headers=good)).status_code == 200
             assert (await c.get(url, headers={"Authorization": f"bearer  {fresh}"})).status_code == 200
@@ -470,7 +462,7 @@ async def test_every_route_answers_404_on_another_tenants_path(
 ) -> None:
     with anyio.fail_after(60):
         ids = await _sample_ids(client)
-        other_token, _ = await make_token(app, "globex")  # a real tenant with its own data
+        other_token, _ = await add_token(app, "globex")  # a real tenant with its own data
         async with httpx2.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {other_token}"}) as other:
             r = await other.post("/api/v1/tenants/globex/traces", json=trace_payload(id="globex-1"))
             assert r.status_code == 201
@@ -514,8 +506,8 @@ def _patch_field(path: str) -> set[str]:
 
 
 async def test_tokens_of_two_tenants_never_see_each_other(server: LiveServer, app: App) -> None:
-    acme, _ = await make_token(app, "acme")
-    globex, _ = await make_token(app, "globex")
+    acme, _ = await add_token(app, "acme")
+    globex, _ = await add_token(app, "globex")
     async with (
         httpx2.AsyncClient(
             base_url=server.url + "/api/v1/tenants/acme", headers={"Authorization": f"Bearer {acme}"}

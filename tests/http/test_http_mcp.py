@@ -13,11 +13,11 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from test_http import LiveServer, live_server, make_token
 
 from agnt_traces.app import App
 from agnt_traces.config import Settings
-from factories import trace_payload
+from factories import add_token, trace_payload
+from live_http import LiveServer, live_server
 from mcp_helpers import call, call_error
 
 pytestmark = pytest.mark.anyio
@@ -43,8 +43,8 @@ async def mcp_client(server: LiveServer, token: str | None, mode: str = "legacy"
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_tools_over_http_in_the_tokens_tenant(server: LiveServer, app: App, mode: str) -> None:
-    acme, _ = await make_token(app, "acme")
-    globex, _ = await make_token(app, "globex")
+    acme, _ = await add_token(app, "acme")
+    globex, _ = await add_token(app, "globex")
     with anyio.fail_after(30):
         async with mcp_client(server, acme, mode) as c:
             tools = {t.name for t in (await c.list_tools()).tools}
@@ -73,7 +73,7 @@ async def test_tools_over_http_in_the_tokens_tenant(server: LiveServer, app: App
 
 
 async def test_the_playground_loop_over_mcp_http(server: LiveServer, app: App) -> None:
-    token, _ = await make_token(app, "acme")
+    token, _ = await add_token(app, "acme")
     content = {
         "blocks": [{"id": "intro", "role": "system", "content": "Hi {{ name }}."}],
         "variables": [{"name": "name", "required": True}],
@@ -148,7 +148,7 @@ async def _failure_of(connect: Any, before: Any = None) -> BaseException:
 
 
 async def test_a_revoked_token_stops_working_mid_session(server: LiveServer, app: App) -> None:
-    token, token_id = await make_token(app, "acme")
+    token, token_id = await add_token(app, "acme")
 
     async def use_then_revoke(c: Client) -> None:
         await call(c, "list_traces")
@@ -172,7 +172,7 @@ async def test_rest_and_mcp_share_one_store(settings: Settings, app: App, monkey
         return store
 
     monkeypatch.setattr(SqliteStore, "open", classmethod(counting_open))
-    token, _ = await make_token(app, "acme")
+    token, _ = await add_token(app, "acme")
     with live_server(settings) as srv:
         async with mcp_client(srv, token) as c:
             await call(c, "ingest_trace", trace=trace_payload())
@@ -182,7 +182,7 @@ async def test_rest_and_mcp_share_one_store(settings: Settings, app: App, monkey
 
 
 async def test_mcp_body_over_the_limit_is_413_in_the_one_shape(server: LiveServer, app: App) -> None:
-    token, _ = await make_token(app, "acme")
+    token, _ = await add_token(app, "acme")
     call_msg = {
         "jsonrpc": "2.0",
         "id": 1,

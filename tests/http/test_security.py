@@ -24,7 +24,6 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from test_http import live_server
 
 from agnt_traces.app import open_app
 from agnt_traces.config import Settings
@@ -33,6 +32,7 @@ from agnt_traces.tokens import hash_token, new_token
 from factories import trace_payload
 from http_helpers import InProcess, check_error_body, in_process
 from injection_corpus import CONDITION_PAYLOADS, FORBIDDEN_IN_MESSAGES, PAYLOADS
+from live_http import live_server
 from mcp_helpers import call, call_error
 from modelserver import ModelServer
 

@@ -106,11 +106,11 @@ async def test_an_unreachable_team_server_never_blocks_or_breaks_the_app(model_s
 async def test_calls_reach_a_running_team_server_with_a_token(
     app: App, settings: Settings, model_server: ModelServer
 ) -> None:
-    from test_http import live_server, make_token
-
     from agnt_traces.integrations.litellm import AgntTracesCallback
+    from factories import add_token
+    from live_http import live_server
 
-    token, _ = await make_token(app, "acme")
+    token, _ = await add_token(app, "acme")
     litellm = load_litellm()
     with live_server(settings) as server:
         cb = AgntTracesCallback(url=server.url, token=token, tenant="acme")

@@ -23,7 +23,7 @@ import pytest
 from agnt_traces.app import open_app
 from agnt_traces.config import Settings
 from agnt_traces.store.base import TraceQuery
-from agnt_traces.tokens import hash_token, new_token
+from factories import make_token
 from modelserver import ModelServer
 
 pytestmark = pytest.mark.anyio
@@ -74,13 +74,6 @@ def run_short_script(tmp_path: Path, server: ModelServer, target: dict[str, Any]
     report: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     report["stderr"] = out.stderr
     return report
-
-
-async def make_token(db_path: str, tenant: str) -> str:
-    token = new_token()
-    async with open_app(Settings(db_path=db_path)) as app:
-        await app.store.create_token(tenant, "test", hash_token(token))
-    return token
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from agnt_traces.app import open_app
 from agnt_traces.config import Settings
 from agnt_traces.store.base import TraceQuery
-from agnt_traces.tokens import hash_token, new_token
+from factories import make_token
 from mcp_helpers import call
 from modelserver import ModelServer
 
@@ -87,13 +87,6 @@ def run_app(code: str, timeout: float = 60, **env: str) -> str:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
-
-
-async def make_token(db: str, tenant: str) -> str:
-    token = new_token()
-    async with open_app(Settings(db_path=db)) as app:
-        await app.store.create_token(tenant, "test", hash_token(token))
-    return token
 
 
 async def test_instrumented_openai_app_to_run_session_over_mcp(tmp_path: Path, model_server: ModelServer) -> None:

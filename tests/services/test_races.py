@@ -22,8 +22,9 @@ from mcp import Client
 from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.server.mcp import build_server
+from factories import make_token
 from http_helpers import check_error_body, db_snapshot
-from live_http import Reply, Rest, live_server, make_token
+from live_http import Reply, Rest, live_server
 from mcp_helpers import call, call_error
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]

@@ -26,7 +26,7 @@ import pytest
 
 from agnt_traces.app import open_app
 from agnt_traces.config import Settings
-from agnt_traces.tokens import hash_token, new_token
+from factories import add_token
 from modelserver import ModelServer, allow_endpoint
 
 CHROMIUM = os.environ.get("AGNT_TRACES_CHROMIUM", "/usr/bin/chromium")
@@ -72,9 +72,7 @@ async def _make_tokens(db: str, tenants: list[str]) -> dict[str, str]:
     out = {}
     async with open_app(Settings(db_path=db)) as app:
         for tenant in tenants:
-            token = new_token()
-            await app.store.create_token(tenant, "web-test", hash_token(token))
-            out[tenant] = token
+            out[tenant], _ = await add_token(app, tenant, "web-test")
     return out
 
 
