@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 
-
 def _millis(value: Any) -> Any:
     return parse_time(value, "time") if isinstance(value, str) else value
 
