@@ -23,7 +23,7 @@ from typing import Any
 from agnt_traces.app import open_app
 from agnt_traces.config import Settings
 from agnt_traces.ids import ms_to_rfc3339, now_ms
-from agnt_traces.store.base import StatsQuery, TraceQuery
+from agnt_traces.services.queries import StatsQuery, TraceQuery
 
 WORDS = [
     "refund",
@@ -200,7 +200,7 @@ async def queries(settings: Settings) -> list[tuple[str, float, float]]:
         t = app.traces
 
         async def lst(**kw: Any) -> Any:
-            return await t.list("default", TraceQuery.model_validate(kw))
+            return (await t.list("default", TraceQuery.model_validate(kw))).render()
 
         cases = [
             ("list newest 20", dict()),

@@ -17,6 +17,16 @@
 
 Every call made this way is compiled by the sandboxed compiler, sent through LiteLLM and recorded as a
 trace (``source: "run"``) with its full compilation context, ready for an agent to debug.
+
+Reading traces gives typed objects with snake_case attributes; ``.render()`` gives the JSON the MCP tools
+and the REST API return (camelCase names, times as RFC 3339 strings)::
+
+    page = await traces.list_traces(prompt_name="support-reply", since="24h")
+    for row in page.traces:                      # TraceSummary: row.id, row.created_at (epoch ms), row.cost …
+        print(row.id, row.status, row.output_preview)
+    trace = await traces.get_trace(page.traces[0].id)   # Trace: trace.messages, trace.output, trace.manifest …
+    stats = await traces.trace_stats(group_by="model", since="7d")
+    print(stats.groups[0].error_rate, stats.render()["groups"][0]["errorRate"])
 """
 
 from __future__ import annotations
@@ -28,6 +38,9 @@ from typing import Any
 
 from .app import App, open_app
 from .config import Settings
+from .models import Trace
+from .services.queries import StatsQuery, TraceQuery, validate_query
+from .services.results import StatsResult, TraceList
 
 __all__ = ["AgntTraces", "RunResult"]
 
@@ -95,3 +108,38 @@ class AgntTraces:
 
     async def ingest_trace(self, trace: dict[str, Any]) -> dict[str, Any]:
         return await self.app.traces.ingest(self.tenant, trace)
+
+    async def list_traces(self, **filters: Any) -> TraceList:
+        """One page of compact rows (``page.traces``; ``page.next_cursor`` for the next page), with the
+        filters of the ``list_traces`` tool as keywords: ``status``, ``prompt_name``, ``since="24h"``, ``tags``,
+        ``query``, ``sort``, ``limit``, ``cursor`` … ``page.render()`` is the tool's JSON.
+
+        Raises:
+            InvalidArgument: an unknown filter or a bad value (the message names it), or a stale cursor.
+        """
+        return await self.app.traces.list(self.tenant, validate_query(TraceQuery, filters))
+
+    async def get_trace(self, trace_id: str) -> Trace:
+        """The whole trace (``trace.to_json()`` is the ``get_trace`` tool's JSON).
+
+        Raises:
+            NotFound: no such trace in this tenant.
+        """
+        return await self.app.traces.get(self.tenant, trace_id)
+
+    async def trace_stats(
+        self,
+        group_by: str = "prompt",
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        prompt_name: str | None = None,
+    ) -> StatsResult:
+        """Count, errors, error rate, tokens, cost and p50/p95 duration per group (``stats.groups``), over a
+        window given as RFC 3339 or relative to now (``"24h"``). ``stats.render()`` is the tool's JSON.
+
+        Raises:
+            InvalidArgument: an unknown ``group_by`` or an unreadable time.
+        """
+        args = {"group_by": group_by, "since": since, "until": until, "prompt_name": prompt_name}
+        return await self.app.traces.stats(self.tenant, validate_query(StatsQuery, args))

@@ -11,7 +11,7 @@ import pytest
 from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.llm._runtime import aclose, load_litellm
-from agnt_traces.store.base import TraceQuery
+from agnt_traces.services.queries import TraceQuery
 from modelserver import ModelServer
 
 pytestmark = pytest.mark.anyio
@@ -62,7 +62,7 @@ async def test_calls_are_recorded_into_a_local_database(db_path: str, model_serv
         cb.close()
         await aclose()
     async with open_app(Settings(db_path=db_path)) as app:
-        rows = (await app.traces.list("acme", TraceQuery(source="litellm")))["traces"]
+        rows = (await app.traces.list("acme", TraceQuery(source="litellm"))).render()["traces"]
         assert len(rows) == 4
         ok = await app.traces.get("acme", rows[-1]["id"])
         assert ok.prompt_name == "support" and ok.prompt_version == 3 and ok.variables == {"tier": "premium"}
@@ -123,6 +123,6 @@ async def test_calls_reach_a_running_team_server_with_a_token(
             litellm.callbacks = []
             cb.close()
             await aclose()
-    rows = (await app.traces.list("acme", TraceQuery(source="litellm")))["traces"]
+    rows = (await app.traces.list("acme", TraceQuery(source="litellm"))).render()["traces"]
     assert sorted(r["outputPreview"] for r in rows) == ["echo: question 0", "echo: question 1", "echo: question 2"]
     assert all(r["promptName"] == "support" and r["promptVersion"] == 3 for r in rows)

@@ -22,7 +22,7 @@ import pytest
 
 from agnt_traces.app import open_app
 from agnt_traces.config import Settings
-from agnt_traces.store.base import TraceQuery
+from agnt_traces.services.queries import TraceQuery
 from factories import make_token
 from modelserver import ModelServer
 
@@ -97,7 +97,9 @@ def serve_http(db_path: str) -> Iterator[str]:
 
 async def stored_litellm_traces(db_path: str, tenant: str) -> list[dict[str, Any]]:
     async with open_app(Settings(db_path=db_path)) as app:
-        rows: list[dict[str, Any]] = (await app.traces.list(tenant, TraceQuery(source="litellm", limit=50)))["traces"]
+        rows: list[dict[str, Any]] = (await app.traces.list(tenant, TraceQuery(source="litellm", limit=50))).render()[
+            "traces"
+        ]
     return rows
 
 

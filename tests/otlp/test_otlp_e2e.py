@@ -23,7 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from agnt_traces.app import open_app
 from agnt_traces.config import Settings
-from agnt_traces.store.base import TraceQuery
+from agnt_traces.services.queries import TraceQuery
 from factories import make_token
 from mcp_helpers import call
 from modelserver import ModelServer
@@ -169,7 +169,7 @@ async def test_litellm_otel_callback_and_the_local_collector(tmp_path: Path, mod
         assert out.strip().splitlines()[0] == "echo: hello from litellm"
         # acknowledged means committed: once the app has exited (its exporter flushed), the trace is stored
         async with open_app(Settings(db_path=db)) as app:
-            rows: list[dict[str, Any]] = (await app.traces.list("me", TraceQuery(source="otlp")))["traces"]
+            rows: list[dict[str, Any]] = (await app.traces.list("me", TraceQuery(source="otlp"))).render()["traces"]
             assert len(rows) == 1
             trace = (await app.traces.get("me", rows[0]["id"])).to_json()
     assert trace["messages"] == [{"role": "user", "content": "hello from litellm"}]

@@ -16,7 +16,7 @@ from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.ids import ms_to_rfc3339
 from agnt_traces.models import NO_ERROR_DETAILS
-from agnt_traces.store.base import StatsQuery, TraceQuery
+from agnt_traces.services.queries import StatsQuery, TraceQuery
 from factories import trace_payload
 from http_helpers import check_error_body, in_process
 
@@ -138,7 +138,7 @@ async def test_unknown_durations_sort_like_nulls_and_never_match_min_duration(ap
     async def ids(**query: Any) -> list[str]:
         out, cursor = [], None
         while True:  # one row per page: the cursor must walk across unknown durations too
-            page = await app.traces.list("default", TraceQuery(limit=1, cursor=cursor, **query))
+            page = (await app.traces.list("default", TraceQuery(limit=1, cursor=cursor, **query))).render()
             out += [(r["id"], r["duration"]) for r in page["traces"]]
             cursor = page["nextCursor"]
             if cursor is None:
@@ -170,7 +170,7 @@ async def test_stats_percentiles_are_over_known_durations_only(app: App) -> None
     await app.traces.ingest_many("default", payloads)
     for since, until in [(None, None), (T0 + H // 2, T0 + 3 * H), (T0 + 100, T0 + 200_000)]:
         q = StatsQuery(since=ms_to_rfc3339(since) if since else None, until=ms_to_rfc3339(until) if until else None)
-        (group,) = (await app.traces.stats("default", q))["groups"]
+        (group,) = (await app.traces.stats("default", q)).render()["groups"]
         assert group["count"] in (15, 10, 5)  # every trace is counted...
         assert group["p50Duration"] == pytest.approx(1.0, rel=0.025)  # ...but only known durations are ranked
         assert group["p95Duration"] == pytest.approx(2.0, rel=0.025)
@@ -178,7 +178,7 @@ async def test_stats_percentiles_are_over_known_durations_only(app: App) -> None
 
 async def test_only_unknown_durations_give_no_percentile(app: App) -> None:
     await app.traces.ingest("default", without(trace_payload(), "duration"))
-    (group,) = (await app.traces.stats("default", StatsQuery()))["groups"]
+    (group,) = (await app.traces.stats("default", StatsQuery())).render()["groups"]
     assert group["count"] == 1 and group["p50Duration"] is None and group["p95Duration"] is None
 
 

@@ -9,7 +9,7 @@ import unidiff
 from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.errors import CompileError, Conflict, InvalidArgument, NotFound
-from agnt_traces.store.base import TraceQuery
+from agnt_traces.services.queries import TraceQuery
 from factories import trace_payload
 from modelserver import ModelServer
 
@@ -149,7 +149,7 @@ async def test_run_on_two_models_diff_save_publish(app: App, model_server: Model
         t = await app.traces.get("default", r["traceId"])
         assert (t.source, t.session_id, t.parent_trace_id) == ("playground", sid, trace["id"])
         assert (await app.store.get_content("default", t.etag or "")) is not None
-    page = await app.traces.list("default", TraceQuery(session_id=sid))
+    page = (await app.traces.list("default", TraceQuery(session_id=sid))).render()
     assert len(page["traces"]) == 2
 
     diff = await pg.diff("default", sid)
@@ -228,7 +228,7 @@ async def test_rate_limited_once_then_success_is_one_run_and_one_trace(app: App,
     assert run["status"] == "success"
     t = await app.traces.get("default", run["traceId"])
     assert t.model.metadata.get("attempts") == 2
-    assert len((await app.traces.list("default", TraceQuery(session_id=sid)))["traces"]) == 1
+    assert len((await app.traces.list("default", TraceQuery(session_id=sid))).render()["traces"]) == 1
 
 
 async def test_one_failing_model_does_not_sink_the_others(app: App, model_server: ModelServer) -> None:

@@ -133,7 +133,7 @@ async def test_run_prompt_draft_and_compile_errors(app: App, model_server: Model
         await app.prompts.run("default", "support", label="draft", variables={"tier": 3})
     assert "company_name" in exc.value.message and "intro" in exc.value.message
     assert model_server.requests == []
-    assert (await app.traces.list("default", _q()))["traces"] == []
+    assert (await app.traces.list("default", _q())).render()["traces"] == []
     ok = await app.prompts.run("default", "support", label="draft", variables={"company_name": "A"})
     assert ok["trace"]["promptVersion"] is None  # the draft is not a version
 
@@ -197,6 +197,6 @@ async def test_prompt_tools_over_mcp(settings: Settings, model_server: ModelServ
 
 
 def _q() -> object:
-    from agnt_traces.store.base import TraceQuery
+    from agnt_traces.services.queries import TraceQuery
 
     return TraceQuery()

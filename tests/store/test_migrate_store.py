@@ -17,7 +17,7 @@ import pytest
 
 from agnt_traces.app import open_app
 from agnt_traces.config import Settings
-from agnt_traces.store.base import StatsQuery, TraceQuery
+from agnt_traces.services.queries import StatsQuery, TraceQuery
 from agnt_traces.tokens import hash_token
 from factories import trace_payload
 
@@ -68,17 +68,19 @@ async def _snapshot(db: str) -> dict[str, Any]:
             rows = []
             cursor = None
             while True:
-                page = await app.traces.list(tenant, TraceQuery(limit=200, cursor=cursor, sort="cost"))
+                page = (await app.traces.list(tenant, TraceQuery(limit=200, cursor=cursor, sort="cost"))).render()
                 rows += page["traces"]
                 cursor = page["nextCursor"]
                 if not cursor:
                     break
             out[tenant] = {
                 "traces": rows,
-                "search": (await app.traces.list(tenant, TraceQuery(query="number 17", limit=200)))["traces"],
-                "tagged": (await app.traces.list(tenant, TraceQuery(tags=["t1"], limit=200)))["traces"],
+                "search": (await app.traces.list(tenant, TraceQuery(query="number 17", limit=200))).render()["traces"],
+                "tagged": (await app.traces.list(tenant, TraceQuery(tags=["t1"], limit=200))).render()["traces"],
                 # Groups of equal count come in storage order: compare them as a set.
-                "stats": sorted((await app.traces.stats(tenant, StatsQuery(group_by="version")))["groups"], key=repr),
+                "stats": sorted(
+                    (await app.traces.stats(tenant, StatsQuery(group_by="version"))).render()["groups"], key=repr
+                ),
                 "prompts": [(p.name, p.draft_etag, p.versions, p.labels) for p in await app.store.list_prompts(tenant)],
                 "history": await app.store.label_history(tenant, "greet"),
             }

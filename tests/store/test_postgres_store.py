@@ -18,9 +18,10 @@ from agnt_traces.config import Settings
 from agnt_traces.errors import Conflict, InvalidArgument
 from agnt_traces.ids import new_id
 from agnt_traces.models import TraceIn
+from agnt_traces.services.queries import TraceQuery
 from agnt_traces.store import open_store, pg_migrations
 from agnt_traces.store import postgres as pg_module
-from agnt_traces.store.base import TraceQuery, ingest_record
+from agnt_traces.store.base import ingest_record
 from agnt_traces.store.connections import ReadBudgetExceeded
 from agnt_traces.store.postgres import PostgresStore
 from agnt_traces.store.postgres_base import describe_url
@@ -103,12 +104,12 @@ async def test_a_cursor_from_one_server_continues_on_another(pg_url: str) -> Non
         await one.insert_traces("t", [_record(output=f"o{i}", cost=0.1 * (i % 3)) for i in range(9)])
         for sort in ("created_at", "cost"):
             query = TraceQuery(sort=sort, limit=4)
-            whole = [r["id"] for r in (await one.list_traces("t", TraceQuery(sort=sort, limit=50))).rows]
+            whole = [r.id for r in (await one.list_traces("t", TraceQuery(sort=sort, limit=50).to_filter())).rows]
             seen: list[str] = []
             cursor = None
             for store in (one, two, one, two):
-                page = await store.list_traces("t", query.model_copy(update={"cursor": cursor}))
-                seen += [r["id"] for r in page.rows]
+                page = await store.list_traces("t", query.model_copy(update={"cursor": cursor}).to_filter())
+                seen += [r.id for r in page.rows]
                 cursor = page.next_cursor
                 if cursor is None:
                     break
@@ -191,12 +192,12 @@ async def test_full_text_finds_the_same_traces_as_sqlite(pg_url: str, tmp_path: 
         for text in QUERIES:
             found = []
             for store in (pg, lite):
-                page = await store.list_traces("t", TraceQuery(query=text, limit=50))  # type: ignore[attr-defined]
-                found.append(sorted(r["id"] for r in page.rows))
+                page = await store.list_traces("t", TraceQuery(query=text, limit=50).to_filter())  # type: ignore[attr-defined]
+                found.append(sorted(r.id for r in page.rows))
             assert found[0] == found[1], text
         # A handful of them, spelled out: the words are cut as SQLite cuts them.
-        page = await pg.list_traces("t", TraceQuery(query="example"))
-        assert {r["id"] for r in page.rows} == {"email"}
+        page = await pg.list_traces("t", TraceQuery(query="example").to_filter())
+        assert {r.id for r in page.rows} == {"email"}
     finally:
         await pg.close()
         await lite.close()
@@ -207,7 +208,7 @@ async def test_malformed_queries_are_refused_naming_the_field(pg_url: str, bad: 
     store = await PostgresStore.open(pg_url)
     try:
         with pytest.raises(InvalidArgument) as exc:
-            await store.list_traces("t", TraceQuery(query=bad))
+            await store.list_traces("t", TraceQuery(query=bad).to_filter())
         assert exc.value.details.get("field") == "query"
     finally:
         await store.close()
@@ -221,11 +222,11 @@ async def test_query_text_never_becomes_sql_or_tsquery_syntax(pg_url: str, text:
     try:
         await store.insert_traces("t", [_record(output="refund issued")])
         try:
-            page = await store.list_traces("t", TraceQuery(query=text))
+            page = await store.list_traces("t", TraceQuery(query=text).to_filter())
         except InvalidArgument as exc:
             assert exc.details.get("field") == "query"
         else:
-            assert all(r["outputPreview"] == "refund issued" for r in page.rows)
+            assert all(r.output_preview == "refund issued" for r in page.rows)
         assert _sql(pg_url, "SELECT count(*) FROM traces") == [(1,)]
     finally:
         await store.close()
@@ -247,11 +248,11 @@ async def test_a_read_past_the_budget_is_stopped_with_the_sqlite_error(
 
         monkeypatch.setattr(pg_module, "build_trace_query", slow)
         with anyio.fail_after(10), pytest.raises(InvalidArgument) as exc:
-            await store.list_traces("t", TraceQuery(query="refund"))
+            await store.list_traces("t", TraceQuery(query="refund").to_filter())
         assert exc.value.details["rule"] == "time_budget" and exc.value.details["field"] == "query"
         # The budget is the read's own: the next read on the same pooled connection is not limited by it.
         monkeypatch.setattr(pg_module, "build_trace_query", real)
-        assert len((await store.list_traces("t", TraceQuery())).rows) == 1
+        assert len((await store.list_traces("t", TraceQuery().to_filter())).rows) == 1
         assert await store.health() is None
     finally:
         await store.close()
@@ -278,7 +279,7 @@ async def test_an_unreachable_database_is_a_503_not_a_traceback(pg_url: str, pg_
         with anyio.fail_after(20):
             while True:
                 try:
-                    page = await store.list_traces("t", TraceQuery())
+                    page = await store.list_traces("t", TraceQuery().to_filter())
                     break
                 except Exception as exc:  # a broken pooled connection: the next one is fresh
                     assert getattr(exc, "http_status", 503) == 503
@@ -294,4 +295,4 @@ async def test_the_app_runs_on_postgres_from_the_environment(pg_url: str, monkey
     async with open_app(settings) as app:
         assert isinstance(app.store, PostgresStore)
         await app.traces.ingest("default", trace_payload())
-        assert len((await app.traces.list("default", TraceQuery()))["traces"]) == 1
+        assert len((await app.traces.list("default", TraceQuery())).render()["traces"]) == 1

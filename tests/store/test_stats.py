@@ -11,8 +11,8 @@ import pytest
 from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.ids import ms_to_rfc3339
+from agnt_traces.services.queries import StatsQuery
 from agnt_traces.store import migrations
-from agnt_traces.store.base import StatsQuery
 from factories import trace_payload
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
@@ -70,7 +70,7 @@ async def test_windows_across_hours_match_brute_force(app: App) -> None:
             since=ms_to_rfc3339(since) if since else None,
             until=ms_to_rfc3339(until) if until else None,
         )
-        got = {g["group"]["promptName"]: g for g in (await app.traces.stats("default", q))["groups"]}
+        got = {g["group"]["promptName"]: g for g in (await app.traces.stats("default", q)).render()["groups"]}
         want = brute(traces, since, until, "promptName")
         assert set(got) == set(want), (since, until)
         for name, w in want.items():
@@ -85,12 +85,12 @@ async def test_existing_traces_are_rolled_up_by_the_migration(db_path: str) -> N
     async with open_app(Settings(db_path=db_path)) as app:
         for i in range(5):
             await app.traces.ingest("default", trace_payload(output=f"o{i}", createdAt=ms_to_rfc3339(T0 + i * H)))
-        before = await app.traces.stats("default", StatsQuery(group_by="status"))
+        before = (await app.traces.stats("default", StatsQuery(group_by="status"))).render()
     db = sqlite3.connect(db_path, isolation_level=None)
     db.execute("DROP TABLE trace_rollups")
     db.execute("DELETE FROM schema_migrations WHERE number = 4")
     assert [m[0] for m in migrations.pending(db)] == [4]
     db.close()
     async with open_app(Settings(db_path=db_path)) as app:
-        after = await app.traces.stats("default", StatsQuery(group_by="status"))
+        after = (await app.traces.stats("default", StatsQuery(group_by="status"))).render()
     assert after == before and after["groups"][0]["count"] == 5

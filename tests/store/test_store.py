@@ -7,8 +7,8 @@ import pytest
 from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.errors import Conflict, InvalidArgument
+from agnt_traces.services.queries import StatsQuery, TraceQuery
 from agnt_traces.store import migrations
-from agnt_traces.store.base import StatsQuery, TraceQuery
 from factories import trace_payload
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
@@ -19,7 +19,7 @@ def q(**kw: object) -> TraceQuery:
 
 
 async def ids(app: App, **kw: object) -> list[str]:
-    page = await app.traces.list("default", q(**kw))
+    page = (await app.traces.list("default", q(**kw))).render()
     return [r["id"] for r in page["traces"]]
 
 
@@ -231,7 +231,7 @@ async def test_every_sort_both_orders(app: App) -> None:
 
 async def test_rows_are_compact(app: App) -> None:
     await app.traces.ingest("default", trace_payload(output="x" * 500))
-    (row,) = (await app.traces.list("default", q()))["traces"]
+    (row,) = (await app.traces.list("default", q())).render()["traces"]
     assert set(row) == {
         "id",
         "createdAt",
@@ -260,7 +260,7 @@ async def test_cursor_pages_have_no_duplicates_or_gaps_while_traces_arrive(app: 
     seen: list[str] = []
     cursor = None
     while True:
-        page = await app.traces.list("default", q(sort=sort, limit=5, cursor=cursor))
+        page = (await app.traces.list("default", q(sort=sort, limit=5, cursor=cursor))).render()
         seen += [r["id"] for r in page["traces"]]
         # New traces arrive between pages; they sort before the cursor (newest) or anywhere by value.
         await app.traces.ingest("default", trace_payload(cost=0.15, duration=1.5, inputTokens=2, output="late"))
@@ -274,7 +274,7 @@ async def test_cursor_pages_have_no_duplicates_or_gaps_while_traces_arrive(app: 
 async def test_cursor_of_another_sort_or_garbage_is_a_clear_error(app: App) -> None:
     for _ in range(3):
         await app.traces.ingest("default", trace_payload())
-    page = await app.traces.list("default", q(limit=1))
+    page = (await app.traces.list("default", q(limit=1))).render()
     with pytest.raises(InvalidArgument, match="sort"):
         await app.traces.list("default", q(limit=1, sort="cost", cursor=page["nextCursor"]))
     with pytest.raises(InvalidArgument, match="cursor"):
@@ -299,8 +299,8 @@ async def test_full_text_supports_phrases_prefix_and_or(app: App) -> None:
 
 async def test_tenants_never_see_each_other(app: App) -> None:
     mine = (await app.traces.ingest("acme", trace_payload(output="acme secret")))["id"]
-    assert (await app.traces.list("globex", q()))["traces"] == []
-    assert (await app.traces.list("globex", q(query="secret")))["traces"] == []
+    assert (await app.traces.list("globex", q())).render()["traces"] == []
+    assert (await app.traces.list("globex", q(query="secret"))).render()["traces"] == []
     assert await app.store.get_trace("globex", mine) is None
     # The same client id may exist in two tenants independently.
     await app.traces.ingest("acme", trace_payload(id="shared"))
@@ -310,7 +310,7 @@ async def test_tenants_never_see_each_other(app: App) -> None:
 
 async def test_stats_groups(app: App) -> None:
     await _seed(app)
-    by_prompt = await app.traces.stats("default", StatsQuery(group_by="prompt"))
+    by_prompt = (await app.traces.stats("default", StatsQuery(group_by="prompt"))).render()
     groups = {g["group"]["promptName"]: g for g in by_prompt["groups"]}
     assert groups["review"]["count"] == 2
     assert groups["review"]["errors"] == 1
@@ -319,9 +319,9 @@ async def test_stats_groups(app: App) -> None:
     # Durations are two traces of 0.2 s and 1.5 s: p50 is the lower, p95 the upper (histogram: ±2 %).
     assert groups["support"]["p50Duration"] == pytest.approx(0.2, rel=0.025)
     assert groups["support"]["p95Duration"] == pytest.approx(1.5, rel=0.025)
-    by_status = await app.traces.stats("default", StatsQuery(group_by="status"))
+    by_status = (await app.traces.stats("default", StatsQuery(group_by="status"))).render()
     assert {g["group"]["status"]: g["count"] for g in by_status["groups"]} == {"success": 3, "error": 1}
-    windowed = await app.traces.stats("default", StatsQuery(group_by="model", since="2026-01-03T00:00:00Z"))
+    windowed = (await app.traces.stats("default", StatsQuery(group_by="model", since="2026-01-03T00:00:00Z"))).render()
     assert sum(g["count"] for g in windowed["groups"]) == 2
 
 

@@ -28,9 +28,10 @@ from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.errors import InvalidArgument
 from agnt_traces.ids import ms_to_rfc3339, new_id, now_ms
+from agnt_traces.services.queries import TraceQuery
 from agnt_traces.services.traces import TraceService
 from agnt_traces.store import migrations
-from agnt_traces.store.base import TraceQuery, TraceRecord
+from agnt_traces.store.base import TraceRecord
 from agnt_traces.store.codec import manifest_digest, pack_body, pack_manifest, search_text
 from agnt_traces.store.sqlite import SqliteStore
 from durability import AGNT, HttpServer
@@ -149,7 +150,7 @@ async def test_costly_full_text_queries_are_refused_before_any_work(app: App, te
 @pytest.mark.both_stores
 async def test_reasonable_full_text_queries_still_run(app: App, text: str) -> None:
     await app.traces.ingest("default", trace_payload(output="Your refund was issued yesterday."))
-    page = await app.traces.list("default", TraceQuery(query=text))
+    page = (await app.traces.list("default", TraceQuery(query=text))).render()
     assert len(page["traces"]) == 1
 
 
@@ -161,7 +162,7 @@ async def test_a_slow_full_text_read_is_stopped_at_the_budget_while_another_tena
 ) -> None:
     store = await SqliteStore.open(_copy_db(big_db, tmp_path), query_budget_ms=BUDGET_MS)
     try:
-        small = (await store.list_traces("small", TraceQuery(limit=10))).rows
+        small = (await store.list_traces("small", TraceQuery(limit=10).to_filter())).rows
         assert small
         slow = TraceQuery(query="xyz*", sort="cost")  # every probe expands the prefix over 400k postings
         outcomes: list[tuple[float, BaseException | None]] = []
@@ -170,7 +171,7 @@ async def test_a_slow_full_text_read_is_stopped_at_the_budget_while_another_tena
         async def search() -> None:
             started = time.perf_counter()
             try:
-                await store.list_traces("big", slow)
+                await store.list_traces("big", slow.to_filter())
                 outcomes.append((time.perf_counter() - started, None))
             except InvalidArgument as exc:
                 outcomes.append((time.perf_counter() - started, exc))
@@ -191,7 +192,7 @@ async def test_a_slow_full_text_read_is_stopped_at_the_budget_while_another_tena
                     if i % 2:
                         await store.get_trace("small", small[i % len(small)]["id"])
                     else:
-                        await store.list_traces("small", TraceQuery(limit=20, sort="cost"))
+                        await store.list_traces("small", TraceQuery(limit=20, sort="cost").to_filter())
                     latencies.append(time.perf_counter() - started)
                     i += 1
                     await anyio.sleep(0.005)
@@ -218,7 +219,7 @@ async def test_the_budget_stops_any_slow_read_and_maintenance_is_exempt(big_db: 
     try:
         with pytest.raises(InvalidArgument) as exc:
             # A list scanning every trace of a tenant for a rare duration: far more than 1 ms of work.
-            await store.list_traces("big", TraceQuery(min_duration=1e9, sort="created_at"))
+            await store.list_traces("big", TraceQuery(min_duration=1e9, sort="created_at").to_filter())
         assert "budget" in exc.value.message
         assert await store.integrity_check() == "ok"
     finally:
@@ -239,7 +240,7 @@ async def test_a_tenants_full_text_cost_does_not_grow_with_other_tenants_matches
             samples = []
             for _ in range(15):
                 started = time.perf_counter()
-                page = await store.list_traces("a", query)
+                page = await store.list_traces("a", query.to_filter())
                 samples.append(time.perf_counter() - started)
                 assert len(page.rows) == 20
             return statistics.median(samples)
@@ -277,10 +278,10 @@ async def test_a_cursor_is_the_same_whatever_other_tenants_wrote(tmp_path: Path)
                 await store.insert_traces("b", rec(f"b-{k}"))
             await store.insert_traces("a", rec("a-2"))
             await store.insert_traces("a", rec("a-3"))
-            page = await store.list_traces("a", TraceQuery(limit=1))
+            page = await store.list_traces("a", TraceQuery(limit=1).to_filter())
             assert page.next_cursor
-            nxt = await store.list_traces("a", TraceQuery(limit=5, cursor=page.next_cursor))
-            assert [r["id"] for r in nxt.rows] == ["a-2", "a-1"]
+            nxt = await store.list_traces("a", TraceQuery(limit=5, cursor=page.next_cursor).to_filter())
+            assert [r.id for r in nxt.rows] == ["a-2", "a-1"]
             cursors.append(page.next_cursor)
         finally:
             await store.close()
@@ -469,11 +470,13 @@ def test_the_migration_moves_the_shared_full_text_index_into_per_tenant_tables(
 
     async def check() -> None:
         async with open_app(Settings(db_path=db_path)) as app:
-            a = await app.traces.list("a", TraceQuery(query="apple"))
-            b = await app.traces.list("b", TraceQuery(query="apple"))
+            a = (await app.traces.list("a", TraceQuery(query="apple"))).render()
+            b = (await app.traces.list("b", TraceQuery(query="apple"))).render()
             assert [r["id"] for r in a["traces"]] == ["t1"]
             assert [r["id"] for r in b["traces"]] == ["t2"]
-            assert [r["id"] for r in (await app.traces.list("a", TraceQuery(query="plum")))["traces"]] == ["t3"]
+            assert [r["id"] for r in (await app.traces.list("a", TraceQuery(query="plum"))).render()["traces"]] == [
+                "t3"
+            ]
 
     anyio.run(check)
     db = sqlite3.connect(db_path)

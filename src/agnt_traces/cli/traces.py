@@ -27,8 +27,7 @@ TRACE_COLUMNS: list[Column] = [
 
 def cmd_traces_list(args: argparse.Namespace) -> int:
     from ..app import open_app
-    from ..services.traces import validate_query
-    from ..store.base import TraceQuery
+    from ..services.queries import TraceQuery, validate_query
 
     settings = settings_of(args)
     fields = {k: v for k, v in vars(args).items() if k in TraceQuery.model_fields}
@@ -36,7 +35,7 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with open_app(settings) as app:
-            page = await app.traces.list(settings.tenant, query)
+            page = (await app.traces.list(settings.tenant, query)).render()
         if args.json:
             print_json(page)
         else:
@@ -107,8 +106,7 @@ def render_trace(t: dict[str, Any]) -> str:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from ..app import open_app
-    from ..services.traces import validate_query
-    from ..store.base import StatsQuery
+    from ..services.queries import StatsQuery, validate_query
 
     settings = settings_of(args)
     fields = {"group_by": args.group_by, "since": args.since, "until": args.until, "prompt_name": args.prompt_name}
@@ -116,7 +114,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with open_app(settings) as app:
-            data = await app.traces.stats(settings.tenant, query)  # the service behind the trace_stats tool
+            data = (await app.traces.stats(settings.tenant, query)).render()  # as the trace_stats tool gives it
         print_json(data) if args.json else print(render_stats(data))
         return 0
 

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from .. import __version__
 from ..models import Trace
@@ -60,12 +60,15 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
-def _models() -> list[type[BaseModel]]:
-    seen: dict[str, type[BaseModel]] = {"Trace": Trace}
+def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    """Request bodies as they are validated; responses as they are rendered (e.g. times as strings)."""
+    seen: dict[str, tuple[type[BaseModel], JsonSchemaMode]] = {"Trace": (Trace, "validation")}
     for op in OPERATIONS:
-        for item in [*(op.body if isinstance(op.body, list) else [op.body]), op.response]:
+        for item in op.body if isinstance(op.body, list) else [op.body]:
             if isinstance(item, type) and issubclass(item, BaseModel):
-                seen[item.__name__] = item
+                seen[item.__name__] = (item, "validation")
+        if isinstance(op.response, type) and issubclass(op.response, BaseModel):
+            seen[op.response.__name__] = (op.response, "serialization")
     return list(seen.values())
 
 
@@ -118,9 +121,7 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 
 def openapi_document(server_url: str | None = None) -> dict[str, Any]:
-    _, defs = models_json_schema(
-        [(m, "validation") for m in _models()], by_alias=True, ref_template="#/components/schemas/{model}"
-    )
+    _, defs = models_json_schema(_models(), by_alias=True, ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     schemas["Error"] = ERROR_SCHEMA
     paths: dict[str, dict[str, Any]] = {}

@@ -23,9 +23,11 @@ from ..app import App
 from ..errors import AgntError, InternalError, InvalidArgument, from_validation_error
 from ..limits import DIFF_MAX_CHARS
 from ..logs import log_failure
-from ..models import ModelConfig, PromptContent, Trace, TraceIn
-from ..services.traces import TRACE_FIELDS, validate_query
-from ..store.base import IngestResult, StatsQuery, TraceQuery
+from ..models import ModelConfig, PromptContent, TraceIn
+from ..services.queries import StatsQuery, TraceQuery, validate_query
+from ..services.results import StatsResult, TraceList, TraceView
+from ..services.traces import TRACE_FIELDS
+from ..store.base import IngestResult
 from .auth import TokenAuth
 from .errors import NO_STORE, error_response, json_body, not_found
 from .ingest import IngestBatcher
@@ -270,8 +272,8 @@ def if_match(request: Request) -> str | None:
 Result = dict[str, Any] | tuple[int, dict[str, Any]]
 Handler = Callable[[Call], Awaitable[Result]]
 
-LIST_QUERY = tuple(n for n in TraceQuery.model_fields if n not in ("since_ms", "until_ms"))
-STATS_QUERY = tuple(n for n in StatsQuery.model_fields if n not in ("since_ms", "until_ms"))
+LIST_QUERY = tuple(TraceQuery.model_fields)
+STATS_QUERY = tuple(StatsQuery.model_fields)
 
 
 async def list_traces(c: Call) -> Result:
@@ -279,7 +281,7 @@ async def list_traces(c: Call) -> Result:
     tags = [*(args.pop("tag", None) or []), *_split(args.pop("tags", None))]
     if tags:
         args["tags"] = tags
-    return await c.app.traces.list(c.tenant, validate_query(TraceQuery, args))
+    return (await c.app.traces.list(c.tenant, validate_query(TraceQuery, args))).render()
 
 
 async def ingest_traces(c: Call) -> Result:
@@ -324,7 +326,7 @@ async def diff_trace(c: Call) -> Result:
 
 async def trace_stats(c: Call) -> Result:
     args = c.query(STATS_QUERY)
-    return await c.app.traces.stats(c.tenant, validate_query(StatsQuery, args))
+    return (await c.app.traces.stats(c.tenant, validate_query(StatsQuery, args))).render()
 
 
 async def open_playground(c: Call) -> Result:
@@ -615,6 +617,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/tenants/{tenant}/traces",
         list_traces,
         "Filtered, sorted, cursor-paginated compact trace rows",
+        response=TraceList,
         query=(
             *_query_from_model(TraceQuery, LIST_QUERY),
             QueryParam("tag", {"type": "string"}, "repeatable; every tag must match", True),
@@ -636,7 +639,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/tenants/{tenant}/traces/{trace_id}",
         get_trace,
         "One trace; fields projection and max_chars truncation",
-        response=Trace,
+        response=TraceView,
         query=(
             QueryParam(
                 "fields",
@@ -857,6 +860,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/tenants/{tenant}/stats",
         trace_stats,
         "Count, errors, error rate, p50/p95 duration, tokens and cost per group",
+        response=StatsResult,
         query=_query_from_model(StatsQuery, STATS_QUERY),
     ),
 )

@@ -44,7 +44,7 @@ async def _resolve_prompts(traces: TraceService, tenant: str, mapped: list[Mappe
     claims = {m.prompt_claim[0] for m in mapped if m.prompt_claim is not None}
     if not claims:
         return
-    hosted = {name for name in list(claims)[:32] if await traces.store.get_prompt(tenant, name) is not None}
+    hosted = {name for name in list(claims)[:32] if await traces.prompt_exists(tenant, name)}
     for m in mapped:
         if m.prompt_claim is None or m.prompt_claim[0] not in hosted:
             continue

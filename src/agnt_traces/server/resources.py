@@ -13,7 +13,7 @@ from mcp.types import INVALID_PARAMS, ListResourcesResult, PaginatedRequestParam
 
 from ..app import App
 from ..errors import AgntError, NotFound
-from ..store.base import TraceQuery
+from ..services.queries import TraceQuery
 from .common import app_of, tenant_of
 from .sdk_seams import lowlevel_server
 
@@ -83,14 +83,14 @@ def register(mcp: MCPServer[Any]) -> None:
             raise MCPError(INVALID_PARAMS, err.message, {"field": "cursor"}) from None
         resources = [
             Resource(
-                uri=f"traces://{row['id']}",
-                name=row["id"],
-                title=f"{row['promptName'] or '(no prompt)'} · {row['model']} · {row['status']}",
-                description=row["outputPreview"] or None,
+                uri=f"traces://{row.id}",
+                name=row.id,
+                title=f"{row.prompt_name or '(no prompt)'} · {row.model} · {row.status}",
+                description=row.output_preview or None,
                 mime_type="application/json",
             )
-            for row in page["traces"]
+            for row in page.traces
         ]
-        return ListResourcesResult(resources=resources, next_cursor=page["nextCursor"])
+        return ListResourcesResult(resources=resources, next_cursor=page.next_cursor)
 
     lowlevel_server(mcp).add_request_handler("resources/list", PaginatedRequestParams, list_recent_traces)

@@ -8,8 +8,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
 from ..models import TraceIn
-from ..services.traces import TRACE_FIELDS, validate_query
-from ..store.base import StatsQuery, TraceQuery
+from ..services.queries import StatsQuery, TraceQuery, validate_query
+from ..services.results import StatsResult, TraceList, TraceView
+from ..services.traces import TRACE_FIELDS
 from .apps import TRACE_APP, TRACE_VIEW, tool_meta, with_view
 from .common import READ, WRITE, app_of, tenant_of, tool_errors
 
@@ -83,7 +84,7 @@ def register(mcp: MCPServer[Any]) -> None:
         order: Annotated[Literal["asc", "desc"], Field(description="desc: newest or largest first")] = "desc",
         limit: Annotated[int, Field(ge=1, le=200, description="rows per page, 1-200")] = 20,
         cursor: Annotated[str | None, Field(description="nextCursor of the previous page")] = None,
-    ) -> dict[str, Any]:
+    ) -> TraceList:
         """Find traces: filtered, sorted, cursor-paginated compact rows (newest first by default).
 
         Rows carry id, createdAt, promptName, promptVersion, model, status, totalTokens, cost,
@@ -106,10 +107,11 @@ def register(mcp: MCPServer[Any]) -> None:
         max_chars: Annotated[
             int | None, Field(description="truncate every longer string to this many characters")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> TraceView:
         """One trace: exact compiled prompt (manifest + messages), output, tokens, cost, latency, model,
         status, error and the compilation context (variables)."""
         data = await app_of(ctx).traces.get_json(tenant_of(ctx), trace_id, fields, max_chars)
+        # The projected JSON as it is (fields, max_chars), checked against TraceView by the SDK.
         return with_view(data, TRACE_VIEW.format(trace_id=data["id"]))
 
     @mcp.tool(annotations=WRITE)
@@ -133,7 +135,7 @@ def register(mcp: MCPServer[Any]) -> None:
         since: Annotated[str | None, Field(description=TIME_HELP)] = None,
         until: Annotated[str | None, Field(description=TIME_HELP + "; default now")] = None,
         prompt_name: Annotated[str | None, Field(description="only this prompt")] = None,
-    ) -> dict[str, Any]:
+    ) -> StatsResult:
         """Count, errors, error rate, p50/p95 duration, tokens and cost per group over a time window."""
         q = validate_query(
             StatsQuery, {"group_by": group_by, "since": since, "until": until, "prompt_name": prompt_name}

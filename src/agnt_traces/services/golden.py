@@ -37,12 +37,13 @@ from ..ids import ms_to_rfc3339, new_id, now_ms
 from ..llm.providers import check_provider
 from ..logs import log_failure
 from ..models import Block, ModelConfig, PromptContent, Trace, VariableDecl
-from ..store.base import GoldenRecord, ReplayRecord, Store, TraceQuery
+from ..store.base import GoldenRecord, ReplayRecord, Store
 from .callcache import BudgetExceeded, CachedCaller, SpendGuard
 from .checks import Outcome, evaluate_checks_async, parse_checks, parse_judge
 from .prompts import PromptService, check_prompt_name
+from .queries import TraceQuery, validate_query
 from .runner import CallContext
-from .traces import TraceService, validate_query
+from .traces import TraceService
 
 __all__ = ["GatePolicy", "GoldenService", "gate_failures"]
 
@@ -194,9 +195,9 @@ class GoldenService:
         cursor = None
         while len(found) < wanted:
             query = validate_query(TraceQuery, {**args, "limit": min(200, wanted - len(found)), "cursor": cursor})
-            page = await self.store.list_traces(tenant, query)
+            page = await self.store.list_traces(tenant, query.to_filter())
             for row in page.rows:
-                trace = await self.store.get_trace(tenant, row["id"])
+                trace = await self.store.get_trace(tenant, row.id)
                 if trace is not None:
                     found.append(trace)
             cursor = page.next_cursor

@@ -11,7 +11,9 @@ from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_valida
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
 from ..llm.pricing import estimate_cost
 from ..models import ErrorInfo, Manifest, ModelInfo, Trace, TraceIn, canonical_json
-from ..store.base import IngestResult, StatsQuery, Store, TraceQuery, TraceRecord, ingest_record
+from ..store.base import IngestResult, Store, TraceRecord, ingest_record
+from .queries import StatsQuery, TraceQuery, validate_query
+from .results import StatsResult, TraceList
 
 __all__ = ["COST_ESTIMATED", "TRACE_FIELDS", "TraceService", "validate_query"]
 
@@ -20,13 +22,6 @@ COST_ESTIMATED = "costEstimated"
 
 TRACE_FIELDS = (*(f.alias or name for name, f in Trace.model_fields.items()), "replayable", "replayIssues")
 MAX_BATCH = 1000
-
-
-def validate_query(model: type[TraceQuery] | type[StatsQuery], args: dict[str, Any]) -> Any:
-    try:
-        return model.model_validate({k: v for k, v in args.items() if v is not None})
-    except ValidationError as exc:
-        raise from_validation_error(exc, "arguments") from None
 
 
 def _client_digest(trace_in: TraceIn) -> bytes:
@@ -240,10 +235,20 @@ class TraceService:
             data = _truncate(data, max_chars)
         return data
 
-    async def list(self, tenant: str, query: TraceQuery) -> dict[str, Any]:
-        page = await self.store.list_traces(tenant, query)
-        return {"traces": page.rows, "nextCursor": page.next_cursor}
+    async def list(self, tenant: str, query: TraceQuery) -> TraceList:
+        """One page of compact rows, newest first unless ``query`` sorts otherwise.
 
-    async def stats(self, tenant: str, query: StatsQuery) -> dict[str, Any]:
-        groups = await self.store.trace_stats(tenant, query)
-        return {"groupBy": query.group_by, "since": query.since, "until": query.until, "groups": groups}
+        Raises:
+            InvalidArgument: a cursor not made for this list, or a malformed or too costly full-text query.
+        """
+        page = await self.store.list_traces(tenant, query.to_filter())
+        return TraceList.model_construct(traces=page.rows, next_cursor=page.next_cursor)
+
+    async def stats(self, tenant: str, query: StatsQuery) -> StatsResult:
+        """Groups over the window, largest first; ``since``/``until`` echo the query as given."""
+        groups = await self.store.trace_stats(tenant, query.to_filter())
+        return StatsResult.model_construct(group_by=query.group_by, since=query.since, until=query.until, groups=groups)
+
+    async def prompt_exists(self, tenant: str, name: str) -> bool:
+        """The tenant hosts a prompt called ``name`` (an OTLP span's prompt claim names it)."""
+        return await self.store.get_prompt(tenant, name) is not None

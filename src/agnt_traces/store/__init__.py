@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import StatsQuery, Store, TraceQuery
+from .base import Store
 from .postgres_base import describe_url, is_postgres_url
 from .sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["SqliteStore", "StatsQuery", "Store", "TraceQuery", "describe_url", "is_postgres_url", "open_store"]
+__all__ = ["SqliteStore", "Store", "describe_url", "is_postgres_url", "open_store"]
 
 
 async def open_store(db: str | Path) -> Store:

@@ -1,4 +1,4 @@
-"""The narrow async interface every store implements, and the backend-neutral query types.
+"""The narrow async interface every store implements, and the records it writes.
 
 Services talk only to ``Store``; SQLite details stay in ``store.sqlite``. A PostgreSQL store implements
 the same protocol.
@@ -10,93 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from ..ids import parse_time
-from ..models import MAX_INT, PromptContent, Trace, TraceIn
+from ..models import PromptContent, Trace, TraceIn
+from ..records import StatsFilter, StatsRow, TraceFilter, TracePage
 
 __all__ = [
-    "SORTS",
     "GoldenRecord",
     "IngestResult",
     "PromptRecord",
     "ReplayRecord",
     "SessionRecord",
     "SessionSave",
-    "StatsQuery",
     "Store",
     "TokenRecord",
-    "TracePage",
-    "TraceQuery",
     "TraceRecord",
 ]
-
-SortKey = Literal["created_at", "cost", "total_tokens", "duration"]
-SORTS: tuple[str, ...] = ("created_at", "cost", "total_tokens", "duration")
-
-
-class TraceQuery(BaseModel):
-    """Filters, sort and page of ``list_traces``: one definition for the MCP tool, HTTP and the CLI."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: Literal["success", "error"] | None = None
-    prompt_name: str | None = None
-    prompt_version: int | None = Field(default=None, ge=1, le=MAX_INT)
-    model: str | None = None
-    provider: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    since: str | None = None
-    until: str | None = None
-    min_cost: float | None = Field(default=None, ge=0)
-    min_duration: float | None = Field(default=None, ge=0)
-    min_total_tokens: int | None = Field(default=None, ge=0, le=MAX_INT)
-    query: str | None = Field(default=None, max_length=1000)
-    session_id: str | None = None
-    source: Literal["run", "playground", "ingest", "litellm", "otlp", "replay", "judge"] | None = None
-    sort: SortKey = "created_at"
-    order: Literal["asc", "desc"] = "desc"
-    limit: int = Field(default=20, ge=1, le=200)
-    cursor: str | None = None
-
-    # Parsed forms, filled by the validator.
-    since_ms: int | None = Field(default=None, exclude=True)
-    until_ms: int | None = Field(default=None, exclude=True)
-
-    @field_validator("query")
-    @classmethod
-    def _blank_query(cls, v: str | None) -> str | None:
-        return v if v and v.strip() else None
-
-    @model_validator(mode="after")
-    def _parse_times(self) -> TraceQuery:
-        try:
-            if self.since is not None:
-                self.since_ms = parse_time(self.since, "since")
-            if self.until is not None:
-                self.until_ms = parse_time(self.until, "until")
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
-        return self
-
-
-class StatsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    group_by: Literal["prompt", "version", "model", "status"] = "prompt"
-    since: str | None = None
-    until: str | None = None
-    prompt_name: str | None = None
-    since_ms: int | None = Field(default=None, exclude=True)
-    until_ms: int | None = Field(default=None, exclude=True)
-
-    @model_validator(mode="after")
-    def _parse_times(self) -> StatsQuery:
-        if self.since is not None:
-            self.since_ms = parse_time(self.since, "since")
-        if self.until is not None:
-            self.until_ms = parse_time(self.until, "until")
-        return self
 
 
 @dataclass(slots=True)
@@ -112,12 +39,6 @@ class TraceRecord:
 class IngestResult:
     id: str
     created: bool  # False: the same id and content were already stored (no-op)
-
-
-@dataclass(slots=True)
-class TracePage:
-    rows: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 @dataclass(slots=True)
@@ -198,8 +119,8 @@ class Store(Protocol):
     # traces
     async def insert_traces(self, tenant: str, records: list[TraceRecord]) -> list[IngestResult]: ...
     async def get_trace(self, tenant: str, trace_id: str) -> Trace | None: ...
-    async def list_traces(self, tenant: str, query: TraceQuery) -> TracePage: ...
-    async def trace_stats(self, tenant: str, query: StatsQuery) -> list[dict[str, Any]]: ...
+    async def list_traces(self, tenant: str, query: TraceFilter) -> TracePage: ...
+    async def trace_stats(self, tenant: str, query: StatsFilter) -> list[StatsRow]: ...
 
     # content-addressed prompt contents
     async def put_content(self, tenant: str, content: PromptContent) -> str: ...

@@ -17,19 +17,33 @@ import hmac
 import json
 
 from ..errors import InvalidArgument
-from .base import TraceQuery
+from ..records import TraceFilter
 
 __all__ = ["CursorKeys", "filters_fingerprint"]
 
 _TAG_BYTES = 16
 _MAX_CURSOR_CHARS = 512
-# Fields that may change from page to page: everything else must stay the same.
-_PAGE_FIELDS = {"cursor", "limit", "sort", "order", "since_ms", "until_ms"}
 
 
-def filters_fingerprint(query: TraceQuery) -> str:
-    """The filters of a list (not its page, sort or order) as canonical text."""
-    data = query.model_dump(exclude=_PAGE_FIELDS)
+def filters_fingerprint(query: TraceFilter) -> str:
+    """The filters of a list (not its page, sort or order) as canonical text. The window is the client's
+    text ("24h"), not the resolved times: those move with the clock from page to page."""
+    data = {
+        "status": query.status,
+        "prompt_name": query.prompt_name,
+        "prompt_version": query.prompt_version,
+        "model": query.model,
+        "provider": query.provider,
+        "tags": list(query.tags),
+        "since": query.since_text,
+        "until": query.until_text,
+        "min_cost": query.min_cost,
+        "min_duration": query.min_duration,
+        "min_total_tokens": query.min_total_tokens,
+        "query": query.query,
+        "session_id": query.session_id,
+        "source": query.source,
+    }
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -61,14 +75,14 @@ class CursorKeys:
             counter += 1
         return out[:length]
 
-    def seal(self, tenant: str, query: TraceQuery, trace_id: str) -> str:
+    def seal(self, tenant: str, query: TraceFilter, trace_id: str) -> str:
         """The cursor after the trace ``trace_id`` in ``query``'s sort and order."""
         payload = json.dumps([query.sort, query.order, trace_id], separators=(",", ":")).encode()
         tag = self._tag(tenant, filters_fingerprint(query), payload)
         sealed = bytes(a ^ b for a, b in zip(payload, self._stream(tag, len(payload)), strict=True))
         return base64.urlsafe_b64encode(tag + sealed).decode().rstrip("=")
 
-    def open(self, tenant: str, query: TraceQuery, cursor: str) -> str:
+    def open(self, tenant: str, query: TraceFilter, cursor: str) -> str:
         """The trace id a cursor names.
 
         Raises:

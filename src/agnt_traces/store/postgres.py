@@ -13,9 +13,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, InvalidArgument
-from ..ids import ms_to_rfc3339
 from ..models import Trace
-from .base import IngestResult, StatsQuery, TracePage, TraceQuery, TraceRecord
+from ..records import StatsFilter, StatsRow, TraceFilter, TracePage, TraceSummary
+from .base import IngestResult, TraceRecord
 from .codec import (
     decode_duration,
     encode_duration,
@@ -201,7 +201,7 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
             return None
         return unpack_trace(row, bytes(row["manifest"]))
 
-    async def list_traces(self, tenant: str, query: TraceQuery) -> TracePage:
+    async def list_traces(self, tenant: str, query: TraceFilter) -> TracePage:
         """One page of the tenant's traces, read in one transaction within the budget.
 
         Raises:
@@ -231,7 +231,7 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
         return TracePage(rows=out, next_cursor=next_cursor)
 
     async def _list_tx(
-        self, conn: AsyncConnection[Any], tenant: str, query: TraceQuery, tsquery: str | None, after_id: str | None
+        self, conn: AsyncConnection[Any], tenant: str, query: TraceFilter, tsquery: str | None, after_id: str | None
     ) -> list[dict[str, Any]]:
         cur = await conn.execute("SELECT id FROM tenants WHERE name = %s", (tenant,))
         row = await cur.fetchone()
@@ -245,7 +245,7 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
         cur = await conn.execute(sql, params)
         return list(await cur.fetchall())
 
-    async def trace_stats(self, tenant: str, query: StatsQuery) -> list[dict[str, Any]]:
+    async def trace_stats(self, tenant: str, query: StatsFilter) -> list[StatsRow]:
         """Whole hours of the window from the roll-ups; the partial hours at its edges from the traces."""
         tid = await self._tenant_id(tenant)
         if tid is None:
@@ -377,7 +377,7 @@ async def _cursor_position(
 
 
 def build_trace_query(
-    tenant_id: int, q: TraceQuery, tsquery: str | None = None, after: tuple[Any, int, int] | None = None
+    tenant_id: int, q: TraceFilter, tsquery: str | None = None, after: tuple[Any, int, int] | None = None
 ) -> tuple[str, dict[str, Any]]:
     """The one place where ``list_traces`` filters become SQL (named parameters, never caller text).
 
@@ -453,17 +453,17 @@ def build_trace_query(
     return sql, params
 
 
-def _row_to_summary(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "createdAt": ms_to_rfc3339(row["created_ms"]),
-        "promptName": row["prompt_name"],
-        "promptVersion": row["prompt_version"],
-        "model": f"{row['model_provider']}/{row['model_name']}",
-        "status": "error" if row["status"] else "success",
-        "totalTokens": row["total_tokens"],
-        "cost": row["cost"],
-        "duration": decode_duration(row["duration"]),
-        "tags": json.loads(row["tags"]) if row["tags"] else [],
-        "outputPreview": preview(bytes(row["body"])),
-    }
+def _row_to_summary(row: dict[str, Any]) -> TraceSummary:
+    return TraceSummary.model_construct(
+        id=row["id"],
+        created_at=int(row["created_ms"]),
+        prompt_name=row["prompt_name"],
+        prompt_version=row["prompt_version"],
+        model=f"{row['model_provider']}/{row['model_name']}",
+        status="error" if row["status"] else "success",
+        total_tokens=row["total_tokens"],
+        cost=row["cost"],
+        duration=decode_duration(row["duration"]),
+        tags=json.loads(row["tags"]) if row["tags"] else [],
+        output_preview=preview(bytes(row["body"])),
+    )

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..records import StatsRow, stats_group
+
 if TYPE_CHECKING:
     from ..models import Trace
 
@@ -197,20 +199,20 @@ def rollup_fields(t: Trace) -> dict[str, Any]:
     }
 
 
-def stats_rows(group_by: str, groups: dict[tuple[Any, ...], Agg]) -> list[dict[str, Any]]:
-    """``trace_stats`` rows from aggregates per group, largest group first: one rendering for every store."""
+def stats_rows(group_by: str, groups: dict[tuple[Any, ...], Agg]) -> list[StatsRow]:
+    """``trace_stats`` rows from aggregates per group, largest group first: one builder for every store."""
     return [
-        {
-            "group": stats_label(group_by, key),
-            "count": g.count,
-            "errors": g.errors,
-            "errorRate": round(g.errors / g.count, 4) if g.count else 0.0,
-            "inputTokens": g.input_tokens,
-            "outputTokens": g.output_tokens,
-            "totalTokens": g.total_tokens,
-            "cost": round(g.cost, 8) if g.priced else None,
-            "p50Duration": percentile(g.hist, 0.50),
-            "p95Duration": percentile(g.hist, 0.95),
-        }
+        StatsRow.model_construct(
+            group=stats_group(group_by, key),
+            count=g.count,
+            errors=g.errors,
+            error_rate=round(g.errors / g.count, 4) if g.count else 0.0,
+            input_tokens=g.input_tokens,
+            output_tokens=g.output_tokens,
+            total_tokens=g.total_tokens,
+            cost=round(g.cost, 8) if g.priced else None,
+            p50_duration=percentile(g.hist, 0.50),
+            p95_duration=percentile(g.hist, 0.95),
+        )
         for key, g in sorted(groups.items(), key=lambda kv: -kv[1].count)
     ]

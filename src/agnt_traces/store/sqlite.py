@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from ..errors import Conflict, InvalidArgument
 from ..models import Trace
-from .base import IngestResult, StatsQuery, TracePage, TraceQuery, TraceRecord
+from ..records import StatsFilter, StatsRow, TraceFilter, TracePage, TraceSummary
+from .base import IngestResult, TraceRecord
 from .codec import (
     decode_duration,
     encode_duration,
@@ -203,7 +204,7 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
             return None
         return unpack_trace(dict(row), row["manifest"])
 
-    async def list_traces(self, tenant: str, query: TraceQuery) -> TracePage:
+    async def list_traces(self, tenant: str, query: TraceFilter) -> TracePage:
         """One page of the tenant's traces, read whole on one reader connection within the budget.
 
         Raises:
@@ -235,7 +236,7 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         return TracePage(rows=out, next_cursor=next_cursor)
 
     def _list_sync(
-        self, db: sqlite3.Connection, tenant: str, query: TraceQuery, after_id: str | None
+        self, db: sqlite3.Connection, tenant: str, query: TraceFilter, after_id: str | None
     ) -> list[sqlite3.Row]:
         tid = self._tenant_id_read_sync(db, tenant)
         # A tenant with no data yet still gets its arguments checked: the query matches nothing.
@@ -273,7 +274,7 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
             self._fts_seen.add(tenant_id)
         return row is not None
 
-    async def trace_stats(self, tenant: str, query: StatsQuery) -> list[dict[str, Any]]:
+    async def trace_stats(self, tenant: str, query: StatsFilter) -> list[StatsRow]:
         """Whole hours of the window from the roll-ups; the partial hours at its edges from the traces."""
         tid = await self._tenant_id(tenant)
         if tid is None:
@@ -399,7 +400,7 @@ def _cursor_position(db: sqlite3.Connection, tenant_id: int, sort: str, trace_id
 
 def build_trace_query(
     tenant_id: int,
-    q: TraceQuery,
+    q: TraceFilter,
     common_tags: frozenset[str] = frozenset(),
     common_query: bool = False,
     *,
@@ -499,23 +500,21 @@ def _sort_value(row: sqlite3.Row, sort: str) -> Any:
     return row[sort]
 
 
-def _row_to_summary(row: sqlite3.Row) -> dict[str, Any]:
-    from ..ids import ms_to_rfc3339
-
+def _row_to_summary(row: sqlite3.Row) -> TraceSummary:
     created_ms, output_preview = summary_fields(row["seq"], row["body"])
-    return {
-        "id": row["id"],
-        "createdAt": ms_to_rfc3339(created_ms),
-        "promptName": row["prompt_name"],
-        "promptVersion": row["prompt_version"],
-        "model": f"{row['model_provider']}/{row['model_name']}",
-        "status": "error" if row["status"] else "success",
-        "totalTokens": row["total_tokens"],
-        "cost": row["cost"],
-        "duration": decode_duration(row["duration"]),
-        "tags": json.loads(row["tags"]) if row["tags"] else [],
-        "outputPreview": output_preview,
-    }
+    return TraceSummary.model_construct(
+        id=row["id"],
+        created_at=created_ms,
+        prompt_name=row["prompt_name"],
+        prompt_version=row["prompt_version"],
+        model=f"{row['model_provider']}/{row['model_name']}",
+        status="error" if row["status"] else "success",
+        total_tokens=row["total_tokens"],
+        cost=row["cost"],
+        duration=decode_duration(row["duration"]),
+        tags=json.loads(row["tags"]) if row["tags"] else [],
+        output_preview=output_preview,
+    )
 
 
 def _free_seq(db: sqlite3.Connection, created_ms: int) -> int:

@@ -24,8 +24,7 @@ from ..errors import AgntError, Conflict, InvalidArgument, NotFound
 from ..ids import ms_to_rfc3339, now_ms
 from ..logs import log_failure
 from ..models import message_text
-from ..services.traces import validate_query
-from ..store.base import StatsQuery, TraceQuery
+from ..services.queries import StatsQuery, TraceQuery, validate_query
 from ..tokens import hash_token
 from .charts import SERIES_CLASSES, line_chart
 from .diffview import DiffFile, diff_files
@@ -308,7 +307,7 @@ class Pages:
                         args[name] = kind(form[name])
                     except ValueError:
                         raise InvalidArgument(f"{name.replace('_', ' ')} must be a number") from None
-            page = await ctx.app.traces.list(ctx.tenant, validate_query(TraceQuery, args))
+            page = (await ctx.app.traces.list(ctx.tenant, validate_query(TraceQuery, args))).render()
         except InvalidArgument as err:
             error = err.message
         prompts = (await ctx.app.prompts.list(ctx.tenant))["prompts"]
@@ -614,18 +613,13 @@ class Pages:
         end = (now_ms() // hour + 1) * hour
         start = end - buckets * width_s * 1000
         svc = ctx.app.traces
-        totals = await svc.stats(
-            ctx.tenant,
-            validate_query(
-                StatsQuery,
-                {
-                    "group_by": group,
-                    "since": ms_to_rfc3339(start),
-                    "until": ms_to_rfc3339(end),
-                    "prompt_name": prompt_name,
-                },
-            ),
-        )
+        window_query = {
+            "group_by": group,
+            "since": ms_to_rfc3339(start),
+            "until": ms_to_rfc3339(end),
+            "prompt_name": prompt_name,
+        }
+        totals = (await svc.stats(ctx.tenant, validate_query(StatsQuery, window_query))).render()
         for g in totals["groups"]:
             g["label"] = _group_label(g["group"])
         top = [g["label"] for g in totals["groups"][: len(SERIES_CLASSES)]]
@@ -638,7 +632,7 @@ class Pages:
                 StatsQuery,
                 {"group_by": group, "since": ms_to_rfc3339(lo), "until": ms_to_rfc3339(hi), "prompt_name": prompt_name},
             )
-            groups = (await svc.stats(ctx.tenant, q))["groups"]
+            groups = (await svc.stats(ctx.tenant, q)).render()["groups"]
             per_bucket.append({_group_label(g["group"]): g for g in groups})
             stamp = ms_to_rfc3339(lo)
             labels.append(stamp[11:16] if width_s < 86400 else stamp[5:10])
