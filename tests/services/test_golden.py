@@ -155,7 +155,9 @@ async def test_a_replay_interrupted_by_a_restart_is_marked_error(settings: Any) 
             )
     async with open_app(settings) as second:
         dead = await second.store.get_replay("default", "dead")  # marked at start, before anyone asks
-        assert dead is not None and dead.status == "error" and dead.error is not None and "restart" in dead.error.message
+        assert (
+            dead is not None and dead.status == "error" and dead.error is not None and "restart" in dead.error.message
+        )
         assert (await second.golden.get("default", "dead")).render()["status"] == "error"
         # Another host's replay that is still being touched is left running.
         assert (await second.store.get_replay("default", "elsewhere")).status == "running"  # type: ignore[union-attr]

@@ -12,9 +12,6 @@ import psycopg
 import pytest
 
 from agnt_traces.errors import PreconditionFailed
-from agnt_traces.ids import new_id, now_ms
-from agnt_traces.models import PromptContent
-from agnt_traces.store import Store, open_store
 from agnt_traces.golden_models import (
     Check,
     CompileContext,
@@ -26,6 +23,9 @@ from agnt_traces.golden_models import (
     ReplayError,
     ReplayRecord,
 )
+from agnt_traces.ids import new_id, now_ms
+from agnt_traces.models import PromptContent
+from agnt_traces.store import Store, open_store
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 
