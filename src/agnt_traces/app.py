@@ -87,7 +87,7 @@ async def open_app(settings: Settings) -> AsyncIterator[App]:
 async def _recover_replays(app: App) -> None:
     """Replays a restart interrupted are marked ``error`` (only when there are any: the golden service and
     its imports stay out of start-up otherwise)."""
-    from .store.base import ReplayRecord
+    from .golden_models import ReplayError, ReplayRecord
 
     found: list[ReplayRecord] = []
 
@@ -96,7 +96,7 @@ async def _recover_replays(app: App) -> None:
         return False
 
     try:
-        await app.store.fail_running_replays(probe, {})
+        await app.store.fail_running_replays(probe, ReplayError(code="internal"))
         if found:
             await app.golden.recover()
     except AgntError as err:  # a read-only or full database still opens for reading

@@ -29,18 +29,18 @@ async def _setup(app: App, server: ModelServer, n: int = 5, **params: Any) -> li
 
 async def _replay(app: App, **kwargs: Any) -> dict[str, Any]:
     started = await app.golden.run("default", "support", **kwargs)
-    assert started["status"] == "running"
+    assert started.status == "running"
     with anyio.fail_after(60):
         while True:
-            view = await app.golden.get("default", started["id"], wait_seconds=5)
-            if view["status"] != "running":
-                return view
+            view = await app.golden.get("default", started.id, wait_seconds=5)
+            if view.status != "running":
+                return view.render()
 
 
 async def test_break_replay_gate_fix_publish(app: App, model_server: ModelServer) -> None:
     ids = await _setup(app, model_server)
     pinned = await app.golden.pin("default", "support", trace_ids=ids, required=True, checks=CHECKS)
-    assert [c["traceId"] for c in pinned["cases"]] == ids
+    assert [c.trace_id for c in pinned.cases] == ids
     await app.golden.set_gate("default", "support", {"required_pass": True})
 
     await app.prompts.upsert("default", "support", content_of(model_server, with_signoff=False))
@@ -133,7 +133,7 @@ async def test_a_replay_interrupted_by_a_restart_is_marked_error(settings: Any) 
     import socket
 
     from agnt_traces.app import open_app
-    from agnt_traces.store.base import ReplayRecord
+    from agnt_traces.golden_models import ReplayRecord
 
     async with open_app(settings) as first:
         await first.prompts.upsert(
@@ -143,11 +143,21 @@ async def test_a_replay_interrupted_by_a_restart_is_marked_error(settings: Any) 
         for rid, owner in (("dead", f"{socket.gethostname()}:999999999:x"), ("elsewhere", "other-host:1:x")):
             await first.store.save_replay(
                 "default",
-                ReplayRecord(rid, "support", "e", "running", owner, {"status": "running"}, now, 10**13),
+                ReplayRecord(
+                    id=rid,
+                    prompt_name="support",
+                    etag="e",
+                    status="running",
+                    owner=owner,
+                    created_at=now,
+                    updated_at=10**13,
+                ),
             )
     async with open_app(settings) as second:
         dead = await second.store.get_replay("default", "dead")  # marked at start, before anyone asks
-        assert dead is not None and dead.status == "error" and "restart" in dead.data["error"]["message"]
-        assert (await second.golden.get("default", "dead"))["status"] == "error"
+        assert (
+            dead is not None and dead.status == "error" and dead.error is not None and "restart" in dead.error.message
+        )
+        assert (await second.golden.get("default", "dead")).render()["status"] == "error"
         # Another host's replay that is still being touched is left running.
         assert (await second.store.get_replay("default", "elsewhere")).status == "running"  # type: ignore[union-attr]

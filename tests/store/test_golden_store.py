@@ -12,10 +12,20 @@ import psycopg
 import pytest
 
 from agnt_traces.errors import PreconditionFailed
+from agnt_traces.golden_models import (
+    Check,
+    CompileContext,
+    GatePolicy,
+    GateRecord,
+    GoldenRecord,
+    ModelRef,
+    Reference,
+    ReplayError,
+    ReplayRecord,
+)
 from agnt_traces.ids import new_id, now_ms
 from agnt_traces.models import PromptContent
 from agnt_traces.store import Store, open_store
-from agnt_traces.store.base import GoldenRecord, ReplayRecord
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_stores]
 
@@ -35,32 +45,48 @@ async def store(db_path: str) -> AsyncIterator[Store]:
         await s.close()
 
 
-def _case(trace_id: str, prompt: str = "support", **data: Any) -> GoldenRecord:
+def _case(trace_id: str, prompt: str = "support", **fields: Any) -> GoldenRecord:
     now = now_ms()
-    return GoldenRecord(new_id(), prompt, trace_id, {"required": True, **data}, now, now)
+    return GoldenRecord(
+        id=new_id(),
+        prompt_name=prompt,
+        trace_id=trace_id,
+        required=True,
+        context=CompileContext(model=ModelRef(provider="agnt-local", name="echo")),
+        reference=Reference(output="hi"),
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
 
 
 def _replay(rid: str, status: str = "running", prompt: str = "support") -> ReplayRecord:
-    return ReplayRecord(rid, prompt, "etag-1", status, "host:1:x", {"status": status}, 1, now_ms())
+    return ReplayRecord(
+        id=rid, prompt_name=prompt, etag="etag-1", status=status, owner="host:1:x", created_at=1, updated_at=now_ms()
+    )
+
+
+NEW = [Check(type="contains", value="new")]
 
 
 async def test_pin_limit_is_all_or_nothing_and_repins_keep_their_id(store: Store) -> None:
     first = await store.pin_golden("acme", [_case("t1"), _case("t2")], 3)
-    again = await store.pin_golden("acme", [_case("t1", note="new")], 3)
-    assert again[0].id == first[0].id and again[0].data["note"] == "new"
+    again = await store.pin_golden("acme", [_case("t1", checks=NEW)], 3)
+    assert again[0].id == first[0].id and again[0].checks == NEW
     with pytest.raises(OverflowError):
         await store.pin_golden("acme", [_case("t3"), _case("t4")], 3)
     assert [c.trace_id for c in await store.list_golden("acme", "support")] == ["t1", "t2"]
-    assert (await store.list_golden("acme", "support"))[0].data["note"] == "new"
+    assert (await store.list_golden("acme", "support"))[0].checks == NEW
     assert await store.list_golden("globex", "support") == []
     # another tenant's cases neither count towards nor are touched by this tenant's calls
     await store.pin_golden("globex", [_case("t1"), _case("t2"), _case("t3")], 3)
-    assert not await store.update_golden("globex", "support", first[0].id, {"x": 1})
+    assert not await store.update_golden("globex", first[0].model_copy(update={"required": False}))
     assert await store.unpin_golden("globex", "support", [first[0].id, first[1].id]) == []
     assert await store.unpin_golden("acme", "support", []) == []
     assert sorted(await store.unpin_golden("acme", "support", [first[1].id, "nope"])) == [first[1].id]
-    assert await store.update_golden("acme", "support", first[0].id, {"y": 2})
-    assert [c.data for c in await store.list_golden("acme", "support")] == [{"y": 2}]
+    assert await store.update_golden("acme", first[0].model_copy(update={"required": False, "updated_at": 7}))
+    [left] = await store.list_golden("acme", "support")
+    assert (left.id, left.required, left.checks, left.updated_at) == (first[0].id, False, [], 7)
 
 
 async def test_racing_pins_from_two_processes_never_pass_the_limit(db_path: str) -> None:
@@ -90,12 +116,12 @@ async def test_racing_pins_from_two_processes_never_pass_the_limit(db_path: str)
 
 async def test_gates_say_whether_one_existed(store: Store) -> None:
     assert await store.get_gate("acme", "support") is None
-    assert await store.set_gate("acme", "support", {"required_pass": True}) is False
-    assert await store.set_gate("acme", "support", {"required_pass": False}) is True
-    assert await store.get_gate("acme", "support") == {"required_pass": False}
+    assert await store.set_gate("acme", "support", GatePolicy(required_pass=True)) is False
+    assert await store.set_gate("acme", "support", GatePolicy(required_pass=False, min_pass_rate=0.5)) is True
+    assert await store.get_gate("acme", "support") == GatePolicy(required_pass=False, min_pass_rate=0.5)
     assert await store.get_gate("globex", "support") is None
     assert await store.set_gate("globex", "support", None) is False
-    assert await store.get_gate("acme", "support") == {"required_pass": False}
+    assert await store.get_gate("acme", "support") == GatePolicy(required_pass=False, min_pass_rate=0.5)
     assert await store.set_gate("acme", "support", None) is True
     assert await store.get_gate("acme", "support") is None
 
@@ -115,11 +141,12 @@ async def test_replays_are_per_tenant_newest_first_and_only_running_ones_fail(st
         seen.append((rec.id, rec.status))
         return rec.id != ids[2]
 
-    assert await store.fail_running_replays(dead, {"code": "interrupted"}) == 2  # acme ids[1], globex ids[1]
+    interrupted = ReplayError(code="interrupted", message="stopped")
+    assert await store.fail_running_replays(dead, interrupted) == 2  # acme ids[1], globex ids[1]
     assert sorted(seen) == sorted([(ids[1], "running"), (ids[2], "running"), (ids[1], "running")])
     got = {r.id: r for r in await store.list_replays("acme", "support")}
-    assert got[ids[0]].status == "passed" and got[ids[0]].data == {"status": "passed"}
-    assert got[ids[1]].status == "error" and got[ids[1]].data == {"status": "error", "error": {"code": "interrupted"}}
+    assert got[ids[0]].status == "passed" and got[ids[0]].error is None
+    assert got[ids[1]].status == "error" and got[ids[1]].error == interrupted
     assert got[ids[2]].status == "running"
     assert (await store.get_replay("globex", ids[1])).status == "error"  # type: ignore[union-attr]
     assert await store.get_replay("globex", ids[0]) is None
@@ -135,21 +162,24 @@ async def test_call_cache_and_version_gates_are_per_tenant(store: Store) -> None
 
     content = PromptContent.model_validate(CONTENT)
     draft = await store.save_draft("acme", "support", content)
-    await store.publish("acme", "support", "production", "v1", gate={"override": "first"})
+    await store.publish("acme", "support", "production", "v1", gate=GateRecord(override="first"))
     other = PromptContent.model_validate({**CONTENT, "blocks": [{"id": "a", "role": "user", "content": "yo"}]})
     await store.save_draft("acme", "support", other)
     with pytest.raises(PreconditionFailed):  # refused: the gate is not recorded either
         await store.publish(
-            "acme", "support", "production", "v2", expected_etag=draft.draft_etag, gate={"override": "lost"}
+            "acme", "support", "production", "v2", expected_etag=draft.draft_etag, gate=GateRecord(override="lost")
         )
-    assert await store.version_gates("acme", "support") == {1: {"override": "first"}}
+    assert await store.version_gates("acme", "support") == {1: GateRecord(override="first")}
     await anyio.sleep(0.002)  # the newer record of version 2 must be later by the clock
-    await store.publish("acme", "support", "staging", "v2", gate={"replayId": "r1"})
+    await store.publish("acme", "support", "staging", "v2", gate=GateRecord(replay_id="r1"))
     await anyio.sleep(0.002)
-    await store.publish("acme", "support", "production", "v2 again", gate={"replayId": "r2"})
-    assert await store.version_gates("acme", "support") == {1: {"override": "first"}, 2: {"replayId": "r2"}}
+    await store.publish("acme", "support", "production", "v2 again", gate=GateRecord(replay_id="r2"))
+    assert await store.version_gates("acme", "support") == {
+        1: GateRecord(override="first"),
+        2: GateRecord(replay_id="r2"),
+    }
     await store.publish("acme", "support", "canary", "no gate")
-    assert (await store.version_gates("acme", "support"))[2] == {"replayId": "r2"}
+    assert (await store.version_gates("acme", "support"))[2] == GateRecord(replay_id="r2")
     assert await store.version_gates("globex", "support") == {}
 
 
@@ -187,7 +217,7 @@ async def _finish_while_checking(store: Store, db_path: str) -> None:
         failed: list[int] = []
 
         async def check() -> None:
-            failed.append(await store.fail_running_replays(lambda r: True, {"code": "interrupted"}))
+            failed.append(await store.fail_running_replays(lambda r: True, ReplayError(code="interrupted")))
 
         with anyio.fail_after(30):
             async with anyio.create_task_group() as tg:
@@ -196,7 +226,7 @@ async def _finish_while_checking(store: Store, db_path: str) -> None:
                 other.commit()
     assert failed == [0]
     rec = await store.get_replay("acme", rid)
-    assert rec is not None and rec.status == "passed" and rec.data == {"status": "passed"}
+    assert rec is not None and rec.status == "passed" and rec.error is None
 
 
 async def _wait_for_lock_waiter(db_path: str) -> None:

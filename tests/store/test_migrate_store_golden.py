@@ -33,9 +33,9 @@ async def _replay(app: App, tenant: str) -> dict[str, Any]:
     started = await app.golden.run(tenant, "support")
     with anyio.fail_after(60):
         while True:
-            view = await app.golden.get(tenant, started["id"], wait_seconds=5)
-            if view["status"] != "running":
-                return view
+            view = await app.golden.get(tenant, started.id, wait_seconds=5)
+            if view.status != "running":
+                return view.render()
 
 
 async def _fill(db: str, server: ModelServer) -> None:

@@ -28,13 +28,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 budget_usd=args.budget_usd,
                 fresh=args.fresh,
             )
-            view = await app.golden.wait(settings.tenant, started["id"])
+            view = await app.golden.wait(settings.tenant, started.id)
             if args.json:
-                print_json(await app.golden.get(settings.tenant, started["id"], max_cases=200))
+                print_json((await app.golden.get(settings.tenant, started.id, max_cases=200)).render())
             else:
-                print(await app.golden.report_text(settings.tenant, started["id"]))
-            if view["status"] == "error":
-                print(f"error: {view['error']['message']}", file=sys.stderr)
-            return 0 if view["status"] == "passed" else 1
+                print(await app.golden.report_text(settings.tenant, started.id))
+            if view.status == "error":
+                print(f"error: {view.error.message if view.error else 'unknown'}", file=sys.stderr)
+            return 0 if view.status == "passed" else 1
 
     return run_async(run)

@@ -21,6 +21,17 @@ from starlette.routing import Route
 
 from ..app import App
 from ..errors import AgntError, InternalError, InvalidArgument, from_validation_error
+from ..golden_models import (
+    GatePolicy,
+    GateSetting,
+    GoldenCaseView,
+    GoldenList,
+    PinResult,
+    ReplayListing,
+    ReplayStarted,
+    ReplayView,
+    UnpinResult,
+)
 from ..limits import DIFF_MAX_CHARS
 from ..logs import log_failure
 from ..models import ModelConfig, PromptContent, TraceIn
@@ -464,12 +475,12 @@ async def publish_prompt(c: Call) -> Result:
 
 async def list_golden(c: Call) -> Result:
     c.query(())
-    return await c.app.golden.list_cases(c.tenant, c.path("name"))
+    return (await c.app.golden.list_cases(c.tenant, c.path("name"))).render()
 
 
 async def pin_golden(c: Call) -> Result:
     b = parse_body(PinGoldenBody, await c.body())
-    return 201, await c.app.golden.pin(
+    pinned = await c.app.golden.pin(
         c.tenant,
         c.path("name"),
         trace_ids=b.trace_ids,
@@ -478,27 +489,29 @@ async def pin_golden(c: Call) -> Result:
         checks=b.checks,
         judge=b.judge,
     )
+    return 201, pinned.render()
 
 
 async def update_golden(c: Call) -> Result:
     b = parse_body(UpdateGoldenBody, await c.body())
-    return await c.app.golden.update(
+    updated = await c.app.golden.update(
         c.tenant, c.path("name"), c.path("case_id"), required=b.required, checks=b.checks, judge=b.judge
     )
+    return updated.render()
 
 
 async def unpin_golden_case(c: Call) -> Result:
-    return await c.app.golden.unpin(c.tenant, c.path("name"), [c.path("case_id")])
+    return (await c.app.golden.unpin(c.tenant, c.path("name"), [c.path("case_id")])).render()
 
 
 async def unpin_golden(c: Call) -> Result:
     case_ids = _split(c.query(("case_ids",), lists=("case_ids",)).get("case_ids"))
-    return await c.app.golden.unpin(c.tenant, c.path("name"), case_ids)
+    return (await c.app.golden.unpin(c.tenant, c.path("name"), case_ids)).render()
 
 
 async def run_replay(c: Call) -> Result:
     b = parse_body(RunReplayBody, await c.body(required=False))
-    return 202, await c.app.golden.run(
+    started = await c.app.golden.run(
         c.tenant,
         c.path("name"),
         against=b.against,
@@ -509,11 +522,12 @@ async def run_replay(c: Call) -> Result:
         budget_tokens=b.budget_tokens,
         fresh=b.fresh,
     )
+    return 202, started.render()
 
 
 async def list_replays(c: Call) -> Result:
     limit = _int(c.query(("limit",)).get("limit"), "limit")
-    return await c.app.golden.list_replays(c.tenant, c.path("name"), 20 if limit is None else limit)
+    return (await c.app.golden.list_replays(c.tenant, c.path("name"), 20 if limit is None else limit)).render()
 
 
 async def get_replay(c: Call) -> Result:
@@ -524,25 +538,24 @@ async def get_replay(c: Call) -> Result:
     except ValueError:
         raise InvalidArgument("wait_seconds must be a number from 0 to 50", {"field": "wait_seconds"}) from None
     max_cases = _int(args.get("max_cases"), "max_cases")
-    return await c.app.golden.get(
+    view = await c.app.golden.get(
         c.tenant, c.path("replay_id"), wait_seconds=wait_seconds, max_cases=25 if max_cases is None else max_cases
     )
+    return view.render()
 
 
 async def get_gate(c: Call) -> Result:
     c.query(())
-    return await c.app.golden.get_gate(c.tenant, c.path("name"))
+    return (await c.app.golden.get_gate(c.tenant, c.path("name"))).render()
 
 
 async def put_gate(c: Call) -> Result:
-    from ..services.golden import GatePolicy
-
     policy = parse_body(GatePolicy, await c.body(required=False), "policy")
-    return await c.app.golden.set_gate(c.tenant, c.path("name"), policy.model_dump())
+    return (await c.app.golden.set_gate(c.tenant, c.path("name"), policy)).render()
 
 
 async def delete_gate(c: Call) -> Result:
-    return await c.app.golden.set_gate(c.tenant, c.path("name"), None)
+    return (await c.app.golden.set_gate(c.tenant, c.path("name"), None)).render()
 
 
 async def run_prompt(c: Call) -> Result:
@@ -786,7 +799,14 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="prompts",
         errors=(400, 401, 404, 422, 502),
     ),
-    Operation("GET", _PROMPT + "/golden", list_golden, "The prompt's golden cases and its gate", tag="golden"),
+    Operation(
+        "GET",
+        _PROMPT + "/golden",
+        list_golden,
+        "The prompt's golden cases and its gate",
+        tag="golden",
+        response=GoldenList,
+    ),
     Operation(
         "POST",
         _PROMPT + "/golden",
@@ -796,6 +816,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body_required=True,
         status=(201,),
         tag="golden",
+        response=PinResult,
         errors=(400, 401, 404),
     ),
     Operation(
@@ -805,6 +826,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Unpin golden cases",
         query=(QueryParam("case_ids", {"type": "string"}, "comma-separated case ids", True),),
         tag="golden",
+        response=UnpinResult,
     ),
     Operation(
         "PATCH",
@@ -814,8 +836,16 @@ OPERATIONS: tuple[Operation, ...] = (
         body=UpdateGoldenBody,
         body_required=True,
         tag="golden",
+        response=GoldenCaseView,
     ),
-    Operation("DELETE", _PROMPT + "/golden/{case_id}", unpin_golden_case, "Unpin one golden case", tag="golden"),
+    Operation(
+        "DELETE",
+        _PROMPT + "/golden/{case_id}",
+        unpin_golden_case,
+        "Unpin one golden case",
+        tag="golden",
+        response=UnpinResult,
+    ),
     Operation(
         "POST",
         _PROMPT + "/replays",
@@ -824,6 +854,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=RunReplayBody,
         status=(202,),
         tag="golden",
+        response=ReplayStarted,
         errors=(400, 401, 404),
     ),
     Operation(
@@ -833,8 +864,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "The prompt's replays, newest first",
         query=(QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),),
         tag="golden",
+        response=ReplayListing,
     ),
-    Operation("GET", _PROMPT + "/gate", get_gate, "The prompt's gate policy (null: none)", tag="golden"),
+    Operation(
+        "GET", _PROMPT + "/gate", get_gate, "The prompt's gate policy (null: none)", tag="golden", response=GateSetting
+    ),
     Operation(
         "PUT",
         _PROMPT + "/gate",
@@ -842,8 +876,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "Set the gate: publish then needs a passing replay of exactly the draft",
         body=_GatePolicyDoc,
         tag="golden",
+        response=GateSetting,
     ),
-    Operation("DELETE", _PROMPT + "/gate", delete_gate, "Remove the gate", tag="golden"),
+    Operation("DELETE", _PROMPT + "/gate", delete_gate, "Remove the gate", tag="golden", response=GateSetting),
     Operation(
         "GET",
         "/tenants/{tenant}/replays/{replay_id}",
@@ -854,6 +889,7 @@ OPERATIONS: tuple[Operation, ...] = (
             QueryParam("max_cases", {"type": "integer", "minimum": 0, "maximum": 200, "default": 25}),
         ),
         tag="golden",
+        response=ReplayView,
     ),
     Operation(
         "GET",

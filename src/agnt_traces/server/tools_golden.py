@@ -8,6 +8,15 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
+from ..golden_models import (
+    GateSetting,
+    GoldenCaseView,
+    GoldenList,
+    PinResult,
+    ReplayStarted,
+    ReplayView,
+    UnpinResult,
+)
 from .common import DESTRUCTIVE, IDEMPOTENT_WRITE, MODEL_CALL, READ, app_of, tenant_of, tool_errors
 from .progress import ProgressBeat
 from .tools_prompts import PromptName
@@ -40,7 +49,7 @@ def register(mcp: MCPServer[Any]) -> None:
         required: Annotated[bool, Field(description="the case must pass for the gate to pass")] = False,
         checks: Annotated[list[dict[str, Any]] | None, Field(description=CHECKS_HELP)] = None,
         judge: Annotated[dict[str, Any] | None, Field(description=JUDGE_HELP)] = None,
-    ) -> dict[str, Any]:
+    ) -> PinResult:
         """Pin traces as golden cases of a prompt: each keeps its exact compile context (variables, input
         messages, model, version) and its output as the reference that replays are compared with."""
         return await app_of(ctx).golden.pin(
@@ -49,7 +58,7 @@ def register(mcp: MCPServer[Any]) -> None:
 
     @mcp.tool(annotations=READ)
     @tool_errors
-    async def list_golden(ctx: Context[Any, Any], name: PromptName) -> dict[str, Any]:
+    async def list_golden(ctx: Context[Any, Any], name: PromptName) -> GoldenList:
         """A prompt's golden cases (expectations, model, reference preview) and its gate."""
         return await app_of(ctx).golden.list_cases(tenant_of(ctx), name)
 
@@ -62,7 +71,7 @@ def register(mcp: MCPServer[Any]) -> None:
         required: Annotated[bool | None, Field(description="omit to keep")] = None,
         checks: Annotated[list[dict[str, Any]] | None, Field(description=CHECKS_HELP + "; omit to keep")] = None,
         judge: Annotated[dict[str, Any] | None, Field(description=JUDGE_HELP + "; {} removes it; omit to keep")] = None,
-    ) -> dict[str, Any]:
+    ) -> GoldenCaseView:
         """Change a golden case's expectations (its context and reference never change: pin again for new ones)."""
         return await app_of(ctx).golden.update(
             tenant_of(ctx), name, case_id, required=required, checks=checks, judge=judge
@@ -74,7 +83,7 @@ def register(mcp: MCPServer[Any]) -> None:
         ctx: Context[Any, Any],
         name: PromptName,
         case_ids: Annotated[list[str], Field(description="case ids to remove")],
-    ) -> dict[str, Any]:
+    ) -> UnpinResult:
         """Remove golden cases (their traces stay)."""
         return await app_of(ctx).golden.unpin(tenant_of(ctx), name, case_ids)
 
@@ -90,7 +99,7 @@ def register(mcp: MCPServer[Any]) -> None:
                 "max_cost_increase (fraction, 0.1 = +10%), max_p95_increase (fraction)}; null removes the gate"
             ),
         ],
-    ) -> dict[str, Any]:
+    ) -> GateSetting:
         """Gate a prompt: publish_prompt then needs a passing replay of exactly the draft (or run_gate=true, or
         an override_reason that is recorded on the version)."""
         return await app_of(ctx).golden.set_gate(tenant_of(ctx), name, policy)
@@ -119,7 +128,7 @@ def register(mcp: MCPServer[Any]) -> None:
         fresh: Annotated[
             bool, Field(description="call the models even for requests answered before (default: reuse them, free)")
         ] = False,
-    ) -> dict[str, Any]:
+    ) -> ReplayStarted:
         """Replay a prompt's golden cases with candidate content in the background; returns {id, status:
         'running', progress} at once. Poll get_replay(replay_id, wait_seconds=30) for the report."""
         return await app_of(ctx).golden.run(
@@ -142,7 +151,7 @@ def register(mcp: MCPServer[Any]) -> None:
         wait_seconds: Annotated[
             float, Field(description="0-50: return when the replay is done or after this long")
         ] = 0,
-    ) -> dict[str, Any]:
+    ) -> ReplayView:
         """A replay's status, summary (pass rate, regressions, cost and p95 against the references) and its
         cases worst first, each with its checks, output diff and deltas. Progress is reported while waiting."""
         beat = ProgressBeat(ctx)

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import InvalidArgument, from_validation_error
+from ..golden_models import CHECK_TYPES, Check, Judge, Outcome, Reference
 from ..llm.policy import ModelPolicy
 from ..llm.providers import check_provider
 from ..models import ModelConfig, canonical_json
@@ -23,6 +24,7 @@ from ..models import ModelConfig, canonical_json
 __all__ = [
     "CHECK_TYPES",
     "MAX_CHECKS",
+    "Answer",
     "Outcome",
     "evaluate_checks",
     "evaluate_checks_async",
@@ -30,17 +32,6 @@ __all__ = [
     "parse_judge",
 ]
 
-CHECK_TYPES = (
-    "contains",
-    "not_contains",
-    "regex",
-    "equals",
-    "json",
-    "json_schema",
-    "max_tokens",
-    "max_cost",
-    "max_duration",
-)
 MAX_CHECKS = 20
 MAX_TEXT = 2_000  # contains / not_contains / equals values
 MAX_PATTERN = 500
@@ -51,15 +42,19 @@ _FORBIDDEN_SCHEMA_KEYS = ("pattern", "patternProperties")
 
 
 @dataclass(slots=True)
-class Outcome:
-    """What a check, a judge or the call itself found for one answer."""
+class Answer:
+    """A replayed call's answer and figures, as the checks see it (a cached answer carries what the call it
+    reuses cost and took; ``spent`` is what this call cost)."""
 
-    type: str
-    passed: bool
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "passed": self.passed, "detail": self.detail}
+    output: str | None
+    status: str
+    error: dict[str, Any] | None
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    cost: float | None
+    duration: float | None
+    spent: float
 
 
 def _bad(i: int, message: str) -> InvalidArgument:
@@ -87,7 +82,7 @@ def _check_schema_keys(node: Any, i: int) -> None:
             _check_schema_keys(item, i)
 
 
-def _parse_one(i: int, raw: Any) -> dict[str, Any]:
+def _parse_one(i: int, raw: Any) -> Check:
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise _bad(i, "a check is an object {type, value}")
     extra = set(raw) - {"type", "value"}
@@ -127,10 +122,10 @@ def _parse_one(i: int, raw: Any) -> dict[str, Any]:
         value = int(_number(i, value, integer=True))
     else:  # max_cost, max_duration
         value = float(_number(i, value))
-    return {"type": kind, "value": value}
+    return Check(type=kind, value=value)
 
 
-def parse_checks(raw: Any) -> list[dict[str, Any]]:
+def parse_checks(raw: Any) -> list[Check]:
     """Validate a list of checks; returns them normalised.
 
     Raises:
@@ -145,7 +140,7 @@ def parse_checks(raw: Any) -> list[dict[str, Any]]:
     return [_parse_one(i, c) for i, c in enumerate(raw)]
 
 
-def parse_judge(raw: Any, policy: ModelPolicy) -> dict[str, Any] | None:
+def parse_judge(raw: Any, policy: ModelPolicy) -> Judge | None:
     """``{rubric, model}`` with model ``{provider, name, params}`` or ``"provider/name"``; None for no judge.
 
     Raises:
@@ -168,7 +163,7 @@ def parse_judge(raw: Any, policy: ModelPolicy) -> dict[str, Any] | None:
         raise from_validation_error(exc, "judge.model") from None
     check_provider(model.provider, "judge.model.provider")
     policy.check_params(model.params, "judge.model.params")
-    return {"rubric": rubric, "model": model.model_dump(mode="json")}
+    return Judge(rubric=rubric, model=model)
 
 
 # -- evaluation ------------------------------------------------------------------------------------------
@@ -199,19 +194,23 @@ def _json_schema(schema: dict[str, Any], text: str) -> Outcome:
     return Outcome("json_schema", False, f"{len(errors)} error(s); at {where}: {first.message[:160]}")
 
 
-def _evaluate(check: dict[str, Any], answer: dict[str, Any]) -> Outcome:
-    kind, value = check["type"], check["value"]
-    text = answer.get("output") or ""
+def _evaluate(check: Check, answer: Answer | Reference) -> Outcome:
+    kind, value = check.type, check.value
+    text = answer.output or ""
     if kind == "contains":
+        assert isinstance(value, str)
         ok = value in text
         return Outcome(kind, ok, f"contains {value[:60]!r}" if ok else f"{value[:60]!r} not in the output")
     if kind == "not_contains":
+        assert isinstance(value, str)
         ok = value not in text
         return Outcome(kind, ok, f"{value[:60]!r} absent" if ok else f"the output contains {value[:60]!r}")
     if kind == "equals":
+        assert isinstance(value, str)
         ok = text.strip() == value.strip()
         return Outcome(kind, ok, "equal" if ok else "the output differs from the expected text")
     if kind == "regex":
+        assert isinstance(value, str)
         return _regex(value, text)
     if kind == "json":
         try:
@@ -220,33 +219,35 @@ def _evaluate(check: dict[str, Any], answer: dict[str, Any]) -> Outcome:
             return Outcome(kind, False, "the output is not valid JSON")
         return Outcome(kind, True, "valid JSON")
     if kind == "json_schema":
+        assert isinstance(value, dict)
         return _json_schema(value, text)
+    assert isinstance(value, int | float) and not isinstance(value, bool)
     if kind == "max_tokens":
-        got = int(answer.get("outputTokens") or 0)
+        got = int(answer.output_tokens or 0)
         return Outcome(kind, got <= value, f"{got} output tokens (max {value})")
     if kind == "max_cost":
-        cost = answer.get("cost")
+        cost = answer.cost
         if cost is None:
             return Outcome(kind, False, "the cost is unknown (no price for this model)")
         return Outcome(kind, cost <= value, f"${cost:.6f} (max ${value:.6f})")
-    duration = answer.get("duration")
+    duration = answer.duration
     if duration is None:
         return Outcome(kind, False, "the duration is unknown")
     return Outcome(kind, duration <= value, f"{duration:.3f} s (max {value:g} s)")
 
 
-def evaluate_checks(checks: list[dict[str, Any]], answer: dict[str, Any]) -> list[Outcome]:
-    """Every check on one answer (``output``, ``outputTokens``, ``cost``, ``duration``, ``status``, ``error``).
-    A failed call fails as the check ``call``, and its other checks are not run."""
-    if answer.get("status") == "error":
-        err = answer.get("error") or {}
+def evaluate_checks(checks: list[Check], answer: Answer | Reference) -> list[Outcome]:
+    """Every check on one answer (a replayed call's, or a golden case's reference). A failed call fails as
+    the check ``call``, and its other checks are not run."""
+    if answer.status == "error":
+        err = (answer.error if isinstance(answer, Answer) else None) or {}
         return [Outcome("call", False, f"the model call failed ({err.get('type', 'error')})")]
     return [_evaluate(c, answer) for c in checks]
 
 
-async def evaluate_checks_async(checks: list[dict[str, Any]], answer: dict[str, Any]) -> list[Outcome]:
+async def evaluate_checks_async(checks: list[Check], answer: Answer | Reference) -> list[Outcome]:
     """``evaluate_checks`` off the event loop when a check may take long (regex, JSON Schema)."""
-    if not any(c["type"] in ("regex", "json_schema") for c in checks):
+    if not any(c.type in ("regex", "json_schema") for c in checks):
         return evaluate_checks(checks, answer)
     import anyio
 

@@ -26,26 +26,58 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
 
 from ..compile_pool import compile_prompt_async
 from ..config import Settings
 from ..diff import diff_text
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
+from ..golden_models import (
+    Baseline,
+    CompileContext,
+    Deltas,
+    DiffPreview,
+    GatePolicy,
+    GateRecord,
+    GateSetting,
+    GateVerdict,
+    GoldenCaseDetail,
+    GoldenCaseView,
+    GoldenList,
+    GoldenRecord,
+    Judge,
+    ModelRef,
+    Outcome,
+    PinResult,
+    Reference,
+    ReplayBudget,
+    ReplayCaseResult,
+    ReplayCaseView,
+    ReplayError,
+    ReplayListing,
+    ReplayListItem,
+    ReplayProgress,
+    ReplayRecord,
+    ReplayStarted,
+    ReplaySummary,
+    ReplayView,
+    StoredDiff,
+    TrialResult,
+    UnpinResult,
+)
 from ..ids import ms_to_rfc3339, new_id, now_ms
 from ..llm.providers import check_provider
 from ..logs import log_failure
 from ..models import Block, ModelConfig, PromptContent, Trace, VariableDecl
-from ..store.base import GoldenRecord, ReplayRecord, Store
+from ..store.base import Store
 from .callcache import BudgetExceeded, CachedCaller, SpendGuard
-from .checks import Outcome, evaluate_checks_async, parse_checks, parse_judge
+from .checks import Answer, evaluate_checks_async, parse_checks, parse_judge
 from .prompts import PromptService, check_prompt_name
 from .queries import TraceQuery, validate_query
 from .runner import CallContext
 from .traces import TraceService
 
-__all__ = ["GatePolicy", "GoldenService", "gate_failures"]
+__all__ = ["GatePolicy", "GoldenService", "gate_failures"]  # GatePolicy: from golden_models, kept importable here
 
 logger = logging.getLogger(__name__)
 
@@ -89,34 +121,24 @@ _JUDGE_CONTENT = PromptContent(
 )
 
 
-class GatePolicy(BaseModel):
-    """What a replay must show before the draft may be published."""
-
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
-
-    required_pass: bool = True
-    no_regressions: bool = True
-    min_pass_rate: float | None = Field(default=None, ge=0, le=1)
-    max_cost_increase: float | None = Field(default=None, ge=-1, le=1000, description="a fraction: 0.1 = +10%")
-    max_p95_increase: float | None = Field(default=None, ge=-1, le=1000, description="a fraction: 0.1 = +10%")
-
-
-def gate_failures(policy: GatePolicy, summary: dict[str, Any]) -> list[str]:
-    """Why a replay with this summary does not pass the policy (empty: it passes)."""
+def gate_failures(policy: GatePolicy, summary: ReplaySummary | None) -> list[str]:
+    """Why a replay with this summary does not pass the policy (empty: it passes; no summary counts as an
+    empty one)."""
+    summary = summary or ReplaySummary()
     out = []
-    if summary.get("stopped"):
-        out.append(f"the replay did not finish ({summary['stopped']})")
-    if policy.required_pass and summary.get("requiredFailed"):
-        out.append(f"{summary['requiredFailed']} required case(s) failed")
-    if policy.no_regressions and summary.get("regressions"):
-        out.append(f"{summary['regressions']} case(s) regressed (passed on their reference, fail now)")
-    rate = summary.get("passRate")
+    if summary.stopped:
+        out.append(f"the replay did not finish ({summary.stopped})")
+    if policy.required_pass and summary.required_failed:
+        out.append(f"{summary.required_failed} required case(s) failed")
+    if policy.no_regressions and summary.regressions:
+        out.append(f"{summary.regressions} case(s) regressed (passed on their reference, fail now)")
+    rate = summary.pass_rate
     if policy.min_pass_rate is not None and (rate is None or rate < policy.min_pass_rate):
         out.append(f"pass rate {rate} is below {policy.min_pass_rate}")
-    cost_delta = summary.get("costDelta")
+    cost_delta = summary.cost_delta
     if policy.max_cost_increase is not None and cost_delta is not None and cost_delta > policy.max_cost_increase:
         out.append(f"cost per call changed by {cost_delta:+.1%}, more than {policy.max_cost_increase:+.1%}")
-    p95_delta = summary.get("p95Delta")
+    p95_delta = summary.p95_delta
     if policy.max_p95_increase is not None and p95_delta is not None and p95_delta > policy.max_p95_increase:
         out.append(f"p95 latency changed by {p95_delta:+.1%}, more than {policy.max_p95_increase:+.1%}")
     return out
@@ -137,6 +159,10 @@ def _fraction(new: float | None, old: float | None) -> float | None:
 
 def _delta(new: float | None, old: float | None) -> float | None:
     return None if new is None or old is None else round(new - old, 9)
+
+
+def _token_delta(new: int | None, old: int | None) -> int | None:
+    return None if new is None or old is None else new - old
 
 
 def _owner() -> str:
@@ -234,7 +260,7 @@ class GoldenService:
             )
         return found
 
-    async def _context_of(self, tenant: str, trace: Trace, draft: PromptContent) -> dict[str, Any]:
+    async def _context_of(self, tenant: str, trace: Trace, draft: PromptContent) -> CompileContext:
         """The trace's exact compile context: which of its messages came from blocks is known from the
         content it was compiled from (kept by etag), else from the draft compiled with its variables."""
         content = await self.store.get_content(tenant, trace.etag) if trace.etag else None
@@ -242,57 +268,57 @@ class GoldenService:
             blocks = (await compile_prompt_async(content or draft, trace.variables)).block_messages
         except AgntError:
             blocks = len(trace.messages)
-        model = {
-            "provider": trace.model.provider or draft.model.provider,
-            "name": trace.model.name or draft.model.name,
-            "params": self.settings.policy().filter_params(dict(trace.manifest.model.get("params") or {})).params,
-        }
-        return {
-            "variables": trace.variables,
-            "inputMessages": trace.messages[blocks:],
-            "model": model,
-            "etag": trace.etag,
-            "version": trace.prompt_version,
-            "contentKnown": content is not None,
-        }
+        model = ModelRef(
+            provider=trace.model.provider or draft.model.provider,
+            name=trace.model.name or draft.model.name,
+            params=self.settings.policy().filter_params(dict(trace.manifest.model.get("params") or {})).params,
+        )
+        return CompileContext(
+            variables=trace.variables,
+            input_messages=trace.messages[blocks:],
+            model=model,
+            etag=trace.etag,
+            version=trace.prompt_version,
+            content_known=content is not None,
+        )
 
     @staticmethod
-    def _reference(trace: Trace) -> dict[str, Any]:
-        return {
-            "output": trace.output,
-            "toolCalls": trace.tool_calls,
-            "status": trace.status,
-            "inputTokens": trace.input_tokens,
-            "outputTokens": trace.output_tokens,
-            "totalTokens": trace.total_tokens,
-            "cost": trace.cost,
-            "duration": trace.duration,
-            "model": f"{trace.model.provider}/{trace.model.name}",
-        }
+    def _reference(trace: Trace) -> Reference:
+        return Reference(
+            output=trace.output,
+            tool_calls=trace.tool_calls,
+            status=trace.status,
+            input_tokens=trace.input_tokens,
+            output_tokens=trace.output_tokens,
+            total_tokens=trace.total_tokens,
+            cost=trace.cost,
+            duration=trace.duration,
+            model=f"{trace.model.provider}/{trace.model.name}",
+        )
 
     @staticmethod
-    def case_view(rec: GoldenRecord, *, full: bool = False) -> dict[str, Any]:
-        data = rec.data
-        view: dict[str, Any] = {
-            "id": rec.id,
-            "traceId": rec.trace_id,
-            "required": data["required"],
-            "checks": data["checks"],
-            "judge": data.get("judge"),
-        }
-        if full:
-            ref = data["reference"]
-            output = ref.get("output") or ""
-            view.update(
-                {
-                    "version": data["context"].get("version"),
-                    "model": f"{data['context']['model']['provider']}/{data['context']['model']['name']}",
-                    "referencePreview": output[:120],
-                    "createdAt": ms_to_rfc3339(rec.created_at),
-                    "updatedAt": ms_to_rfc3339(rec.updated_at),
-                }
-            )
-        return view
+    def case_view(rec: GoldenRecord) -> GoldenCaseView:
+        """A case's expectations."""
+        return GoldenCaseView(
+            id=rec.id, trace_id=rec.trace_id, required=rec.required, checks=rec.checks, judge=rec.judge
+        )
+
+    @staticmethod
+    def case_detail(rec: GoldenRecord) -> GoldenCaseDetail:
+        """A case's expectations, model, reference preview and times."""
+        model = rec.context.model
+        return GoldenCaseDetail(
+            id=rec.id,
+            trace_id=rec.trace_id,
+            required=rec.required,
+            checks=rec.checks,
+            judge=rec.judge,
+            version=rec.context.version,
+            model=f"{model.provider}/{model.name}",
+            reference_preview=(rec.reference.output or "")[:120],
+            created_at=ms_to_rfc3339(rec.created_at),
+            updated_at=ms_to_rfc3339(rec.updated_at),
+        )
 
     async def pin(
         self,
@@ -304,7 +330,7 @@ class GoldenService:
         required: bool = False,
         checks: Any = None,
         judge: Any = None,
-    ) -> dict[str, Any]:
+    ) -> PinResult:
         """Pin traces (by id, or the first matches of a ``list_traces`` filter) as golden cases of ``name``.
 
         Raises:
@@ -331,13 +357,11 @@ class GoldenService:
                 id=new_id(now),
                 prompt_name=name,
                 trace_id=t.id,
-                data={
-                    "required": required,
-                    "checks": parsed_checks,
-                    "judge": parsed_judge,
-                    "context": await self._context_of(tenant, t, rec.draft),
-                    "reference": self._reference(t),
-                },
+                required=required,
+                checks=parsed_checks,
+                judge=parsed_judge,
+                context=await self._context_of(tenant, t, rec.draft),
+                reference=self._reference(t),
                 created_at=now,
                 updated_at=now,
             )
@@ -350,16 +374,19 @@ class GoldenService:
                 f"prompt {name!r} would have more than {MAX_CASES} golden cases; unpin some first",
                 {"field": "trace_ids"},
             ) from None
-        return {"cases": [self.case_view(r) for r in stored]}
+        return PinResult(cases=[self.case_view(r) for r in stored])
 
-    async def list_cases(self, tenant: str, name: str) -> dict[str, Any]:
+    async def list_cases(self, tenant: str, name: str) -> GoldenList:
+        """A prompt's golden cases and its gate.
+
+        Raises:
+            NotFound: no such prompt.
+        """
         await self.prompts.record(tenant, name)
         cases = await self.store.list_golden(tenant, name)
-        return {
-            "prompt": name,
-            "cases": [self.case_view(r, full=True) for r in cases],
-            "gate": await self.store.get_gate(tenant, name),
-        }
+        return GoldenList(
+            prompt=name, cases=[self.case_detail(r) for r in cases], gate=await self.store.get_gate(tenant, name)
+        )
 
     async def update(
         self,
@@ -370,7 +397,7 @@ class GoldenService:
         required: bool | None = None,
         checks: Any = None,
         judge: Any = None,
-    ) -> dict[str, Any]:
+    ) -> GoldenCaseView:
         """Change a case's expectations; None keeps a field, ``judge={}`` removes the judge."""
         check_prompt_name(name)
         cases = {r.id: r for r in await self.store.list_golden(tenant, name)}
@@ -380,21 +407,21 @@ class GoldenService:
                 f"prompt {name!r} has no golden case {case_id!r}: list_golden shows its cases",
                 {"caseId": case_id[:64]},
             )
-        data = dict(rec.data)
+        changes: dict[str, Any] = {"updated_at": now_ms()}
         if required is not None:
             if not isinstance(required, bool):
                 raise InvalidArgument("required must be true or false", {"field": "required"})
-            data["required"] = required
+            changes["required"] = required
         if checks is not None:
-            data["checks"] = parse_checks(checks)
+            changes["checks"] = parse_checks(checks)
         if judge is not None:
-            data["judge"] = None if judge == {} else parse_judge(judge, self.settings.policy())
-        if not await self.store.update_golden(tenant, name, case_id, data):
+            changes["judge"] = None if judge == {} else parse_judge(judge, self.settings.policy())
+        changed = rec.model_copy(update=changes)
+        if not await self.store.update_golden(tenant, changed):
             raise NotFound(f"golden case {case_id!r} was unpinned meanwhile", {"caseId": case_id})
-        rec.data = data
-        return self.case_view(rec)
+        return self.case_view(changed)
 
-    async def unpin(self, tenant: str, name: str, case_ids: Any) -> dict[str, Any]:
+    async def unpin(self, tenant: str, name: str, case_ids: Any) -> UnpinResult:
         check_prompt_name(name)
         if not isinstance(case_ids, list) or not case_ids or not all(isinstance(c, str) for c in case_ids):
             raise InvalidArgument("case_ids must be a non-empty list of case ids", {"field": "case_ids"})
@@ -403,32 +430,37 @@ class GoldenService:
         wanted = list(dict.fromkeys(case_ids))
         removed = await self.store.unpin_golden(tenant, name, wanted)
         gone = set(removed)
-        return {"removed": len(removed), "notFound": [c[:64] for c in wanted if c not in gone][:20]}
+        return UnpinResult(removed=len(removed), not_found=[c[:64] for c in wanted if c not in gone][:20])
 
     # -- the gate -----------------------------------------------------------------------------------------
 
-    async def set_gate(self, tenant: str, name: str, policy: dict[str, Any] | None) -> dict[str, Any]:
+    async def set_gate(self, tenant: str, name: str, policy: GatePolicy | dict[str, Any] | None) -> GateSetting:
+        """Set the prompt's gate (a policy object, camelCase or snake_case names), or remove it with None.
+
+        Raises:
+            NotFound: no such prompt.
+            InvalidArgument: a policy that is not an object, or with unknown or out-of-range fields.
+        """
         await self.prompts.record(tenant, name)
         if policy is None:
             await self.store.set_gate(tenant, name, None)
-            return {"prompt": name, "gate": None}
-        if not isinstance(policy, dict):
+            return GateSetting(prompt=name, gate=None)
+        if not isinstance(policy, GatePolicy | dict):
             raise InvalidArgument("policy must be an object, or null to remove the gate", {"field": "policy"})
         try:
-            parsed = GatePolicy.model_validate(policy)
+            parsed = policy if isinstance(policy, GatePolicy) else GatePolicy.model_validate(policy)
         except ValidationError as exc:
             raise from_validation_error(exc, "policy") from None
-        stored = parsed.model_dump(by_alias=False)
-        await self.store.set_gate(tenant, name, stored)
-        return {"prompt": name, "gate": stored}
+        await self.store.set_gate(tenant, name, parsed)
+        return GateSetting(prompt=name, gate=parsed)
 
-    async def get_gate(self, tenant: str, name: str) -> dict[str, Any]:
+    async def get_gate(self, tenant: str, name: str) -> GateSetting:
         await self.prompts.record(tenant, name)
-        return {"prompt": name, "gate": await self.store.get_gate(tenant, name)}
+        return GateSetting(prompt=name, gate=await self.store.get_gate(tenant, name))
 
     async def _policy(self, tenant: str, name: str) -> tuple[GatePolicy, bool]:
         stored = await self.store.get_gate(tenant, name)
-        return (GatePolicy.model_validate(stored), True) if stored is not None else (GatePolicy(), False)
+        return (stored, True) if stored is not None else (GatePolicy(), False)
 
     # -- replays ------------------------------------------------------------------------------------------
 
@@ -508,8 +540,8 @@ class GoldenService:
         budget_usd: float | None = None,
         budget_tokens: int | None = None,
         fresh: bool = False,
-    ) -> dict[str, Any]:
-        """Start a replay in the background; returns ``{id, status: "running", progress}`` at once.
+    ) -> ReplayStarted:
+        """Start a replay in the background; returns ``{id, status: "running", etag, progress}`` at once.
 
         Raises:
             NotFound: the prompt, a version, a session or a case id does not exist.
@@ -558,21 +590,17 @@ class GoldenService:
             etag=content.etag,
             status="running",
             owner=self.owner,
-            data={
-                "against": selected,
-                "version": version,
-                "etag": content.etag,
-                "models": [f"{m.provider}/{m.name}" for m in chosen_models],
-                "trials": trials,
-                "fresh": bool(fresh),
-                "caseIds": [c.id for c in cases],
-                "allCases": case_ids is None,
-                "budget": guard.figures(),
-                "progress": {"done": 0, "total": total},
-                "status": "running",
-            },
             created_at=now,
             updated_at=now,
+            against=selected,
+            version=version,
+            models=[f"{m.provider}/{m.name}" for m in chosen_models],
+            trials=trials,
+            fresh=bool(fresh),
+            case_ids=[c.id for c in cases],
+            all_cases=case_ids is None,
+            budget=ReplayBudget.model_validate(guard.figures()),
+            progress=ReplayProgress(done=0, total=total),
         )
         await self.store.save_replay(tenant, rec)
         event = asyncio.Event()
@@ -582,7 +610,8 @@ class GoldenService:
         )
         self._tasks[rec.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(rec.id, None))
-        return {"id": rec.id, "status": "running", "etag": content.etag, "progress": rec.data["progress"]}
+        assert rec.progress is not None
+        return ReplayStarted(id=rec.id, status="running", etag=content.etag, progress=rec.progress)
 
     async def _execute(
         self,
@@ -598,7 +627,7 @@ class GoldenService:
     ) -> None:
         caller = CachedCaller(self.store, self.prompts.runner, fresh=fresh, guard=guard)
         units = [_Unit(c, m, t) for c in cases for m in models for t in range(trials)]
-        results: dict[tuple[str, int, int], dict[str, Any]] = {}
+        results: dict[tuple[str, int, int], _UnitResult] = {}
         limit = asyncio.Semaphore(REPLAY_CONCURRENCY)
         stop: dict[str, Any] = {}
         done = 0
@@ -620,19 +649,17 @@ class GoldenService:
             done += 1
             if now_ms() - last_beat >= HEARTBEAT_MS:
                 last_beat = now_ms()
-                rec.data["progress"] = {"done": done, "total": len(units)}
+                rec.progress = ReplayProgress(done=done, total=len(units))
                 rec.updated_at = last_beat
                 await self.store.save_replay(tenant, rec)
 
         try:
             await asyncio.gather(*(one(u) for u in units))
-            report = await self._report(tenant, rec, cases, models, trials, results, caller, guard, stop)
-            rec.data.update(report)
-            rec.data["progress"] = {"done": done, "total": len(units)}
-            rec.status = rec.data["status"]
+            await self._report(tenant, rec, cases, models, trials, results, caller, guard, stop)
+            rec.progress = ReplayProgress(done=done, total=len(units))
         except asyncio.CancelledError:
             rec.status = "error"
-            rec.data.update(status="error", error=_INTERRUPTED)
+            rec.error = _INTERRUPTED
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.store.save_replay(tenant, rec))
             self._finished.pop(rec.id, asyncio.Event()).set()
@@ -640,9 +667,9 @@ class GoldenService:
         except Exception:
             log_failure(logger, "replay %s failed", rec.id)
             rec.status = "error"
-            rec.data.update(status="error", error={"code": "internal", "message": "internal error; see the server log"})
+            rec.error = ReplayError(code="internal", message="internal error; see the server log")
         rec.updated_at = now_ms()
-        rec.data["finishedAt"] = ms_to_rfc3339(rec.updated_at)
+        rec.finished_at = ms_to_rfc3339(rec.updated_at)
         try:
             await self.store.save_replay(tenant, rec)
         finally:
@@ -656,20 +683,14 @@ class GoldenService:
         version: int | None,
         unit: _Unit,
         caller: CachedCaller,
-    ) -> dict[str, Any]:
+    ) -> _UnitResult:
         """One call of one case on one model: compile, call (or reuse), check, judge."""
-        data = unit.case.data
-        ctx_data = data["context"]
+        case = unit.case
         candidate = content.model_copy(update={"model": unit.model})
         try:
-            compiled = await compile_prompt_async(candidate, ctx_data["variables"], ctx_data["inputMessages"])
+            compiled = await compile_prompt_async(candidate, case.context.variables, case.context.input_messages)
         except AgntError as err:
-            return {
-                "traceId": None,
-                "cached": False,
-                "answer": {"status": "error", "error": {"type": "compile_error"}},
-                "outcomes": [Outcome("compile", False, err.message[:300])],
-            }
+            return _UnitResult(None, False, _COMPILE_FAILED, [Outcome("compile", False, err.message[:300])])
         metadata: dict[str, Any] = {"replayId": rec.id, "caseId": unit.case.id, "goldenTraceId": unit.case.trace_id}
         if unit.trial:
             metadata["trial"] = unit.trial
@@ -679,44 +700,43 @@ class GoldenService:
             unit.model,
             CallContext(prompt_name=rec.prompt_name, prompt_version=version, source="replay", metadata=metadata),
             salt=f"trial:{unit.trial}" if unit.trial else "",
-            expected_output_tokens=data["reference"].get("outputTokens") or None,
+            expected_output_tokens=case.reference.output_tokens or None,
         )
-        answer = {
-            "output": trace.output,
-            "status": trace.status,
-            "error": trace.error.model_dump() if trace.error else None,
-            "inputTokens": trace.input_tokens,
-            "outputTokens": trace.output_tokens,
-            "totalTokens": trace.total_tokens,
+        answer = Answer(
+            output=trace.output,
+            status=trace.status,
+            error=trace.error.model_dump() if trace.error else None,
+            input_tokens=trace.input_tokens,
+            output_tokens=trace.output_tokens,
+            total_tokens=trace.total_tokens,
             # A cached answer is judged as the call it reuses: what it cost and took then.
-            "cost": trace.metadata.get("originalCost") if cached else trace.cost,
-            "duration": trace.metadata.get("originalDuration") if cached else trace.duration,
-            "spent": trace.cost or 0.0,
-        }
-        outcomes = await evaluate_checks_async(data["checks"], answer)
-        judge = data.get("judge")
-        if judge and trace.status == "success":
-            outcomes.append(await self._judge(tenant, rec, unit, judge, compiled, trace, caller))
-        return {"traceId": trace.id, "cached": cached, "answer": answer, "outcomes": outcomes}
+            cost=trace.metadata.get("originalCost") if cached else trace.cost,
+            duration=trace.metadata.get("originalDuration") if cached else trace.duration,
+            spent=trace.cost or 0.0,
+        )
+        outcomes = await evaluate_checks_async(case.checks, answer)
+        if case.judge is not None and trace.status == "success":
+            outcomes.append(await self._judge(tenant, rec, unit, case.judge, compiled, trace, caller))
+        return _UnitResult(trace.id, cached, answer, outcomes)
 
     async def _judge(
         self,
         tenant: str,
         rec: ReplayRecord,
         unit: _Unit,
-        judge: dict[str, Any],
+        judge: Judge,
         compiled: Any,
         trace: Trace,
         caller: CachedCaller,
     ) -> Outcome:
-        model = ModelConfig.model_validate(judge["model"])
+        model = judge.model
         conversation = "\n".join(
             f"{m.get('role')}: {m.get('content')}"
             for m in [{"role": "system", "content": compiled.manifest["system"]}, *compiled.messages]
         )[-8000:]
         graded = await compile_prompt_async(
             _JUDGE_CONTENT.model_copy(update={"model": model}),
-            {"rubric": judge["rubric"], "conversation": conversation, "answer": trace.output or ""},
+            {"rubric": judge.rubric, "conversation": conversation, "answer": trace.output or ""},
         )
         verdict_trace, _ = await caller.call(
             tenant,
@@ -748,109 +768,109 @@ class GoldenService:
         cases: list[GoldenRecord],
         models: list[ModelConfig],
         trials: int,
-        results: dict[tuple[str, int, int], dict[str, Any]],
+        results: dict[tuple[str, int, int], _UnitResult],
         caller: CachedCaller,
         guard: SpendGuard,
         stop: dict[str, Any],
-    ) -> dict[str, Any]:
-        entries = []
+    ) -> None:
+        """Fill ``rec`` with the finished replay's report: its cases worst first, summary, gate verdict,
+        budget and status."""
+        entries: list[ReplayCaseResult] = []
         costs: list[float] = []
         ref_costs: list[float] = []
         durations: list[float] = []
         ref_durations: list[float] = []
         for case in cases:
-            ref = case.data["reference"]
-            baseline = all(o.passed for o in await evaluate_checks_async(case.data["checks"], ref))
+            ref = case.reference
+            baseline = all(o.passed for o in await evaluate_checks_async(case.checks, ref))
             for mi, model in enumerate(models):
                 runs = [results[(case.id, mi, t)] for t in range(trials) if (case.id, mi, t) in results]
                 if not runs:
                     continue
-                passes = [all(o.passed for o in r["outcomes"]) for r in runs]
+                passes = [all(o.passed for o in r.outcomes) for r in runs]
                 passed = all(passes)
                 shown = next((r for r, p in zip(runs, passes, strict=True) if not p), runs[-1])
-                answer = shown["answer"]
+                answer = shown.answer
                 for r in runs:
-                    a = r["answer"]
-                    if a.get("cost") is not None and ref.get("cost") is not None:
-                        costs.append(a["cost"])
-                        ref_costs.append(ref["cost"])
-                    if a.get("duration") is not None and ref.get("duration") is not None:
-                        durations.append(a["duration"])
-                        ref_durations.append(ref["duration"])
-                diff = diff_text(ref.get("output"), answer.get("output"), part="output", id=case.id)
-                entry = {
-                    "caseId": case.id,
-                    "goldenTraceId": case.trace_id,
-                    "traceId": shown["traceId"],
-                    "model": f"{model.provider}/{model.name}",
-                    "status": "passed" if passed else "failed",
-                    "required": case.data["required"],
-                    "baselinePassed": baseline,
-                    "regression": baseline and not passed,
-                    "improvement": not baseline and passed,
-                    "flaky": len(set(passes)) > 1,
-                    "cached": all(r["cached"] for r in runs),
-                    "checks": [o.to_json() for o in shown["outcomes"]],
-                    "diff": {"changed": diff.changed, **diff.to_dict(STORED_DIFF_CHARS)},
-                    "deltas": {
-                        "inputTokens": _delta(answer.get("inputTokens"), ref.get("inputTokens")),
-                        "outputTokens": _delta(answer.get("outputTokens"), ref.get("outputTokens")),
-                        "totalTokens": _delta(answer.get("totalTokens"), ref.get("totalTokens")),
-                        "cost": _delta(answer.get("cost"), ref.get("cost")),
-                        "duration": _delta(answer.get("duration"), ref.get("duration")),
-                    },
-                }
-                if trials > 1:
-                    entry["trials"] = [
-                        {"traceId": r["traceId"], "passed": p, "cached": r["cached"]}
-                        for r, p in zip(runs, passes, strict=True)
-                    ]
-                entries.append(entry)
+                    a = r.answer
+                    if a.cost is not None and ref.cost is not None:
+                        costs.append(a.cost)
+                        ref_costs.append(ref.cost)
+                    if a.duration is not None and ref.duration is not None:
+                        durations.append(a.duration)
+                        ref_durations.append(ref.duration)
+                diff = diff_text(ref.output, answer.output, part="output", id=case.id)
+                entries.append(
+                    ReplayCaseResult(
+                        case_id=case.id,
+                        golden_trace_id=case.trace_id,
+                        trace_id=shown.trace_id,
+                        model=f"{model.provider}/{model.name}",
+                        status="passed" if passed else "failed",
+                        required=case.required,
+                        baseline_passed=baseline,
+                        regression=baseline and not passed,
+                        improvement=not baseline and passed,
+                        flaky=len(set(passes)) > 1,
+                        cached=all(r.cached for r in runs),
+                        checks=shown.outcomes,
+                        diff=StoredDiff.model_validate(diff.to_dict(STORED_DIFF_CHARS)),
+                        deltas=Deltas(
+                            input_tokens=_token_delta(answer.input_tokens, ref.input_tokens),
+                            output_tokens=_token_delta(answer.output_tokens, ref.output_tokens),
+                            total_tokens=_token_delta(answer.total_tokens, ref.total_tokens),
+                            cost=_delta(answer.cost, ref.cost),
+                            duration=_delta(answer.duration, ref.duration),
+                        ),
+                        trials=[
+                            TrialResult(trace_id=r.trace_id, passed=p, cached=r.cached)
+                            for r, p in zip(runs, passes, strict=True)
+                        ]
+                        if trials > 1
+                        else None,
+                    )
+                )
         entries.sort(key=_badness)
         n = len(entries)
-        passed_n = sum(e["status"] == "passed" for e in entries)
+        passed_n = sum(e.status == "passed" for e in entries)
         mean_cost = sum(costs) / len(costs) if costs else None
         mean_ref_cost = sum(ref_costs) / len(ref_costs) if ref_costs else None
         p95, ref_p95 = _p95(durations), _p95(ref_durations)
-        summary: dict[str, Any] = {
-            "cases": n,
-            "passed": passed_n,
-            "failed": n - passed_n,
-            "regressions": sum(e["regression"] for e in entries),
-            "improvements": sum(e["improvement"] for e in entries),
-            "flaky": sum(e["flaky"] for e in entries),
-            "requiredFailed": sum(e["required"] and e["status"] != "passed" for e in entries),
-            "passRate": round(passed_n / n, 6) if n else None,
-            "cached": caller.cached_calls,
-            "modelCalls": caller.model_calls,
-            "cost": round(guard.spent_usd, 9),
-            "tokens": guard.spent_tokens,
-            "costDelta": _fraction(mean_cost, mean_ref_cost),
-            "p95Duration": p95,
-            "p95Delta": _fraction(p95, ref_p95),
-            "baseline": {"costPerCall": mean_ref_cost, "p95Duration": ref_p95},
-        }
-        if stop:
-            summary["stopped"] = "budget"
+        summary = ReplaySummary(
+            cases=n,
+            passed=passed_n,
+            failed=n - passed_n,
+            regressions=sum(e.regression for e in entries),
+            improvements=sum(e.improvement for e in entries),
+            flaky=sum(e.flaky for e in entries),
+            required_failed=sum(e.required and e.status != "passed" for e in entries),
+            pass_rate=round(passed_n / n, 6) if n else None,
+            cached=caller.cached_calls,
+            model_calls=caller.model_calls,
+            cost=round(guard.spent_usd, 9),
+            tokens=guard.spent_tokens,
+            cost_delta=_fraction(mean_cost, mean_ref_cost),
+            p95_duration=p95,
+            p95_delta=_fraction(p95, ref_p95),
+            baseline=Baseline(cost_per_call=mean_ref_cost, p95_duration=ref_p95),
+            stopped="budget" if stop else None,
+        )
         policy, gated = await self._policy(tenant, rec.prompt_name)
         failures = gate_failures(policy, summary)
-        report: dict[str, Any] = {
-            "summary": summary,
-            "cases": entries,
-            "gate": {"policy": policy.model_dump(), "gated": gated, "passed": not failures, "failures": failures},
-            "budget": guard.figures(),
-        }
+        rec.summary = summary
+        rec.cases = entries
+        rec.gate = GateVerdict(policy=policy, gated=gated, passed=not failures, failures=failures)
+        rec.budget = ReplayBudget.model_validate(guard.figures())
         if stop:
-            report["status"] = "error"
-            report["error"] = {
-                "code": "invalid_argument",
-                "message": "the replay stopped before a call that would have crossed its budget: "
+            rec.status = "error"
+            rec.error = ReplayError(
+                code="invalid_argument",
+                message="the replay stopped before a call that would have crossed its budget: "
                 + stop["budget"]["message"],
-                "details": stop["budget"],
-            }
+                details=stop["budget"],
+            )
         else:
-            report["status"] = "passed" if not failures else "failed"
-        return report
+            rec.status = "passed" if not failures else "failed"
 
     # -- reading replays ----------------------------------------------------------------------------------
 
@@ -865,7 +885,7 @@ class GoldenService:
 
     async def get(
         self, tenant: str, replay_id: str, wait_seconds: float = 0, max_cases: int = REPORT_CASES
-    ) -> dict[str, Any]:
+    ) -> ReplayView:
         """A replay's state and report; with ``wait_seconds`` (0-50) wait until it finishes or that long."""
         if (
             isinstance(wait_seconds, bool)
@@ -894,114 +914,111 @@ class GoldenService:
             rec = await self._load(tenant, replay_id)
         return self.view(rec, max_cases)
 
-    def view(
-        self, rec: ReplayRecord, max_cases: int = REPORT_CASES, diff_chars: int = REPORT_DIFF_CHARS
-    ) -> dict[str, Any]:
-        data = rec.data
-        cases = data.get("cases") or []
-        shown = []
-        for entry in cases[:max_cases]:
-            diff = entry.get("diff") or {}
-            unified = diff.get("unified") or ""
-            shown.append(
-                {
-                    **entry,
-                    "diff": {
-                        "changed": diff.get("changed"),
-                        "unified": unified[:diff_chars] + ("…" if len(unified) > diff_chars else ""),
-                    },
-                }
+    def view(self, rec: ReplayRecord, max_cases: int = REPORT_CASES, diff_chars: int = REPORT_DIFF_CHARS) -> ReplayView:
+        """A replay's state and report, its first ``max_cases`` cases with their diffs cut to ``diff_chars``."""
+        cases = rec.cases or []
+        shown = [
+            ReplayCaseView.model_construct(
+                **{name: getattr(entry, name) for name in ReplayCaseResult.model_fields if name != "diff"},
+                diff=DiffPreview(
+                    changed=entry.diff.changed,
+                    unified=entry.diff.unified[:diff_chars] + ("…" if len(entry.diff.unified) > diff_chars else ""),
+                ),
             )
-        out: dict[str, Any] = {
-            "id": rec.id,
-            "prompt": rec.prompt_name,
-            "status": rec.status,
-            "against": data.get("against"),
-            "etag": rec.etag,
-            "version": data.get("version"),
-            "models": data.get("models"),
-            "trials": data.get("trials"),
-            "progress": data.get("progress"),
-            "summary": data.get("summary"),
-            "gate": data.get("gate"),
-            "budget": data.get("budget"),
-            "cases": shown,
-            "casesOmitted": max(0, len(cases) - len(shown)),
-            "createdAt": ms_to_rfc3339(rec.created_at),
-            "finishedAt": data.get("finishedAt"),
-        }
-        if data.get("error"):
-            out["error"] = data["error"]
-        return out
+            for entry in cases[:max_cases]
+        ]
+        return ReplayView(
+            id=rec.id,
+            prompt=rec.prompt_name,
+            status=rec.status,  # type: ignore[arg-type]
+            against=rec.against,
+            etag=rec.etag,
+            version=rec.version,
+            models=rec.models,
+            trials=rec.trials,
+            progress=rec.progress,
+            summary=rec.summary,
+            gate=rec.gate,
+            budget=rec.budget,
+            cases=shown,
+            cases_omitted=max(0, len(cases) - len(shown)),
+            created_at=ms_to_rfc3339(rec.created_at),
+            finished_at=rec.finished_at,
+            error=rec.error,
+        )
 
-    async def list_replays(self, tenant: str, name: str, limit: int = 20) -> dict[str, Any]:
+    async def list_replays(self, tenant: str, name: str, limit: int = 20) -> ReplayListing:
+        """A prompt's replays, newest first.
+
+        Raises:
+            NotFound: no such prompt.
+            InvalidArgument: ``limit`` out of 1 to 100.
+        """
         await self.prompts.record(tenant, name)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
             raise InvalidArgument("limit must be 1 to 100", {"field": "limit"})
         rows = await self.store.list_replays(tenant, name, limit=limit)
-        return {
-            "replays": [
-                {
-                    "id": r.id,
-                    "status": r.status,
-                    "against": r.data.get("against"),
-                    "etag": r.etag,
-                    "summary": r.data.get("summary"),
-                    "createdAt": ms_to_rfc3339(r.created_at),
-                }
+        return ReplayListing(
+            replays=[
+                ReplayListItem(
+                    id=r.id,
+                    status=r.status,
+                    against=r.against,
+                    etag=r.etag,
+                    summary=r.summary,
+                    created_at=ms_to_rfc3339(r.created_at),
+                )
                 for r in rows
             ]
-        }
+        )
 
     def render(self, rec: ReplayRecord, max_chars: int = 12_000) -> str:
         """A compact text report for an agent's context: the summary, the gate, then the worst cases."""
         view = self.view(rec, max_cases=10, diff_chars=800)
-        s = view.get("summary") or {}
+        s = view.summary
         lines = [
-            f"replay {rec.id} of {rec.prompt_name} against {view['against']} (etag {rec.etag[:12]}): {rec.status}",
+            f"replay {rec.id} of {rec.prompt_name} against {view.against} (etag {rec.etag[:12]}): {rec.status}",
         ]
-        if s:
+        if s is not None:
             lines.append(
-                f"cases {s['cases']}: {s['passed']} passed, {s['failed']} failed, {s['regressions']} regressions, "
-                f"{s['improvements']} improvements, {s['flaky']} flaky; model calls {s['modelCalls']}, cached "
-                f"{s['cached']}; cost ${s['cost']:.6f} (per call {_pct(s['costDelta'])} vs reference); p95 "
-                f"{s['p95Duration']} s ({_pct(s['p95Delta'])})"
+                f"cases {s.cases}: {s.passed} passed, {s.failed} failed, {s.regressions} regressions, "
+                f"{s.improvements} improvements, {s.flaky} flaky; model calls {s.model_calls}, cached "
+                f"{s.cached}; cost ${s.cost:.6f} (per call {_pct(s.cost_delta)} vs reference); p95 "
+                f"{s.p95_duration} s ({_pct(s.p95_delta)})"
             )
         else:
-            p = view.get("progress") or {}
-            lines.append(f"progress: {p.get('done', 0)} of {p.get('total', '?')} calls")
-        gate = view.get("gate") or {}
-        if gate:
-            verdict = "passes" if gate.get("passed") else "fails: " + "; ".join(gate.get("failures") or [])
-            lines.append(f"gate{'' if gate.get('gated') else ' (default policy, no gate set)'} {verdict}")
-        if view.get("error"):
-            lines.append(f"error: {view['error']['message']}")
-        for entry in view["cases"]:
-            if entry["status"] == "passed" and not entry.get("flaky"):
+            p = view.progress
+            lines.append(f"progress: {p.done if p else 0} of {p.total if p else '?'} calls")
+        gate = view.gate
+        if gate is not None:
+            verdict = "passes" if gate.passed else "fails: " + "; ".join(gate.failures)
+            lines.append(f"gate{'' if gate.gated else ' (default policy, no gate set)'} {verdict}")
+        if view.error is not None:
+            lines.append(f"error: {view.error.message}")
+        for entry in view.cases:
+            if entry.status == "passed" and not entry.flaky:
                 continue
-            failed = [c for c in entry["checks"] if not c["passed"]]
-            tag = " REGRESSION" if entry.get("regression") else ""
-            lines.append(
-                f"\n## case {entry['caseId']} on {entry['model']}: {entry['status']}{tag} (trace {entry['traceId']})"
-            )
-            lines += [f"- {c['type']}: {c['detail']}" for c in failed]
-            if entry["diff"].get("unified"):
-                lines.append(entry["diff"]["unified"])
+            failed = [c for c in entry.checks if not c.passed]
+            tag = " REGRESSION" if entry.regression else ""
+            lines.append(f"\n## case {entry.case_id} on {entry.model}: {entry.status}{tag} (trace {entry.trace_id})")
+            lines += [f"- {c.type}: {c.detail}" for c in failed]
+            if entry.diff.unified:
+                lines.append(entry.diff.unified)
         text = "\n".join(lines)
         return text if len(text) <= max_chars else text[:max_chars] + "\n…[report truncated]"
 
     async def report_text(self, tenant: str, replay_id: str) -> str:
         return self.render(await self._load(tenant, replay_id))
 
-    async def wait(self, tenant: str, replay_id: str, progress: ProgressFn | None = None) -> dict[str, Any]:
+    async def wait(self, tenant: str, replay_id: str, progress: ProgressFn | None = None) -> ReplayView:
         """Wait for a replay of this process to finish, reporting its progress."""
         while True:
             view = await self.get(tenant, replay_id, wait_seconds=2)
-            if view["status"] != "running":
+            if view.status != "running":
                 return view
             if progress is not None:
-                p = view.get("progress") or {}
-                await progress(int(p.get("done", 0)), int(p.get("total", 0)), "replaying golden cases")
+                p = view.progress
+                await progress(p.done if p else 0, p.total if p else 0, "replaying golden cases")
 
     # -- restart and shutdown -------------------------------------------------------------------------------
 
@@ -1043,8 +1060,8 @@ class GoldenService:
             if rec.status not in ("passed", "failed"):
                 continue
             newest = newest or rec
-            covered = set(rec.data.get("caseIds") or [])
-            if current <= covered and not gate_failures(policy, rec.data.get("summary") or {}):
+            covered = set(rec.case_ids)
+            if current <= covered and not gate_failures(policy, rec.summary):
                 return rec, newest
         return None, newest
 
@@ -1057,11 +1074,14 @@ class GoldenService:
             )
         view = self.view(rec, max_cases=10, diff_chars=800)
         failing = [
-            {k: e.get(k) for k in ("caseId", "model", "status", "regression", "required", "checks", "diff", "traceId")}
-            for e in view["cases"]
-            if e["status"] != "passed"
+            e.model_dump(
+                mode="json",
+                include={"case_id", "model", "status", "regression", "required", "checks", "diff", "trace_id"},
+            )
+            for e in view.cases
+            if e.status != "passed"
         ]
-        failures = gate_failures(policy, rec.data.get("summary") or {}) or ["it does not cover every golden case"]
+        failures = gate_failures(policy, rec.summary) or ["it does not cover every golden case"]
         return Conflict(
             f"prompt {name!r} is gated and its draft does not pass: {'; '.join(failures)} (replay {rec.id}); "
             "nothing was published. Fix the draft (details.cases show the failing cases and their diffs) and replay",
@@ -1070,7 +1090,7 @@ class GoldenService:
                 "draftEtag": etag,
                 "replayId": rec.id,
                 "failures": failures,
-                "summary": rec.data.get("summary"),
+                "summary": rec.summary.render() if rec.summary is not None else None,
                 "cases": failing,
             },
         )
@@ -1112,46 +1132,69 @@ class GoldenService:
             return await self.prompts.publish(
                 tenant, name, version=version, label=label, note=note, expected_etag=expected_etag
             )
-        policy = GatePolicy.model_validate(gated)
+        policy = gated
         rec = await self.prompts.record(tenant, name)
         etag = rec.draft_etag
         if expected_etag not in (None, "*") and expected_etag != etag:
             # The draft moved since the caller read it: the store refuses it with the usual precondition error.
             return await self.prompts.publish(tenant, name, label=label, note=note, expected_etag=expected_etag)
-        gate: dict[str, Any]
+        gate: GateRecord
         if override_reason is not None:
             reason = override_reason.strip()
-            gate = {"override": reason, "draftEtag": etag, "at": ms_to_rfc3339(now_ms())}
+            gate = GateRecord(override=reason, draft_etag=etag, at=ms_to_rfc3339(now_ms()))
             note = f"{note} [gate overridden: {reason}]".strip()
         else:
             passing, newest = await self._passing_replay(tenant, name, etag, policy)
             if passing is None and run_gate:
                 started = await self.run(tenant, name, against="draft")
-                await self.wait(tenant, started["id"], progress)
+                await self.wait(tenant, started.id, progress)
                 passing, newest = await self._passing_replay(tenant, name, etag, policy)
                 if passing is None:
-                    newest = await self._load(tenant, started["id"])
+                    newest = await self._load(tenant, started.id)
             if passing is None:
                 raise self._refusal(name, etag, newest, policy)
-            gate = {"replayId": passing.id, "summary": passing.data.get("summary"), "draftEtag": etag}
+            gate = GateRecord(replay_id=passing.id, summary=passing.summary, draft_etag=etag)
         result = await self.prompts.publish(tenant, name, label=label, note=note, expected_etag=etag, gate=gate)
-        return {**result, "gate": gate}
+        return {**result, "gate": gate.render()}
 
 
-_INTERRUPTED = {
-    "code": "internal",
-    "message": "the server stopped before this replay finished (a restart interrupts replays): run it again",
-}
+_INTERRUPTED = ReplayError(
+    code="internal",
+    message="the server stopped before this replay finished (a restart interrupts replays): run it again",
+)
+
+_COMPILE_FAILED = Answer(
+    output=None,
+    status="error",
+    error={"type": "compile_error"},
+    input_tokens=None,
+    output_tokens=None,
+    total_tokens=None,
+    cost=None,
+    duration=None,
+    spent=0.0,
+)
 
 
-def _badness(entry: dict[str, Any]) -> tuple[int, int, int, int]:
+@dataclass(slots=True)
+class _UnitResult:
+    """What one call of a replay found: its trace (None when the candidate did not compile), whether the
+    answer was reused, the answer and every check's outcome."""
+
+    trace_id: str | None
+    cached: bool
+    answer: Answer
+    outcomes: list[Outcome]
+
+
+def _badness(entry: ReplayCaseResult) -> tuple[int, int, int, int]:
     """Worst first: regressions, failed required cases, other failures, flaky; then the biggest diffs."""
-    failed = entry["status"] != "passed"
+    failed = entry.status != "passed"
     return (
-        0 if entry["regression"] else 1,
-        0 if failed and entry["required"] else 1,
-        0 if failed else (1 if entry["flaky"] else 2),
-        -len((entry.get("diff") or {}).get("unified") or ""),
+        0 if entry.regression else 1,
+        0 if failed and entry.required else 1,
+        0 if failed else (1 if entry.flaky else 2),
+        -len(entry.diff.unified),
     )
 
 

@@ -12,6 +12,7 @@ from ..compile_pool import check_content_async, compile_prompt_async
 from ..compiler import check_sizes
 from ..config import Settings
 from ..errors import InvalidArgument, NotFound, from_validation_error
+from ..golden_models import GateRecord
 from ..ids import ms_to_rfc3339
 from ..llm.policy import ModelPolicy
 from ..llm.providers import check_provider
@@ -142,8 +143,10 @@ class PromptService:
             "version": chosen,
             "etag": content.etag,
             "content": content.canonical(),
-            "versions": [{**v, "gate": gates[v["version"]]} if v["version"] in gates else v for v in rec.versions],
-            "history": [{**h, "gate": gates[h["version"]]} if h["version"] in gates else h for h in history],
+            "versions": [
+                {**v, "gate": gates[v["version"]].render()} if v["version"] in gates else v for v in rec.versions
+            ],
+            "history": [{**h, "gate": gates[h["version"]].render()} if h["version"] in gates else h for h in history],
         }
 
     async def upsert(self, tenant: str, name: str, content: Any, description: str | None = None) -> dict[str, Any]:
@@ -162,7 +165,7 @@ class PromptService:
         label: str = "production",
         note: str = "",
         expected_etag: str | None = None,
-        gate: dict[str, Any] | None = None,
+        gate: GateRecord | None = None,
     ) -> dict[str, Any]:
         """Publish the draft (or, with ``version``, move the label to that version). ``gate``: what let the
         draft through its gate (``GoldenService.publish`` passes it), recorded on the version.

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from ..golden_models import GatePolicy, GateRecord, GoldenRecord, ReplayError, ReplayRecord
 from ..models import PromptContent, Trace, TraceIn
 from ..records import StatsFilter, StatsRow, TraceFilter, TracePage
 
@@ -76,32 +77,6 @@ class SessionSave:
 
 
 @dataclass(slots=True)
-class GoldenRecord:
-    """A golden case of a prompt: ``data`` holds its expectations, compile context and reference."""
-
-    id: str
-    prompt_name: str
-    trace_id: str
-    data: dict[str, Any]
-    created_at: int
-    updated_at: int
-
-
-@dataclass(slots=True)
-class ReplayRecord:
-    """A replay run: ``data`` is its whole document (progress, summary, cases); ``owner`` the process running it."""
-
-    id: str
-    prompt_name: str
-    etag: str
-    status: str
-    owner: str
-    data: dict[str, Any]
-    created_at: int
-    updated_at: int
-
-
-@dataclass(slots=True)
 class TokenRecord:
     id: str
     tenant: str
@@ -160,7 +135,7 @@ class Store(Protocol):
         note: str,
         *,
         expected_etag: str | None = None,
-        gate: dict[str, Any] | None = None,
+        gate: GateRecord | None = None,
     ) -> PromptRecord: ...
     async def move_label(self, tenant: str, name: str, label: str, version: int, note: str) -> PromptRecord: ...
     async def version_for_etag(self, tenant: str, name: str, etag: str) -> int | None: ...
@@ -177,19 +152,19 @@ class Store(Protocol):
     # golden cases, gates, replays, the replay call cache
     async def pin_golden(self, tenant: str, records: list[GoldenRecord], max_cases: int) -> list[GoldenRecord]: ...
     async def list_golden(self, tenant: str, prompt_name: str) -> list[GoldenRecord]: ...
-    async def update_golden(self, tenant: str, prompt_name: str, case_id: str, data: dict[str, Any]) -> bool: ...
+    async def update_golden(self, tenant: str, rec: GoldenRecord) -> bool: ...
     async def unpin_golden(self, tenant: str, prompt_name: str, case_ids: list[str]) -> list[str]: ...
-    async def get_gate(self, tenant: str, prompt_name: str) -> dict[str, Any] | None: ...
-    async def set_gate(self, tenant: str, prompt_name: str, policy: dict[str, Any] | None) -> bool: ...
+    async def get_gate(self, tenant: str, prompt_name: str) -> GatePolicy | None: ...
+    async def set_gate(self, tenant: str, prompt_name: str, policy: GatePolicy | None) -> bool: ...
     async def save_replay(self, tenant: str, rec: ReplayRecord) -> None: ...
     async def get_replay(self, tenant: str, replay_id: str) -> ReplayRecord | None: ...
     async def list_replays(
         self, tenant: str, prompt_name: str, *, etag: str | None = None, limit: int = 20
     ) -> list[ReplayRecord]: ...
-    async def fail_running_replays(self, is_dead: Callable[[ReplayRecord], bool], error: dict[str, Any]) -> int: ...
+    async def fail_running_replays(self, is_dead: Callable[[ReplayRecord], bool], error: ReplayError) -> int: ...
     async def cache_get(self, tenant: str, request_hash: bytes) -> str | None: ...
     async def cache_put(self, tenant: str, request_hash: bytes, trace_id: str) -> None: ...
-    async def version_gates(self, tenant: str, prompt_name: str) -> dict[int, dict[str, Any]]: ...
+    async def version_gates(self, tenant: str, prompt_name: str) -> dict[int, GateRecord]: ...
 
     # API tokens (HTTP)
     async def create_token(self, tenant: str, name: str, token_hash: bytes) -> TokenRecord: ...

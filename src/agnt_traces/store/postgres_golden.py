@@ -12,12 +12,11 @@ The same semantics as the SQLite store (store.sqlite_golden), for several server
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..golden_models import GatePolicy, GateRecord, GoldenRecord, ReplayError, ReplayRecord
 from ..ids import now_ms
-from .base import GoldenRecord, ReplayRecord
 from .postgres_base import PostgresBase
 
 if TYPE_CHECKING:
@@ -30,24 +29,24 @@ _REPLAY_COLS = "id, prompt_name, etag, status, owner, data, created_at, updated_
 
 
 def _golden(row: dict[str, Any]) -> GoldenRecord:
-    return GoldenRecord(
+    return GoldenRecord.from_row(
         id=row["id"],
         prompt_name=row["prompt_name"],
         trace_id=row["trace_id"],
-        data=json.loads(row["data"]),
+        document=row["data"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
 
 
 def _replay(row: dict[str, Any]) -> ReplayRecord:
-    return ReplayRecord(
+    return ReplayRecord.from_row(
         id=row["id"],
         prompt_name=row["prompt_name"],
         etag=row["etag"],
         status=row["status"],
         owner=row["owner"],
-        data=json.loads(row["data"]),
+        document=row["data"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -84,7 +83,7 @@ class PostgresGoldenMixin(PostgresBase):
                         rec.id,
                         rec.prompt_name,
                         rec.trace_id,
-                        json.dumps(rec.data),
+                        rec.document(),
                         rec.created_at,
                         rec.updated_at,
                     ),
@@ -116,13 +115,15 @@ class PostgresGoldenMixin(PostgresBase):
         )
         return [_golden(r) for r in rows]
 
-    async def update_golden(self, tenant: str, prompt_name: str, case_id: str, data: dict[str, Any]) -> bool:
+    async def update_golden(self, tenant: str, rec: GoldenRecord) -> bool:
+        """Store a case's changed expectations and ``updated_at``; False if the case is gone."""
+
         async def run(conn: AsyncConnection[Any]) -> bool:
             tid = await self._tenant_id_tx(conn, tenant)
             cur = await conn.execute(
                 "UPDATE golden_cases SET data = %s, updated_at = %s "
                 "WHERE tenant_id = %s AND prompt_name = %s AND id = %s",
-                (json.dumps(data), now_ms(), tid, prompt_name, case_id),
+                (rec.document(), rec.updated_at, tid, rec.prompt_name, rec.id),
             )
             return cur.rowcount == 1
 
@@ -141,16 +142,16 @@ class PostgresGoldenMixin(PostgresBase):
 
     # -- gates --------------------------------------------------------------------------------------
 
-    async def get_gate(self, tenant: str, prompt_name: str) -> dict[str, Any] | None:
+    async def get_gate(self, tenant: str, prompt_name: str) -> GatePolicy | None:
         tid = await self._tenant_id(tenant)
         if tid is None:
             return None
         row = await self._fetchone(
             "SELECT policy FROM prompt_gates WHERE tenant_id = %s AND prompt_name = %s", (tid, prompt_name)
         )
-        return json.loads(row["policy"]) if row else None
+        return GatePolicy.model_validate_json(row["policy"]) if row else None
 
-    async def set_gate(self, tenant: str, prompt_name: str, policy: dict[str, Any] | None) -> bool:
+    async def set_gate(self, tenant: str, prompt_name: str, policy: GatePolicy | None) -> bool:
         """Set (or with ``None`` remove) the gate; returns whether a gate existed before."""
 
         async def run(conn: AsyncConnection[Any]) -> bool:
@@ -169,7 +170,7 @@ class PostgresGoldenMixin(PostgresBase):
                     "INSERT INTO prompt_gates(tenant_id, prompt_name, policy, updated_at) VALUES (%s,%s,%s,%s) "
                     "ON CONFLICT (tenant_id, prompt_name) DO UPDATE SET policy = excluded.policy, "
                     "updated_at = excluded.updated_at",
-                    (tid, prompt_name, json.dumps(policy), now_ms()),
+                    (tid, prompt_name, policy.model_dump_json(), now_ms()),
                 )
             return existed
 
@@ -193,7 +194,7 @@ class PostgresGoldenMixin(PostgresBase):
                     rec.etag,
                     rec.status,
                     rec.owner,
-                    json.dumps(rec.data),
+                    rec.document(),
                     rec.created_at,
                     rec.updated_at,
                 ),
@@ -225,7 +226,7 @@ class PostgresGoldenMixin(PostgresBase):
         rows = await self._fetchall(sql + ' ORDER BY id COLLATE "C" DESC LIMIT %s', (*params, limit))
         return [_replay(r) for r in rows]
 
-    async def fail_running_replays(self, is_dead: Callable[[ReplayRecord], bool], error: dict[str, Any]) -> int:
+    async def fail_running_replays(self, is_dead: Callable[[ReplayRecord], bool], error: ReplayError) -> int:
         """Mark every running replay for which ``is_dead`` says so as ``error`` (a restart interrupted it).
         The running rows are locked as they are read: one finished meanwhile is not running any more and
         is left as it is."""
@@ -240,11 +241,11 @@ class PostgresGoldenMixin(PostgresBase):
                 rec = _replay(row)
                 if not is_dead(rec):
                     continue
-                data = {**rec.data, "status": "error", "error": error}
+                failed = rec.model_copy(update={"status": "error", "error": error})
                 done = await conn.execute(
                     "UPDATE replays SET status = 'error', data = %s, updated_at = %s "
                     "WHERE tenant_id = %s AND id = %s AND status = 'running'",
-                    (json.dumps(data), now_ms(), row["tenant_id"], rec.id),
+                    (failed.document(), now_ms(), row["tenant_id"], rec.id),
                 )
                 count += done.rowcount
             return count
@@ -276,7 +277,7 @@ class PostgresGoldenMixin(PostgresBase):
 
     # -- what let a version through its gate ----------------------------------------------------------
 
-    async def version_gates(self, tenant: str, prompt_name: str) -> dict[int, dict[str, Any]]:
+    async def version_gates(self, tenant: str, prompt_name: str) -> dict[int, GateRecord]:
         """version → the latest gate record of its publishes (``{replayId, summary}`` or ``{override}``)."""
         tid = await self._tenant_id(tenant)
         if tid is None:
@@ -285,15 +286,15 @@ class PostgresGoldenMixin(PostgresBase):
             "SELECT version, data FROM version_gates WHERE tenant_id = %s AND prompt_name = %s ORDER BY created_at",
             (tid, prompt_name),
         )
-        return {int(r["version"]): json.loads(r["data"]) for r in rows}
+        return {int(r["version"]): GateRecord.model_validate_json(r["data"]) for r in rows}
 
 
 async def record_version_gate(
-    conn: AsyncConnection[Any], tid: int, prompt_name: str, version: int, gate: dict[str, Any], now: int
+    conn: AsyncConnection[Any], tid: int, prompt_name: str, version: int, gate: GateRecord, now: int
 ) -> None:
     """Record what let ``version`` through its gate, inside the publish's own transaction."""
     await conn.execute(
         "INSERT INTO version_gates(tenant_id, prompt_name, version, data, created_at) VALUES (%s,%s,%s,%s,%s) "
         "ON CONFLICT (tenant_id, prompt_name, version, created_at) DO UPDATE SET data = excluded.data",
-        (tid, prompt_name, version, json.dumps(gate), now),
+        (tid, prompt_name, version, gate.model_dump_json(), now),
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound, PreconditionFailed
+from ..golden_models import GateRecord
 from ..ids import ms_to_rfc3339, new_id, now_ms
 from ..models import PromptContent
 from .base import PromptRecord, SessionRecord, SessionSave, TokenRecord
@@ -207,7 +208,7 @@ class PostgresPromptsMixin(PostgresBase):
         note: str,
         *,
         expected_etag: str | None = None,
-        gate: dict[str, Any] | None = None,
+        gate: GateRecord | None = None,
     ) -> PromptRecord:
         """Publish the draft as a version and point ``label`` at it (see ``SqliteStore.publish``). The
         prompt's row is locked first: the etag check and the publish see the same draft. ``gate`` (what let

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from ..golden_models import GatePolicy, GateRecord, GoldenRecord, ReplayError, ReplayRecord
 from ..ids import now_ms
-from .base import GoldenRecord, ReplayRecord
 from .sqlite_base import SqliteBase
 
 __all__ = ["GoldenMixin"]
@@ -17,19 +16,19 @@ _CHUNK = 400
 
 
 def _golden(row: Any) -> GoldenRecord:
-    return GoldenRecord(
-        id=row[0], prompt_name=row[1], trace_id=row[2], data=json.loads(row[3]), created_at=row[4], updated_at=row[5]
+    return GoldenRecord.from_row(
+        id=row[0], prompt_name=row[1], trace_id=row[2], document=row[3], created_at=row[4], updated_at=row[5]
     )
 
 
 def _replay(row: Any) -> ReplayRecord:
-    return ReplayRecord(
+    return ReplayRecord.from_row(
         id=row[0],
         prompt_name=row[1],
         etag=row[2],
         status=row[3],
         owner=row[4],
-        data=json.loads(row[5]),
+        document=row[5],
         created_at=row[6],
         updated_at=row[7],
     )
@@ -60,7 +59,7 @@ class GoldenMixin(SqliteBase):
                         rec.id,
                         rec.prompt_name,
                         rec.trace_id,
-                        json.dumps(rec.data),
+                        rec.document(),
                         rec.created_at,
                         rec.updated_at,
                     ),
@@ -87,12 +86,14 @@ class GoldenMixin(SqliteBase):
         )
         return [_golden(r) for r in rows]
 
-    async def update_golden(self, tenant: str, prompt_name: str, case_id: str, data: dict[str, Any]) -> bool:
+    async def update_golden(self, tenant: str, rec: GoldenRecord) -> bool:
+        """Store a case's changed expectations and ``updated_at``; False if the case is gone."""
+
         def run(db: sqlite3.Connection) -> bool:
             tid = self._tenant_id_sync(db, tenant)
             cur = db.execute(
                 "UPDATE golden_cases SET data = ?, updated_at = ? WHERE tenant_id = ? AND prompt_name = ? AND id = ?",
-                (json.dumps(data), now_ms(), tid, prompt_name, case_id),
+                (rec.document(), rec.updated_at, tid, rec.prompt_name, rec.id),
             )
             return cur.rowcount == 1
 
@@ -119,16 +120,16 @@ class GoldenMixin(SqliteBase):
 
     # -- gates --------------------------------------------------------------------------------------
 
-    async def get_gate(self, tenant: str, prompt_name: str) -> dict[str, Any] | None:
+    async def get_gate(self, tenant: str, prompt_name: str) -> GatePolicy | None:
         tid = await self._tenant_id(tenant)
         if tid is None:
             return None
         row = await self._fetchone(
             "SELECT policy FROM prompt_gates WHERE tenant_id = ? AND prompt_name = ?", (tid, prompt_name)
         )
-        return json.loads(row[0]) if row else None
+        return GatePolicy.model_validate_json(row[0]) if row else None
 
-    async def set_gate(self, tenant: str, prompt_name: str, policy: dict[str, Any] | None) -> bool:
+    async def set_gate(self, tenant: str, prompt_name: str, policy: GatePolicy | None) -> bool:
         """Set (or with ``None`` remove) the gate; returns whether a gate existed before."""
 
         def run(db: sqlite3.Connection) -> bool:
@@ -146,7 +147,7 @@ class GoldenMixin(SqliteBase):
                     "INSERT INTO prompt_gates(tenant_id, prompt_name, policy, updated_at) VALUES (?,?,?,?) "
                     "ON CONFLICT(tenant_id, prompt_name) DO UPDATE SET policy = excluded.policy, "
                     "updated_at = excluded.updated_at",
-                    (tid, prompt_name, json.dumps(policy), now_ms()),
+                    (tid, prompt_name, policy.model_dump_json(), now_ms()),
                 )
             return existed
 
@@ -170,7 +171,7 @@ class GoldenMixin(SqliteBase):
                     rec.etag,
                     rec.status,
                     rec.owner,
-                    json.dumps(rec.data),
+                    rec.document(),
                     rec.created_at,
                     rec.updated_at,
                 ),
@@ -202,7 +203,7 @@ class GoldenMixin(SqliteBase):
         rows = await self._fetchall(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
         return [_replay(r) for r in rows]
 
-    async def fail_running_replays(self, is_dead: Callable[[ReplayRecord], bool], error: dict[str, Any]) -> int:
+    async def fail_running_replays(self, is_dead: Callable[[ReplayRecord], bool], error: ReplayError) -> int:
         """Mark every running replay for which ``is_dead`` says so as ``error`` (a restart interrupted it)."""
 
         def run(db: sqlite3.Connection) -> int:
@@ -212,10 +213,10 @@ class GoldenMixin(SqliteBase):
                 rec = _replay(row[1:])
                 if not is_dead(rec):
                     continue
-                data = {**rec.data, "status": "error", "error": error}
+                failed = rec.model_copy(update={"status": "error", "error": error})
                 db.execute(
                     "UPDATE replays SET status = 'error', data = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
-                    (json.dumps(data), now_ms(), row[0], rec.id),
+                    (failed.document(), now_ms(), row[0], rec.id),
                 )
                 count += 1
             return count
@@ -247,7 +248,7 @@ class GoldenMixin(SqliteBase):
 
     # -- what let a version through its gate ----------------------------------------------------------
 
-    async def version_gates(self, tenant: str, prompt_name: str) -> dict[int, dict[str, Any]]:
+    async def version_gates(self, tenant: str, prompt_name: str) -> dict[int, GateRecord]:
         """version → the latest gate record of its publishes (``{replayId, summary}`` or ``{override}``)."""
         tid = await self._tenant_id(tenant)
         if tid is None:
@@ -256,4 +257,4 @@ class GoldenMixin(SqliteBase):
             "SELECT version, data FROM version_gates WHERE tenant_id = ? AND prompt_name = ? ORDER BY created_at",
             (tid, prompt_name),
         )
-        return {int(r[0]): json.loads(r[1]) for r in rows}
+        return {int(r[0]): GateRecord.model_validate_json(r[1]) for r in rows}

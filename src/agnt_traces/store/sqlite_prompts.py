@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import Conflict, NotFound, PreconditionFailed
+from ..golden_models import GateRecord
 from ..ids import ms_to_rfc3339, now_ms
 from ..models import PromptContent
 from .base import PromptRecord, SessionSave
@@ -188,7 +189,7 @@ class PromptsMixin(SqliteBase):
         note: str,
         *,
         expected_etag: str | None = None,
-        gate: dict[str, Any] | None = None,
+        gate: GateRecord | None = None,
     ) -> PromptRecord:
         """Publish the draft as a version and point ``label`` at it. With ``expected_etag``, a draft whose
         etag differs is a ``PreconditionFailed`` (code ``conflict``) and nothing changes: the check and the
@@ -239,7 +240,7 @@ class PromptsMixin(SqliteBase):
                 db.execute(
                     "INSERT INTO version_gates(tenant_id, prompt_name, version, data, created_at) VALUES (?,?,?,?,?) "
                     "ON CONFLICT DO UPDATE SET data = excluded.data",
-                    (tid, name, version, json.dumps(gate), now),
+                    (tid, name, version, gate.model_dump_json(), now),
                 )
             rec = self._load_prompt(db, tid, name)
             assert rec is not None

@@ -1,0 +1,84 @@
+"""Every MCP tool publishes a real output schema: a valid JSON Schema 2020-12 document that names the result's
+properties and which of them are required, not the catch-all ``{"type": "object", "additionalProperties": true}``.
+
+Read from ``tools/list`` of a real ``agnt-traces serve`` process over stdio. Each area's own tests call its tools
+on real data and validate the results against these schemas (e.g. tests/server/test_golden_output_schemas.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from jsonschema import Draft202012Validator
+from mcp import Client
+
+from mcp_helpers import server_params
+
+pytestmark = pytest.mark.anyio
+
+# Tools whose results are not typed yet on this branch (their areas are being typed separately). Each must
+# still publish the catch-all schema; once its area is typed, remove it here. The list must end up empty.
+NOT_YET_TYPED = frozenset(
+    {
+        # traces
+        "ingest_trace",
+        "diff_trace",
+        # prompts
+        "list_prompts",
+        "get_prompt",
+        "upsert_prompt",
+        "publish_prompt",
+        "run_prompt",
+        # playground sessions
+        "open_playground",
+        "get_session",
+        "list_sessions",
+        "edit_block",
+        "update_variables",
+        "update_models",
+        "compile_session",
+        "run_session",
+        "diff_session",
+        "save_session",
+        "delete_session",
+    }
+)
+
+
+def _catch_all(schema: dict[str, Any] | None) -> bool:
+    """The schema the SDK publishes for a ``dict`` result: any object at all."""
+    return schema is not None and {k: v for k, v in schema.items() if k != "title"} == {
+        "type": "object",
+        "additionalProperties": True,
+    }
+
+
+def _problems(name: str, schema: dict[str, Any] | None) -> list[str]:
+    if schema is None:
+        return [f"{name}: no outputSchema"]
+    found = []
+    try:
+        Draft202012Validator.check_schema(schema)
+    except Exception as exc:
+        found.append(f"{name}: not a valid 2020-12 schema ({str(exc)[:120]})")
+    if _catch_all(schema):
+        found.append(f"{name}: the catch-all object schema")
+    if schema.get("type") != "object" or not schema.get("properties"):
+        found.append(f"{name}: names no properties")
+    if not schema.get("required"):
+        found.append(f"{name}: says no property is required")
+    return found
+
+
+async def test_every_tool_publishes_a_real_output_schema(db_path: str) -> None:
+    with anyio.fail_after(60):
+        async with Client(server_params(db_path), mode="legacy") as c:
+            tools = (await c.list_tools()).tools
+    names = {t.name for t in tools}
+    assert len(tools) >= 28 and names >= NOT_YET_TYPED, sorted(NOT_YET_TYPED - names)
+    problems = [p for t in tools if t.name not in NOT_YET_TYPED for p in _problems(t.name, t.output_schema)]
+    assert problems == [], "\n".join(problems)
+    typed_meanwhile = sorted(t.name for t in tools if t.name in NOT_YET_TYPED and not _catch_all(t.output_schema))
+    assert typed_meanwhile == [], f"typed now: remove from NOT_YET_TYPED: {typed_meanwhile}"
