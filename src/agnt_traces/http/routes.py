@@ -24,6 +24,14 @@ from ..errors import AgntError, InternalError, InvalidArgument, from_validation_
 from ..limits import DIFF_MAX_CHARS
 from ..logs import log_failure
 from ..models import ModelConfig, PromptContent, Trace, TraceIn
+from ..services.prompt_results import (
+    PromptDetail,
+    PromptList,
+    PromptVersions,
+    PublishResult,
+    RunPromptResult,
+    UpsertResult,
+)
 from ..services.traces import TRACE_FIELDS, validate_query
 from ..store.base import IngestResult, StatsQuery, TraceQuery
 from .auth import TokenAuth
@@ -400,7 +408,7 @@ async def save_session(c: Call) -> Result:
 
 async def list_prompts(c: Call) -> Result:
     c.query(())
-    return await c.app.prompts.list(c.tenant)
+    return (await c.app.prompts.list(c.tenant)).render()
 
 
 async def get_prompt(c: Call) -> Result:
@@ -408,8 +416,8 @@ async def get_prompt(c: Call) -> Result:
     result = await c.app.prompts.get(
         c.tenant, c.path("name"), version=_int(args.get("version"), "version"), label=args.get("label")
     )
-    c.headers["etag"] = entity_tag(result["draftEtag"])  # what publish's If-Match compares against
-    return result
+    c.headers["etag"] = entity_tag(result.draft_etag)  # what publish's If-Match compares against
+    return result.render()
 
 
 async def put_prompt(c: Call) -> Result:
@@ -423,22 +431,14 @@ async def put_prompt(c: Call) -> Result:
             raise InvalidArgument("description must be a string", {"field": "description"})
         content = parse_body(PromptContent, body, "content")
     result = await c.app.prompts.upsert(c.tenant, c.path("name"), content, description)
-    c.headers["etag"] = entity_tag(result["draftEtag"])
-    return result
+    c.headers["etag"] = entity_tag(result.draft_etag)
+    return result.render()
 
 
 async def prompt_versions(c: Call) -> Result:
-    name = c.path("name")
-    rec = await c.app.prompts.record(c.tenant, name)
-    c.headers["etag"] = entity_tag(rec.draft_etag)
-    return {
-        "name": rec.name,
-        "draftRevision": rec.draft_revision,
-        "draftEtag": rec.draft_etag,
-        "versions": rec.versions,
-        "labels": rec.labels,
-        "history": await c.app.store.label_history(c.tenant, rec.name),
-    }
+    result = await c.app.prompts.versions(c.tenant, c.path("name"))
+    c.headers["etag"] = entity_tag(result.draft_etag)
+    return result.render()
 
 
 async def publish_prompt(c: Call) -> Result:
@@ -448,7 +448,7 @@ async def publish_prompt(c: Call) -> Result:
         raise InvalidArgument(
             "If-Match and expectedEtag name different drafts: send one of them", {"field": "expectedEtag"}
         )
-    return await c.app.golden.publish(
+    published = await c.app.golden.publish(
         c.tenant,
         c.path("name"),
         version=b.version,
@@ -458,6 +458,7 @@ async def publish_prompt(c: Call) -> Result:
         run_gate=b.run_gate,
         override_reason=b.override_reason,
     )
+    return published.render()
 
 
 async def list_golden(c: Call) -> Result:
@@ -545,7 +546,7 @@ async def delete_gate(c: Call) -> Result:
 
 async def run_prompt(c: Call) -> Result:
     b = parse_body(RunPromptBody, await c.body(required=False))
-    return await c.app.prompts.run(
+    ran = await c.app.prompts.run(
         c.tenant,
         c.path("name"),
         variables=b.variables,
@@ -555,6 +556,7 @@ async def run_prompt(c: Call) -> Result:
         tags=b.tags,
         metadata=b.metadata,
     )
+    return ran.render()
 
 
 # -- the table ---------------------------------------------------------------------------------------------
@@ -741,7 +743,9 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="playground",
         errors=(400, 401, 404, 409, 422),
     ),
-    Operation("GET", "/tenants/{tenant}/prompts", list_prompts, "The tenant's prompts", tag="prompts"),
+    Operation(
+        "GET", "/tenants/{tenant}/prompts", list_prompts, "The tenant's prompts", tag="prompts", response=PromptList
+    ),
     Operation(
         "GET",
         _PROMPT,
@@ -752,6 +756,7 @@ OPERATIONS: tuple[Operation, ...] = (
             QueryParam("label", {"type": "string"}, "e.g. production; 'draft' for the draft"),
         ),
         tag="prompts",
+        response=PromptDetail,
     ),
     Operation(
         "PUT",
@@ -762,8 +767,16 @@ OPERATIONS: tuple[Operation, ...] = (
         body_required=True,
         tag="prompts",
         errors=(400, 401, 404, 409, 413, 422),
+        response=UpsertResult,
     ),
-    Operation("GET", _PROMPT + "/versions", prompt_versions, "Versions, labels and label history", tag="prompts"),
+    Operation(
+        "GET",
+        _PROMPT + "/versions",
+        prompt_versions,
+        "Versions, labels and label history",
+        tag="prompts",
+        response=PromptVersions,
+    ),
     Operation(
         "POST",
         _PROMPT + "/publish",
@@ -773,6 +786,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=PublishBody,
         tag="prompts",
         errors=(400, 401, 404, 409, 412),
+        response=PublishResult,
     ),
     Operation(
         "POST",
@@ -782,6 +796,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=RunPromptBody,
         tag="prompts",
         errors=(400, 401, 404, 422, 502),
+        response=RunPromptResult,
     ),
     Operation("GET", _PROMPT + "/golden", list_golden, "The prompt's golden cases and its gate", tag="golden"),
     Operation(

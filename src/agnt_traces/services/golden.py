@@ -40,6 +40,7 @@ from ..models import Block, ModelConfig, PromptContent, Trace, VariableDecl
 from ..store.base import GoldenRecord, ReplayRecord, Store, TraceQuery
 from .callcache import BudgetExceeded, CachedCaller, SpendGuard
 from .checks import Outcome, evaluate_checks_async, parse_checks, parse_judge
+from .prompt_results import PublishResult
 from .prompts import PromptService, check_prompt_name
 from .runner import CallContext
 from .traces import TraceService, validate_query
@@ -1086,7 +1087,7 @@ class GoldenService:
         run_gate: bool = False,
         override_reason: str | None = None,
         progress: ProgressFn | None = None,
-    ) -> dict[str, Any]:
+    ) -> PublishResult:
         """``publish_prompt`` with the gate: a gated draft needs a passing replay of exactly its etag.
 
         Raises:
@@ -1133,8 +1134,7 @@ class GoldenService:
             if passing is None:
                 raise self._refusal(name, etag, newest, policy)
             gate = {"replayId": passing.id, "summary": passing.data.get("summary"), "draftEtag": etag}
-        result = await self.prompts.publish(tenant, name, label=label, note=note, expected_etag=etag, gate=gate)
-        return {**result, "gate": gate}
+        return await self.prompts.publish(tenant, name, label=label, note=note, expected_etag=etag, gate=gate)
 
 
 _INTERRUPTED = {

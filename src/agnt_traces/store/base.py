@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..ids import parse_time
 from ..models import MAX_INT, PromptContent, Trace, TraceIn
+from ..prompt_records import LabelMove, PromptRecord
 
 __all__ = [
     "SORTS",
     "GoldenRecord",
     "IngestResult",
+    "LabelMove",
     "PromptRecord",
     "ReplayRecord",
     "SessionRecord",
@@ -118,19 +120,6 @@ class IngestResult:
 class TracePage:
     rows: list[dict[str, Any]]
     next_cursor: str | None
-
-
-@dataclass(slots=True)
-class PromptRecord:
-    name: str
-    description: str
-    draft: PromptContent
-    draft_etag: str
-    draft_revision: int
-    versions: list[dict[str, Any]] = field(default_factory=list)
-    labels: dict[str, int] = field(default_factory=dict)
-    created_at: int = 0
-    updated_at: int = 0
 
 
 @dataclass(slots=True)
@@ -243,7 +232,7 @@ class Store(Protocol):
     ) -> PromptRecord: ...
     async def move_label(self, tenant: str, name: str, label: str, version: int, note: str) -> PromptRecord: ...
     async def version_for_etag(self, tenant: str, name: str, etag: str) -> int | None: ...
-    async def label_history(self, tenant: str, name: str) -> list[dict[str, Any]]: ...
+    async def label_history(self, tenant: str, name: str) -> list[LabelMove]: ...
 
     # playground sessions
     async def create_session(self, tenant: str, record: SessionRecord) -> None: ...
