@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .app import App, open_app
 from .config import Settings
@@ -42,15 +42,26 @@ from .models import Trace
 from .services.queries import StatsQuery, TraceQuery, validate_query
 from .services.results import StatsResult, TraceList
 
+if TYPE_CHECKING:
+    from .services.prompt_results import PromptDetail, PromptList, PublishResult, RunPromptResult, UpsertResult
+
 __all__ = ["AgntTraces", "RunResult"]
 
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
+    """A prompt run: the model's ``output`` and ``tool_calls``, the recorded ``trace`` (its JSON, as
+    ``get_trace`` returns it) and the compiler's ``warnings``. ``result`` is the typed run result."""
+
     output: str | None
     tool_calls: list[dict[str, Any]]
     trace: dict[str, Any]
     warnings: list[str]
+    result: RunPromptResult
+
+    def render(self) -> dict[str, Any]:
+        """The JSON ``run_prompt`` answers: ``{trace, warnings}``."""
+        return {"trace": self.trace, "warnings": self.warnings}
 
 
 class AgntTraces:
@@ -93,17 +104,45 @@ class AgntTraces:
             tags=tags,
             metadata=metadata,
         )
-        trace = result["trace"]
+        trace = result.trace
         return RunResult(
-            output=trace["output"], tool_calls=trace["toolCalls"], trace=trace, warnings=result["warnings"]
+            output=trace.output,
+            tool_calls=trace.tool_calls,
+            trace=trace.model_dump(mode="json"),
+            warnings=result.warnings,
+            result=result,
         )
 
-    async def upsert_prompt(self, name: str, content: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+    async def list_prompts(self) -> PromptList:
+        """The tenant's prompts: ``.prompts`` holds one summary each (``.render()`` for JSON)."""
+        return await self.app.prompts.list(self.tenant)
+
+    async def get_prompt(self, name: str, *, version: int | None = None, label: str | None = None) -> PromptDetail:
+        """A prompt's content (the draft, or a version or label's version) with its versions and history.
+
+        Raises:
+            NotFound: unknown prompt, version or label.
+        """
+        return await self.app.prompts.get(self.tenant, name, version=version, label=label)
+
+    async def upsert_prompt(self, name: str, content: dict[str, Any], description: str | None = None) -> UpsertResult:
+        """Create the prompt or replace its draft; the result has the draft's ``etag`` and template ``warnings``.
+
+        Raises:
+            InvalidArgument: bad content (naming every bad field).
+            CompileError: a template that does not parse or is over the size limits.
+        """
         return await self.app.prompts.upsert(self.tenant, name, content, description)
 
     async def publish_prompt(
         self, name: str, *, version: int | None = None, label: str = "production", note: str = ""
-    ) -> dict[str, Any]:
+    ) -> PublishResult:
+        """Publish the draft as a new version and point ``label`` at it; with ``version``, move the label there.
+
+        Raises:
+            NotFound: unknown prompt or version.
+            Conflict: nothing to publish (the label already points at the draft's content).
+        """
         return await self.app.prompts.publish(self.tenant, name, version=version, label=label, note=note)
 
     async def ingest_trace(self, trace: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .services.golden import GoldenService
     from .services.playground import PlaygroundService
     from .services.prompts import PromptService
+    from .services.tokens import TokenService
 
 __all__ = ["App", "open_app"]
 
@@ -36,6 +37,7 @@ class App:
     _prompts: PromptService | None = field(default=None, repr=False)
     _playground: PlaygroundService | None = field(default=None, repr=False)
     _golden: GoldenService | None = field(default=None, repr=False)
+    _tokens: TokenService | None = field(default=None, repr=False)
 
     @property
     def prompts(self) -> PromptService:
@@ -62,6 +64,14 @@ class App:
             self._golden = GoldenService(self.store, self.traces, self.prompts, self.settings)
             self._golden.playground = self.playground
         return self._golden
+
+    @property
+    def tokens(self) -> TokenService:
+        if self._tokens is None:
+            from .services.tokens import TokenService
+
+            self._tokens = TokenService(self.store)
+        return self._tokens
 
     async def close(self) -> None:
         if self._golden is not None:

@@ -26,11 +26,6 @@ NOT_YET_TYPED = frozenset(
         "ingest_trace",
         "diff_trace",
         # prompts
-        "list_prompts",
-        "get_prompt",
-        "upsert_prompt",
-        "publish_prompt",
-        "run_prompt",
         # playground sessions
         "open_playground",
         "get_session",

@@ -10,7 +10,7 @@ from .common import run_async, settings_of
 from .output import Column, print_json, short_time, table
 
 if TYPE_CHECKING:
-    from ..store.base import PromptRecord
+    from ..prompt_records import PromptRecord
 
 __all__ = ["cmd_prompts_export", "cmd_prompts_import", "cmd_prompts_list"]
 
@@ -25,16 +25,9 @@ def cmd_prompts_import(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with open_app(settings) as app:
-            before = {name: await app.store.get_prompt(settings.tenant, name) for name, _, _ in loaded}
-            saved = await app.store.save_drafts(settings.tenant, [(n, c, d) for n, d, c in loaded])
-            for rec in saved:
-                old = before[rec.name]
-                state = (
-                    "created"
-                    if old is None
-                    else ("unchanged" if old.draft_revision == rec.draft_revision else "updated")
-                )
-                print(f"{rec.name}: {state} (draft revision {rec.draft_revision}, etag {rec.draft_etag[:12]})")
+            imported = await app.prompts.import_drafts(settings.tenant, loaded)
+        for done in imported:
+            print(f"{done.name}: {done.state} (draft revision {done.draft_revision}, etag {done.draft_etag[:12]})")
         return 0
 
     return run_async(run)
@@ -51,7 +44,7 @@ def cmd_prompts_export(args: argparse.Namespace) -> int:
     async def load() -> int:
         nonlocal records
         async with open_app(settings) as app:
-            records = await app.store.list_prompts(settings.tenant)
+            records = await app.prompts.records(settings.tenant)
         return 0
 
     status = run_async(load)
@@ -80,7 +73,7 @@ def cmd_prompts_list(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with open_app(settings) as app:
-            data = await app.prompts.list(settings.tenant)
+            data = (await app.prompts.list(settings.tenant)).render()
         if args.json:
             print_json(data)
         else:

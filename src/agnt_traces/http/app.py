@@ -117,7 +117,7 @@ def build_http_app(
     (default ``AGNT_TRACES_PUBLIC_URL`` or ``http://host:port``) is what the OAuth metadata names.
     """
     public = (public_url or _public_url(host, port)).rstrip("/")
-    rt = Runtime(TokenAuth(lambda: rt.app.store, ttl=token_ttl))
+    rt = Runtime(TokenAuth(lambda: rt.app.tokens, ttl=token_ttl))
     mcp = _mcp_server(settings, rt, McpTokenVerifier(rt.auth), public)
     limiter = SessionLimiter(
         per_tenant=settings.mcp_sessions_per_tenant,

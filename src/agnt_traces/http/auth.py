@@ -13,7 +13,7 @@ from collections.abc import Callable
 from mcp.server.auth.provider import AccessToken
 
 from ..errors import Unauthorized
-from ..store.base import Store
+from ..services.tokens import TokenService
 from ..tokens import hash_token
 
 __all__ = ["DEFAULT_TOKEN_TTL", "McpTokenVerifier", "TokenAuth", "bearer_token"]
@@ -39,12 +39,15 @@ def bearer_token(header: str | None) -> str:
 
 
 class TokenAuth:
-    """Token → tenant, looked up by hash in the store and cached briefly."""
+    """Token → tenant, looked up by hash (``TokenService``) and cached briefly."""
 
     def __init__(
-        self, store: Callable[[], Store], ttl: float = DEFAULT_TOKEN_TTL, clock: Callable[[], float] = time.monotonic
+        self,
+        tokens: Callable[[], TokenService],
+        ttl: float = DEFAULT_TOKEN_TTL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._store = store  # a getter: the store is opened in the server's lifespan
+        self._tokens = tokens  # a getter: the app (and its store) is opened in the server's lifespan
         self.ttl = ttl
         self._clock = clock
         self._cache: dict[bytes, tuple[str, float]] = {}
@@ -55,7 +58,7 @@ class TokenAuth:
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > now:
             return hit[0]
-        tenant = await self._store().tenant_for_token(digest)
+        tenant = await self._tokens().tenant_for_hash(digest)
         if tenant is None:
             self._cache.pop(digest, None)
             return None

@@ -35,6 +35,14 @@ from ..golden_models import (
 from ..limits import DIFF_MAX_CHARS
 from ..logs import log_failure
 from ..models import ModelConfig, PromptContent, TraceIn
+from ..services.prompt_results import (
+    PromptDetail,
+    PromptList,
+    PromptVersions,
+    PublishResult,
+    RunPromptResult,
+    UpsertResult,
+)
 from ..services.queries import StatsQuery, TraceQuery, validate_query
 from ..services.results import StatsResult, TraceList, TraceView
 from ..services.traces import TRACE_FIELDS
@@ -413,7 +421,7 @@ async def save_session(c: Call) -> Result:
 
 async def list_prompts(c: Call) -> Result:
     c.query(())
-    return await c.app.prompts.list(c.tenant)
+    return (await c.app.prompts.list(c.tenant)).render()
 
 
 async def get_prompt(c: Call) -> Result:
@@ -421,8 +429,8 @@ async def get_prompt(c: Call) -> Result:
     result = await c.app.prompts.get(
         c.tenant, c.path("name"), version=_int(args.get("version"), "version"), label=args.get("label")
     )
-    c.headers["etag"] = entity_tag(result["draftEtag"])  # what publish's If-Match compares against
-    return result
+    c.headers["etag"] = entity_tag(result.draft_etag)  # what publish's If-Match compares against
+    return result.render()
 
 
 async def put_prompt(c: Call) -> Result:
@@ -436,22 +444,14 @@ async def put_prompt(c: Call) -> Result:
             raise InvalidArgument("description must be a string", {"field": "description"})
         content = parse_body(PromptContent, body, "content")
     result = await c.app.prompts.upsert(c.tenant, c.path("name"), content, description)
-    c.headers["etag"] = entity_tag(result["draftEtag"])
-    return result
+    c.headers["etag"] = entity_tag(result.draft_etag)
+    return result.render()
 
 
 async def prompt_versions(c: Call) -> Result:
-    name = c.path("name")
-    rec = await c.app.prompts.record(c.tenant, name)
-    c.headers["etag"] = entity_tag(rec.draft_etag)
-    return {
-        "name": rec.name,
-        "draftRevision": rec.draft_revision,
-        "draftEtag": rec.draft_etag,
-        "versions": rec.versions,
-        "labels": rec.labels,
-        "history": await c.app.store.label_history(c.tenant, rec.name),
-    }
+    result = await c.app.prompts.versions(c.tenant, c.path("name"))
+    c.headers["etag"] = entity_tag(result.draft_etag)
+    return result.render()
 
 
 async def publish_prompt(c: Call) -> Result:
@@ -461,7 +461,7 @@ async def publish_prompt(c: Call) -> Result:
         raise InvalidArgument(
             "If-Match and expectedEtag name different drafts: send one of them", {"field": "expectedEtag"}
         )
-    return await c.app.golden.publish(
+    published = await c.app.golden.publish(
         c.tenant,
         c.path("name"),
         version=b.version,
@@ -471,6 +471,7 @@ async def publish_prompt(c: Call) -> Result:
         run_gate=b.run_gate,
         override_reason=b.override_reason,
     )
+    return published.render()
 
 
 async def list_golden(c: Call) -> Result:
@@ -560,7 +561,7 @@ async def delete_gate(c: Call) -> Result:
 
 async def run_prompt(c: Call) -> Result:
     b = parse_body(RunPromptBody, await c.body(required=False))
-    return await c.app.prompts.run(
+    ran = await c.app.prompts.run(
         c.tenant,
         c.path("name"),
         variables=b.variables,
@@ -570,6 +571,7 @@ async def run_prompt(c: Call) -> Result:
         tags=b.tags,
         metadata=b.metadata,
     )
+    return ran.render()
 
 
 # -- the table ---------------------------------------------------------------------------------------------
@@ -757,7 +759,9 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="playground",
         errors=(400, 401, 404, 409, 422),
     ),
-    Operation("GET", "/tenants/{tenant}/prompts", list_prompts, "The tenant's prompts", tag="prompts"),
+    Operation(
+        "GET", "/tenants/{tenant}/prompts", list_prompts, "The tenant's prompts", tag="prompts", response=PromptList
+    ),
     Operation(
         "GET",
         _PROMPT,
@@ -768,6 +772,7 @@ OPERATIONS: tuple[Operation, ...] = (
             QueryParam("label", {"type": "string"}, "e.g. production; 'draft' for the draft"),
         ),
         tag="prompts",
+        response=PromptDetail,
     ),
     Operation(
         "PUT",
@@ -778,8 +783,16 @@ OPERATIONS: tuple[Operation, ...] = (
         body_required=True,
         tag="prompts",
         errors=(400, 401, 404, 409, 413, 422),
+        response=UpsertResult,
     ),
-    Operation("GET", _PROMPT + "/versions", prompt_versions, "Versions, labels and label history", tag="prompts"),
+    Operation(
+        "GET",
+        _PROMPT + "/versions",
+        prompt_versions,
+        "Versions, labels and label history",
+        tag="prompts",
+        response=PromptVersions,
+    ),
     Operation(
         "POST",
         _PROMPT + "/publish",
@@ -789,6 +802,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=PublishBody,
         tag="prompts",
         errors=(400, 401, 404, 409, 412),
+        response=PublishResult,
     ),
     Operation(
         "POST",
@@ -798,6 +812,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=RunPromptBody,
         tag="prompts",
         errors=(400, 401, 404, 422, 502),
+        response=RunPromptResult,
     ),
     Operation(
         "GET",

@@ -37,7 +37,7 @@ def register(mcp: MCPServer[Any]) -> None:
     @mcp.resource("prompts://{name}", mime_type="application/json", description="A prompt: draft, versions, labels")
     async def prompt_resource(name: str, ctx: Context[Any, Any]) -> str:
         try:
-            return _json(await app_of(ctx).prompts.get(tenant_of(ctx), name))
+            return _json((await app_of(ctx).prompts.get(tenant_of(ctx), name)).render())
         except NotFound as err:
             raise ResourceNotFoundError(err.message) from None
 
@@ -46,7 +46,7 @@ def register(mcp: MCPServer[Any]) -> None:
         try:
             if not version.isdigit():
                 raise NotFound(f"version {version!r} of prompt {name!r} not found: versions are numbers")
-            return _json(await app_of(ctx).prompts.get(tenant_of(ctx), name, version=int(version)))
+            return _json((await app_of(ctx).prompts.get(tenant_of(ctx), name, version=int(version))).render())
         except AgntError as err:
             raise ResourceNotFoundError(err.message) from None
 

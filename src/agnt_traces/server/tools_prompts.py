@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
+from ..services.prompt_results import PromptDetail, PromptList, PublishResult, RunPromptResult, UpsertResult
 from .common import IDEMPOTENT_WRITE, MODEL_CALL, READ, WRITE, app_of, tenant_of, tool_errors
 from .progress import ProgressBeat
 
@@ -19,7 +20,7 @@ PromptName = Annotated[str, Field(description=NAME_HELP + ", as list_prompts sho
 def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(annotations=READ)
     @tool_errors
-    async def list_prompts(ctx: Context[Any, Any]) -> dict[str, Any]:
+    async def list_prompts(ctx: Context[Any, Any]) -> PromptList:
         """The prompts of this tenant: name, draft revision, latest version, labels, model."""
         return await app_of(ctx).prompts.list(tenant_of(ctx))
 
@@ -30,7 +31,7 @@ def register(mcp: MCPServer[Any]) -> None:
         name: PromptName,
         version: Annotated[int | None, Field(description="a version number; default: the draft")] = None,
         label: Annotated[str | None, Field(description="e.g. 'production'; 'draft' for the draft")] = None,
-    ) -> dict[str, Any]:
+    ) -> PromptDetail:
         """A prompt's content (draft by default, or a version or label) with its versions, labels and history."""
         return await app_of(ctx).prompts.get(tenant_of(ctx), name, version=version, label=label)
 
@@ -47,7 +48,7 @@ def register(mcp: MCPServer[Any]) -> None:
             ),
         ],
         description: Annotated[str | None, Field(description="what the prompt is for, for people")] = None,
-    ) -> dict[str, Any]:
+    ) -> UpsertResult:
         """Create a prompt or replace its draft (templates are checked; published versions never change)."""
         return await app_of(ctx).prompts.upsert(tenant_of(ctx), name, content, description)
 
@@ -82,7 +83,7 @@ def register(mcp: MCPServer[Any]) -> None:
                 "version's history"
             ),
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> PublishResult:
         """Publish the draft as a new version and point the label (default 'production') at it; with
         `version`, move the label to that existing version instead (a rollback). Pass `expected_etag` so
         that a draft someone else changed meanwhile is never published under your note. A gated prompt
@@ -116,7 +117,7 @@ def register(mcp: MCPServer[Any]) -> None:
         version: Annotated[int | None, Field(description="run this version number instead of a label")] = None,
         tags: Annotated[list[str] | None, Field(description="tags recorded on the trace")] = None,
         metadata: Annotated[dict[str, Any] | None, Field(description="JSON recorded on the trace")] = None,
-    ) -> dict[str, Any]:
+    ) -> RunPromptResult:
         """Compile a prompt with variables and input messages, call its model, record and return the trace.
         Progress is reported every few seconds while the model call runs."""
         async with ProgressBeat(ctx).running():

@@ -72,6 +72,7 @@ from ..models import Block, ModelConfig, PromptContent, Trace, VariableDecl
 from ..store.base import Store
 from .callcache import BudgetExceeded, CachedCaller, SpendGuard
 from .checks import Answer, evaluate_checks_async, parse_checks, parse_judge
+from .prompt_results import PublishResult
 from .prompts import PromptService, check_prompt_name
 from .queries import TraceQuery, validate_query
 from .runner import CallContext
@@ -1107,7 +1108,7 @@ class GoldenService:
         run_gate: bool = False,
         override_reason: str | None = None,
         progress: ProgressFn | None = None,
-    ) -> dict[str, Any]:
+    ) -> PublishResult:
         """``publish_prompt`` with the gate: a gated draft needs a passing replay of exactly its etag.
 
         Raises:
@@ -1154,8 +1155,7 @@ class GoldenService:
             if passing is None:
                 raise self._refusal(name, etag, newest, policy)
             gate = GateRecord(replay_id=passing.id, summary=passing.summary, draft_etag=etag)
-        result = await self.prompts.publish(tenant, name, label=label, note=note, expected_etag=etag, gate=gate)
-        return {**result, "gate": gate.render()}
+        return await self.prompts.publish(tenant, name, label=label, note=note, expected_etag=etag, gate=gate)
 
 
 _INTERRUPTED = ReplayError(

@@ -13,11 +13,25 @@ from ..compiler import check_sizes
 from ..config import Settings
 from ..errors import InvalidArgument, NotFound, from_validation_error
 from ..golden_models import GateRecord
-from ..ids import ms_to_rfc3339
 from ..llm.policy import ModelPolicy
 from ..llm.providers import check_provider
 from ..models import MAX_INT, PROMPT_NAME_RE, PromptContent
-from ..store.base import PromptRecord, Store
+from ..prompt_records import PromptRecord
+from ..store.base import Store
+from .prompt_results import (
+    ImportedDraft,
+    ImportState,
+    LabelMoveEntry,
+    PromptDetail,
+    PromptList,
+    PromptSummary,
+    PromptVersions,
+    PublishResult,
+    RunPromptResult,
+    RunTrace,
+    UpsertResult,
+    VersionEntry,
+)
 from .runner import CallContext, Runner, raise_for_error
 from .traces import TraceService
 
@@ -69,19 +83,6 @@ def parse_content(content: Any, policy: ModelPolicy | None, field: str = "conten
     return parsed
 
 
-def prompt_summary(rec: PromptRecord) -> dict[str, Any]:
-    return {
-        "name": rec.name,
-        "description": rec.description,
-        "draftRevision": rec.draft_revision,
-        "draftEtag": rec.draft_etag,
-        "latestVersion": rec.versions[-1]["version"] if rec.versions else None,
-        "labels": rec.labels,
-        "model": f"{rec.draft.model.provider}/{rec.draft.model.name}",
-        "updatedAt": ms_to_rfc3339(rec.updated_at),
-    }
-
-
 class PromptService:
     def __init__(self, store: Store, traces: TraceService, settings: Settings) -> None:
         self.store = store
@@ -99,8 +100,12 @@ class PromptService:
             )
         return rec
 
-    async def list(self, tenant: str) -> dict[str, Any]:
-        return {"prompts": [prompt_summary(r) for r in await self.store.list_prompts(tenant)]}
+    async def records(self, tenant: str) -> builtins.list[PromptRecord]:
+        """Every prompt of the tenant as stored, with its draft (``prompts export`` writes them out)."""
+        return await self.store.list_prompts(tenant)
+
+    async def list(self, tenant: str) -> PromptList:
+        return PromptList.model_construct(prompts=[PromptSummary.of(r) for r in await self.store.list_prompts(tenant)])
 
     async def resolve(
         self, tenant: str, name: str, *, version: int | None = None, label: str | None = None
@@ -121,40 +126,80 @@ class PromptService:
                     {"prompt": name, "label": label},
                 )
             version = rec.labels[label]
-        entry = next((v for v in rec.versions if v["version"] == version), None)
+        entry = None if version is None else rec.find_version(version)
         if entry is None:
-            have = ", ".join(str(v["version"]) for v in rec.versions) or "none yet"
+            have = ", ".join(str(v.version) for v in rec.versions) or "none yet"
             raise NotFound(
                 f"prompt {name!r} has no version {version} (versions: {have})", {"prompt": name, "version": version}
             )
-        content = await self.store.get_content(tenant, entry["etag"])
+        content = await self.store.get_content(tenant, entry.etag)
         assert content is not None, "a version's content is kept by etag"
         return rec, content, version, label or f"version {version}"
 
     async def get(
         self, tenant: str, name: str, *, version: int | None = None, label: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PromptDetail:
         rec, content, chosen, selected = await self.resolve(tenant, name, version=version, label=label)
-        gates = await self.store.version_gates(tenant, rec.name)
-        history = await self.store.label_history(tenant, name)
-        return {
-            **prompt_summary(rec),
-            "selected": selected,
-            "version": chosen,
-            "etag": content.etag,
-            "content": content.canonical(),
-            "versions": [
-                {**v, "gate": gates[v["version"]].render()} if v["version"] in gates else v for v in rec.versions
-            ],
-            "history": [{**h, "gate": gates[h["version"]].render()} if h["version"] in gates else h for h in history],
-        }
+        versions, history = await self._versions_and_history(tenant, rec)
+        return PromptDetail.model_construct(
+            **PromptSummary.fields_of(rec),
+            selected=selected,
+            version=chosen,
+            etag=content.etag,
+            content=content,
+            versions=versions,
+            history=history,
+        )
 
-    async def upsert(self, tenant: str, name: str, content: Any, description: str | None = None) -> dict[str, Any]:
+    async def versions(self, tenant: str, name: str) -> PromptVersions:
+        """A prompt's versions, labels and label history, without content."""
+        rec = await self.record(tenant, name)
+        versions, history = await self._versions_and_history(tenant, rec)
+        return PromptVersions.model_construct(
+            name=rec.name,
+            draft_revision=rec.draft_revision,
+            draft_etag=rec.draft_etag,
+            versions=versions,
+            labels=rec.labels,
+            history=history,
+        )
+
+    async def _versions_and_history(
+        self, tenant: str, rec: PromptRecord
+    ) -> tuple[builtins.list[VersionEntry], builtins.list[LabelMoveEntry]]:
+        """Each version and label move, with what let its version through the gate where it had one."""
+        gates = await self.store.version_gates(tenant, rec.name)
+        history = await self.store.label_history(tenant, rec.name)
+        return (
+            [VersionEntry.of(v, gates.get(v.version)) for v in rec.versions],
+            [LabelMoveEntry.of(m, gates.get(m.version)) for m in history],
+        )
+
+    async def upsert(self, tenant: str, name: str, content: Any, description: str | None = None) -> UpsertResult:
         check_prompt_name(name)
         parsed = parse_content(content, self.settings.policy())
         warnings = await check_content_async(parsed)
         rec = await self.store.save_draft(tenant, name, parsed, description=description)
-        return {**prompt_summary(rec), "etag": parsed.etag, "warnings": warnings}
+        return UpsertResult.model_construct(**PromptSummary.fields_of(rec), etag=parsed.etag, warnings=warnings)
+
+    async def import_drafts(
+        self, tenant: str, drafts: builtins.list[tuple[str, str, PromptContent]]
+    ) -> builtins.list[ImportedDraft]:
+        """Save drafts ``(name, description, content)`` (already checked, as ``promptfiles`` loads them) in
+        one transaction: all or nothing. Each answer says whether the draft was created, updated or unchanged.
+        """
+        for name, _, _ in drafts:
+            check_prompt_name(name)
+        before = {name: await self.store.get_prompt(tenant, name) for name, _, _ in drafts}
+        saved = await self.store.save_drafts(tenant, [(n, c, d) for n, d, c in drafts])
+        out = []
+        for rec in saved:
+            old = before[rec.name]
+            state: ImportState = (
+                "created" if old is None else ("unchanged" if old.draft_revision == rec.draft_revision else "updated")
+            )
+            out.append(ImportedDraft.model_construct(**PromptSummary.fields_of(rec), state=state))
+        return out
 
     async def publish(
         self,
@@ -166,7 +211,7 @@ class PromptService:
         note: str = "",
         expected_etag: str | None = None,
         gate: GateRecord | None = None,
-    ) -> dict[str, Any]:
+    ) -> PublishResult:
         """Publish the draft (or, with ``version``, move the label to that version). ``gate``: what let the
         draft through its gate (``GoldenService.publish`` passes it), recorded on the version.
 
@@ -199,8 +244,11 @@ class PromptService:
             expected = None if expected_etag in (None, "*") else expected_etag
             rec = await self.store.publish(tenant, name, label, note, expected_etag=expected, gate=gate)
         moved_to = rec.labels[label]
-        etag = next(v["etag"] for v in rec.versions if v["version"] == moved_to)
-        return {**prompt_summary(rec), "label": label, "version": moved_to, "etag": etag}
+        moved = rec.find_version(moved_to)
+        assert moved is not None, "a label points at a version of its prompt"
+        return PublishResult.model_construct(
+            **PromptSummary.fields_of(rec), label=label, version=moved_to, etag=moved.etag, gate=gate
+        )
 
     async def run(
         self,
@@ -213,7 +261,7 @@ class PromptService:
         version: int | None = None,
         tags: builtins.list[str] | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> RunPromptResult:
         """Compile (label ``production`` unless told otherwise), call the model, record the trace, return it.
 
         Raises:
@@ -235,4 +283,4 @@ class PromptService:
             ),
         )
         raise_for_error(trace)
-        return {"trace": trace.to_json(), "warnings": compiled.warnings}
+        return RunPromptResult.model_construct(trace=RunTrace.of(trace), warnings=compiled.warnings)

@@ -12,11 +12,13 @@ from typing import Any, Literal, Protocol
 
 from ..golden_models import GatePolicy, GateRecord, GoldenRecord, ReplayError, ReplayRecord
 from ..models import PromptContent, Trace, TraceIn
+from ..prompt_records import LabelMove, PromptRecord
 from ..records import StatsFilter, StatsRow, TraceFilter, TracePage
 
 __all__ = [
     "GoldenRecord",
     "IngestResult",
+    "LabelMove",
     "PromptRecord",
     "ReplayRecord",
     "SessionRecord",
@@ -40,19 +42,6 @@ class TraceRecord:
 class IngestResult:
     id: str
     created: bool  # False: the same id and content were already stored (no-op)
-
-
-@dataclass(slots=True)
-class PromptRecord:
-    name: str
-    description: str
-    draft: PromptContent
-    draft_etag: str
-    draft_revision: int
-    versions: list[dict[str, Any]] = field(default_factory=list)
-    labels: dict[str, int] = field(default_factory=dict)
-    created_at: int = 0
-    updated_at: int = 0
 
 
 @dataclass(slots=True)
@@ -139,7 +128,7 @@ class Store(Protocol):
     ) -> PromptRecord: ...
     async def move_label(self, tenant: str, name: str, label: str, version: int, note: str) -> PromptRecord: ...
     async def version_for_etag(self, tenant: str, name: str, etag: str) -> int | None: ...
-    async def label_history(self, tenant: str, name: str) -> list[dict[str, Any]]: ...
+    async def label_history(self, tenant: str, name: str) -> list[LabelMove]: ...
 
     # playground sessions
     async def create_session(self, tenant: str, record: SessionRecord) -> None: ...

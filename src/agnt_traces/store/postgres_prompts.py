@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound, PreconditionFailed
 from ..golden_models import GateRecord
-from ..ids import ms_to_rfc3339, new_id, now_ms
+from ..ids import new_id, now_ms
 from ..models import PromptContent
-from .base import PromptRecord, SessionRecord, SessionSave, TokenRecord
+from ..prompt_records import LabelMove, PromptRecord, PromptVersion
+from .base import SessionRecord, SessionSave, TokenRecord
 from .codec import run_summary, unpack_trace
 from .postgres_base import PostgresBase
 from .postgres_golden import record_version_gate
@@ -61,10 +62,7 @@ class PostgresPromptsMixin(PostgresBase):
             "SELECT version, etag, note, created_at FROM prompt_versions WHERE prompt_id = %s ORDER BY version",
             (row["id"],),
         )
-        versions = [
-            {"version": v["version"], "etag": v["etag"], "note": v["note"], "createdAt": ms_to_rfc3339(v["created_at"])}
-            for v in await cur.fetchall()
-        ]
+        versions = [PromptVersion(v["version"], v["etag"], v["note"], v["created_at"]) for v in await cur.fetchall()]
         cur = await conn.execute(
             "SELECT label, version FROM prompt_labels WHERE prompt_id = %s ORDER BY label", (row["id"],)
         )
@@ -294,7 +292,7 @@ class PostgresPromptsMixin(PostgresBase):
 
         return await self._write(run)
 
-    async def label_history(self, tenant: str, name: str) -> list[dict[str, Any]]:
+    async def label_history(self, tenant: str, name: str) -> list[LabelMove]:
         tid = await self._tenant_id(tenant)
         if tid is None:
             return []
@@ -303,16 +301,7 @@ class PostgresPromptsMixin(PostgresBase):
             "JOIN prompts p ON p.id = h.prompt_id WHERE p.tenant_id = %s AND p.name = %s ORDER BY h.id",
             (tid, name),
         )
-        return [
-            {
-                "label": r["label"],
-                "version": r["version"],
-                "previousVersion": r["previous_version"],
-                "note": r["note"],
-                "createdAt": ms_to_rfc3339(r["created_at"]),
-            }
-            for r in rows
-        ]
+        return [LabelMove(r["label"], r["version"], r["previous_version"], r["note"], r["created_at"]) for r in rows]
 
     async def version_for_etag(self, tenant: str, name: str, etag: str) -> int | None:
         tid = await self._tenant_id(tenant)

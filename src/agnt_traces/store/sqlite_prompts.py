@@ -9,9 +9,10 @@ from typing import Any
 
 from ..errors import Conflict, NotFound, PreconditionFailed
 from ..golden_models import GateRecord
-from ..ids import ms_to_rfc3339, now_ms
+from ..ids import now_ms
 from ..models import PromptContent
-from .base import PromptRecord, SessionSave
+from ..prompt_records import LabelMove, PromptRecord, PromptVersion
+from .base import SessionSave
 from .sqlite_base import SqliteBase
 
 __all__ = ["PromptsMixin"]
@@ -43,7 +44,7 @@ class PromptsMixin(SqliteBase):
             "SELECT content FROM contents WHERE tenant_id = ? AND etag = ?", (tid, row["draft_etag"])
         ).fetchone()
         versions = [
-            {"version": v, "etag": e, "note": n, "createdAt": ms_to_rfc3339(c)}
+            PromptVersion(v, e, n, c)
             for v, e, n, c in db.execute(
                 "SELECT version, etag, note, created_at FROM prompt_versions WHERE prompt_id = ? ORDER BY version",
                 (row["id"],),
@@ -291,7 +292,7 @@ class PromptsMixin(SqliteBase):
             (pid, label, version, previous, note, now),
         )
 
-    async def label_history(self, tenant: str, name: str) -> list[dict[str, Any]]:
+    async def label_history(self, tenant: str, name: str) -> list[LabelMove]:
         tid = await self._tenant_id(tenant)
         if tid is None:
             return []
@@ -300,16 +301,7 @@ class PromptsMixin(SqliteBase):
             "JOIN prompts p ON p.id = h.prompt_id WHERE p.tenant_id = ? AND p.name = ? ORDER BY h.id",
             (tid, name),
         )
-        return [
-            {
-                "label": r[0],
-                "version": r[1],
-                "previousVersion": r[2],
-                "note": r[3],
-                "createdAt": ms_to_rfc3339(r[4]),
-            }
-            for r in rows
-        ]
+        return [LabelMove(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def version_for_etag(self, tenant: str, name: str, etag: str) -> int | None:
         tid = await self._tenant_id(tenant)

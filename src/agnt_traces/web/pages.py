@@ -177,7 +177,7 @@ class Pages:
             return self.sessions.create(tenant=self.options.local_tenant), True
         if session is not None and session.token_hash is not None:
             # Revoking the token ends the sessions it opened (checked by hash; the token is not kept).
-            tenant = await self.get_app().store.tenant_for_token(session.token_hash)
+            tenant = await self.get_app().tokens.tenant_for_hash(session.token_hash)
             if tenant != session.tenant:
                 self.sessions.drop(session.id)
                 return None, False
@@ -259,7 +259,7 @@ class Pages:
         token = (form.get("token") or [""])[0].strip()
         tenant = None
         if token and len(token) <= 512 and " " not in token:
-            tenant = await self.get_app().store.tenant_for_token(hash_token(token))
+            tenant = await self.get_app().tokens.tenant_for(token)
         if tenant is None:
             html = self.env.get_template("signin.html").render(
                 csrf=session.csrf,
@@ -310,7 +310,7 @@ class Pages:
             page = (await ctx.app.traces.list(ctx.tenant, validate_query(TraceQuery, args))).render()
         except InvalidArgument as err:
             error = err.message
-        prompts = (await ctx.app.prompts.list(ctx.tenant))["prompts"]
+        prompts = (await ctx.app.prompts.list(ctx.tenant)).render()["prompts"]
         keep = {k: v for k, v in form.items() if v}
         next_url = "/?" + urlencode({**keep, "cursor": page["nextCursor"]}) if page["nextCursor"] else None
         first_url = "/?" + urlencode(keep) if args["cursor"] else None
@@ -547,7 +547,7 @@ class Pages:
 
     async def prompts(self, ctx: Ctx) -> Response:
         listed = await ctx.app.prompts.list(ctx.tenant)
-        return self.render(ctx, "prompts.html", nav="prompts", prompts=listed["prompts"])
+        return self.render(ctx, "prompts.html", nav="prompts", prompts=listed.render()["prompts"])
 
     async def prompt(self, ctx: Ctx) -> Response:
         from ..diff import diff_content
@@ -568,7 +568,7 @@ class Pages:
             ctx,
             "prompt.html",
             nav="prompts",
-            p=shown,
+            p=shown.render(),
             production_version=production_version,
             draft_files=files,
             draft_equals_production=production_version is not None and not files,
@@ -596,7 +596,7 @@ class Pages:
             )
             return self.redirect(ctx, f"/prompts/{name}")
         verb = "moved to" if version is not None else "published as"
-        ctx.session.notice(f"{done['name']}: {label} {verb} version {done['version']}.")
+        ctx.session.notice(f"{done.name}: {label} {verb} version {done.version}.")
         return self.redirect(ctx, f"/prompts/{name}")
 
     # -- stats ----------------------------------------------------------------------------------------
@@ -647,7 +647,7 @@ class Pages:
             ("Tokens", line_chart("Tokens", labels, series("totalTokens"), lambda v: f"{v:,.0f}")),
             ("Cost", line_chart("Cost", labels, series("cost"), _money)),
         ]
-        prompts = (await ctx.app.prompts.list(ctx.tenant))["prompts"]
+        prompts = (await ctx.app.prompts.list(ctx.tenant)).render()["prompts"]
         return self.render(
             ctx,
             "stats.html",
