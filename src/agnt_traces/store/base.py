@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..ids import parse_time
 from ..models import MAX_INT, PromptContent, Trace, TraceIn
+from ..playground_session import PlaygroundSession, SessionRun
 
 __all__ = [
     "SORTS",
@@ -135,13 +136,16 @@ class PromptRecord:
 
 @dataclass(slots=True)
 class SessionRecord:
+    """A playground session's row: its document, revision and times (ms). Its runs are read apart
+    (``session_runs``); ``run_count`` is filled only by ``list_sessions``."""
+
     id: str
     trace_id: str
-    data: dict[str, Any]
+    session: PlaygroundSession
     revision: int
     created_at: int
     updated_at: int
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    run_count: int | None = None
 
 
 @dataclass(slots=True)
@@ -229,7 +233,7 @@ class Store(Protocol):
         content: PromptContent,
         *,
         expected_revision: int | None,
-        update_session: Callable[[dict[str, Any], PromptRecord], dict[str, Any]],
+        update_session: Callable[[PlaygroundSession, PromptRecord], PlaygroundSession],
     ) -> SessionSave: ...
     async def publish(
         self,
@@ -248,6 +252,7 @@ class Store(Protocol):
     # playground sessions
     async def create_session(self, tenant: str, record: SessionRecord) -> None: ...
     async def get_session(self, tenant: str, session_id: str) -> SessionRecord | None: ...
+    async def session_runs(self, tenant: str, session_id: str) -> list[SessionRun]: ...
     async def list_sessions(self, tenant: str, limit: int) -> list[SessionRecord]: ...
     async def update_session(self, tenant: str, record: SessionRecord, expected_revision: int) -> bool: ...
     async def delete_session(self, tenant: str, session_id: str) -> bool: ...
