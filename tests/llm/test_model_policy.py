@@ -254,12 +254,14 @@ async def test_upsert_and_update_models_refuse_an_endpoint_not_listed(
     assert await app.store.get_prompt(TENANT, "p") is None
     await app.prompts.upsert(TENANT, "p", content(model_server.openai_base))  # the listed one is fine
     trace = await app.traces.ingest(TENANT, trace_payload(promptName=None, promptVersion=None))
-    session = await app.playground.open(TENANT, trace["id"])
+    session = (await app.playground.open(TENANT, trace["id"])).render()
     for url in evil_urls(evil, model_server)[:4]:
         with pytest.raises(InvalidArgument) as err:
-            await app.playground.update_models(
-                TENANT, session["id"], [{"provider": "openai", "name": "m", "params": {"api_base": url}}]
-            )
+            (
+                await app.playground.update_models(
+                    TENANT, session["id"], [{"provider": "openai", "name": "m", "params": {"api_base": url}}]
+                )
+            ).render()
         assert err.value.details["field"] == "models[0].params"
 
 
@@ -284,16 +286,16 @@ async def test_a_trace_naming_an_evil_endpoint_opens_without_it_and_runs_nowhere
         model={"provider": "openai", "name": "gpt-4o-mini"},
     )
     ingested = await app.traces.ingest(TENANT, payload)
-    session = await app.playground.open(TENANT, ingested["id"])
+    session = (await app.playground.open(TENANT, ingested["id"])).render()
     assert session["models"] == [{"provider": "openai", "name": "gpt-4o-mini", "params": {"temperature": 0.3}}]
     assert session["notes"] and "'api_base'" in session["notes"][0] and "'extra_headers'" in session["notes"][0]
-    compiled = await app.playground.compile(TENANT, session["id"])
+    compiled = (await app.playground.compile(TENANT, session["id"])).render()
     assert compiled["notes"] == session["notes"]
     # The run goes to the provider's default endpoint, which is not reachable here (and refused by the
     # network guard): with the key unset it fails at once; the point is that evil sees nothing.
     monkeypatch.delenv("OPENAI_API_KEY")
     with anyio.fail_after(20):
-        result = await app.playground.run(TENANT, session["id"])
+        result = (await app.playground.run(TENANT, session["id"])).render()
     [run] = result["runs"]
     assert run["status"] == "error"
     stored = await app.traces.get(TENANT, run["traceId"])

@@ -24,20 +24,8 @@ NOT_YET_TYPED = frozenset(
     {
         # traces
         "ingest_trace",
-        "diff_trace",
         # prompts
         # playground sessions
-        "open_playground",
-        "get_session",
-        "list_sessions",
-        "edit_block",
-        "update_variables",
-        "update_models",
-        "compile_session",
-        "run_session",
-        "diff_session",
-        "save_session",
-        "delete_session",
     }
 )
 

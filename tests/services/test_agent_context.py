@@ -41,7 +41,7 @@ async def test_diff_trace_of_an_ingested_trace_is_small_and_does_not_show_the_pr
     payload["promptName"] = "support"
     created = await app.traces.ingest("default", payload)
 
-    diff = await app.playground.diff_trace("default", created["id"])
+    diff = (await app.playground.diff_trace("default", created["id"])).render()
 
     assert diff["trace"]["contentKnown"] is False
     assert diff["content"]["changed"] is None and "not stored" in diff["content"]["note"]
@@ -61,8 +61,8 @@ async def test_diff_trace_is_bounded_by_max_chars_and_marks_what_it_left_out(app
         block["content"] = block["content"].replace("kind", "brief")
     await app.prompts.upsert("default", "support", changed)
 
-    full = await app.playground.diff_trace("default", run["trace"]["id"], "draft", max_chars=None)
-    bounded = await app.playground.diff_trace("default", run["trace"]["id"], "draft", max_chars=4000)
+    full = (await app.playground.diff_trace("default", run["trace"]["id"], "draft", max_chars=None)).render()
+    bounded = (await app.playground.diff_trace("default", run["trace"]["id"], "draft", max_chars=4000)).render()
 
     assert len(full["unified"]) > 4000 and "truncated" not in full
     assert len(bounded["unified"]) <= 4000
@@ -74,7 +74,7 @@ async def test_diff_trace_is_bounded_by_max_chars_and_marks_what_it_left_out(app
     assert bounded["truncated"]["omittedChars"] == len(full["unified"]) - len(bounded["unified"])
 
     with pytest.raises(InvalidArgument) as err:
-        await app.playground.diff_trace("default", run["trace"]["id"], "draft", max_chars=0)
+        (await app.playground.diff_trace("default", run["trace"]["id"], "draft", max_chars=0)).render()
     assert err.value.details["field"] == "max_chars"
 
 
@@ -86,12 +86,12 @@ async def test_diff_tools_default_to_a_bound_an_agent_can_afford(app: App) -> No
     for block in changed["blocks"]:  # type: ignore[attr-defined]
         block["content"] = block["content"].replace("kind", "brief")
     await app.prompts.upsert("default", "support", changed)
-    session = await app.playground.open("default", run["trace"]["id"])
+    session = (await app.playground.open("default", run["trace"]["id"])).render()
     for i in range(6):
-        await app.playground.edit_block("default", session["id"], f"b{i}", "update", content=f"short {i}")
+        (await app.playground.edit_block("default", session["id"], f"b{i}", "update", content=f"short {i}")).render()
 
-    diff_t = await app.playground.diff_trace("default", run["trace"]["id"], "draft")
-    diff_s = await app.playground.diff("default", session["id"])
+    diff_t = (await app.playground.diff_trace("default", run["trace"]["id"], "draft")).render()
+    diff_s = (await app.playground.diff("default", session["id"])).render()
 
     for diff in (diff_t, diff_s):
         assert len(json.dumps(diff)) < 60_000

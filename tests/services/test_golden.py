@@ -109,23 +109,23 @@ async def test_pin_refuses_foreign_and_missing(app: App, model_server: ModelServ
 
 async def test_playground_reuses_identical_calls_and_keeps_its_budget(app: App, model_server: ModelServer) -> None:
     ids = await _setup(app, model_server, n=1)
-    session = await app.playground.open("default", ids[0])
+    session = (await app.playground.open("default", ids[0])).render()
     model_server.reset()
-    first = (await app.playground.run("default", session["id"]))["runs"][0]
+    first = ((await app.playground.run("default", session["id"])).render())["runs"][0]
     assert first["status"] == "success" and not first["cached"] and len(model_server.requests) == 1
-    again = (await app.playground.run("default", session["id"]))["runs"][0]
+    again = ((await app.playground.run("default", session["id"])).render())["runs"][0]
     assert again["cached"] and again["cost"] == 0 and again["output"] == first["output"]
     assert len(model_server.requests) == 1  # answered from the recorded call
-    fresh = (await app.playground.run("default", session["id"], fresh=True))["runs"][0]
+    fresh = ((await app.playground.run("default", session["id"], fresh=True)).render())["runs"][0]
     assert not fresh["cached"] and len(model_server.requests) == 2
 
     app.settings.session_budget_usd = first["cost"] * 2.5  # spent: two real calls; the third would cross it
     with pytest.raises(InvalidArgument) as refused:
-        await app.playground.run("default", session["id"], fresh=True)
+        (await app.playground.run("default", session["id"], fresh=True)).render()
     assert refused.value.details["limitUsd"] == pytest.approx(first["cost"] * 2.5)
     assert refused.value.details["spentUsd"] == pytest.approx(first["cost"] * 2)
     assert len(model_server.requests) == 2  # refused before the call
-    cached = (await app.playground.run("default", session["id"]))["runs"][0]
+    cached = ((await app.playground.run("default", session["id"])).render())["runs"][0]
     assert cached["cached"]  # a cached answer costs nothing, so the limit does not stop it
 
 

@@ -243,8 +243,8 @@ async def test_save_whose_session_is_deleted_midway_writes_nothing(app: App, mon
     """The interleaving the race produces, made certain: the session is deleted after save read it and
     before it wrote the draft. Save must answer 404 AND leave the draft as it was."""
     trace_id = await seed_prompt_and_trace(app, "p")
-    opened = await app.playground.open(TENANT, trace_id)
-    await app.playground.edit_block(TENANT, opened["id"], "intro", content="edited")
+    opened = (await app.playground.open(TENANT, trace_id)).render()
+    (await app.playground.edit_block(TENANT, opened["id"], "intro", content="edited")).render()
     before = await app.store.get_prompt(TENANT, "p")
     assert before is not None
     store = app.store
@@ -258,7 +258,7 @@ async def test_save_whose_session_is_deleted_midway_writes_nothing(app: App, mon
     monkeypatch.setattr(store, "get_prompt", get_prompt_then_delete)
     with anyio.fail_after(10):
         with pytest.raises(Exception) as caught:
-            await app.playground.save(TENANT, opened["id"], force=True)
+            (await app.playground.save(TENANT, opened["id"], force=True)).render()
     monkeypatch.undo()
     assert getattr(caught.value, "code", None) == "not_found"
     after = await app.store.get_prompt(TENANT, "p")
@@ -269,7 +269,7 @@ async def test_save_whose_session_is_deleted_midway_writes_nothing(app: App, mon
 async def test_save_retries_when_the_session_is_edited_midway(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """An edit that lands between save's read and its write is not lost: save saves the edited content."""
     trace_id = await seed_prompt_and_trace(app, "p")
-    opened = await app.playground.open(TENANT, trace_id)
+    opened = (await app.playground.open(TENANT, trace_id)).render()
     store = app.store
     real_get_prompt = store.get_prompt
     edits = iter(["late edit"])
@@ -278,15 +278,15 @@ async def test_save_retries_when_the_session_is_edited_midway(app: App, monkeypa
         rec = await real_get_prompt(tenant, name)
         text = next(edits, None)
         if text is not None:
-            await app.playground.edit_block(tenant, opened["id"], "intro", content=text)
+            (await app.playground.edit_block(tenant, opened["id"], "intro", content=text)).render()
         return rec
 
     monkeypatch.setattr(store, "get_prompt", get_prompt_then_edit)
     with anyio.fail_after(10):
-        saved = await app.playground.save(TENANT, opened["id"], force=True)
+        saved = (await app.playground.save(TENANT, opened["id"], force=True)).render()
     monkeypatch.undo()
     draft = await app.store.get_prompt(TENANT, "p")
     assert draft is not None and draft.draft.blocks[0].content == "late edit"
     assert saved["etag"] == draft.draft_etag
-    session = await app.playground.get(TENANT, opened["id"])
+    session = (await app.playground.get(TENANT, opened["id"])).render()
     assert session["baseRevision"] == draft.draft_revision

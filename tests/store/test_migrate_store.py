@@ -44,8 +44,8 @@ async def _fill(db: str) -> dict[str, Any]:
         await app.prompts.publish("acme", "greet", label="staging")
         await app.store.move_label("acme", "greet", "production", 2, "roll forward")
         run = await app.prompts.run("acme", "greet", variables={"name": "Ada"}, messages=[])
-        session = await app.playground.open("acme", run["trace"]["id"])
-        await app.playground.run("acme", session["id"])
+        session = (await app.playground.open("acme", run["trace"]["id"])).render()
+        (await app.playground.run("acme", session["id"])).render()
         for i in range(TRACES):
             tenant = "acme" if i % 3 else "globex"
             await app.traces.ingest(

@@ -54,8 +54,8 @@ async def _fill(db: str, server: ModelServer) -> None:
         passed = await _replay(app, "acme")
         assert passed["status"] == "passed"
         assert (await app.golden.publish("acme", "support"))["gate"]["replayId"] == passed["id"]
-        session = await app.playground.open("acme", ids[0])
-        await app.playground.run("acme", session["id"])
+        session = (await app.playground.open("acme", ids[0])).render()
+        (await app.playground.run("acme", session["id"])).render()
 
         await app.prompts.upsert("globex", "support", ECHO)
         await app.prompts.publish("globex", "support")

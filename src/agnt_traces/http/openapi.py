@@ -61,14 +61,16 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 
 def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
-    """Request bodies as they are validated; responses as they are rendered (e.g. times as strings)."""
+    """Request bodies and responses, each schema the one its MCP tool publishes too."""
     seen: dict[str, tuple[type[BaseModel], JsonSchemaMode]] = {"Trace": (Trace, "validation")}
     for op in OPERATIONS:
         for item in op.body if isinstance(op.body, list) else [op.body]:
             if isinstance(item, type) and issubclass(item, BaseModel):
                 seen[item.__name__] = (item, "validation")
         if isinstance(op.response, type) and issubclass(op.response, BaseModel):
-            seen[op.response.__name__] = (op.response, "serialization")
+            # Validation mode as MCP's output schemas: a model that leaves out empty keys (a wrap serializer)
+            # would otherwise publish no properties. Times publish as strings in both modes (UtcMillis).
+            seen[op.response.__name__] = (op.response, "validation")
     return list(seen.values())
 
 

@@ -35,6 +35,16 @@ from ..golden_models import (
 from ..limits import DIFF_MAX_CHARS
 from ..logs import log_failure
 from ..models import ModelConfig, PromptContent, TraceIn
+from ..services.playground_results import (
+    CompiledSession,
+    DeletedSession,
+    RunOutcome,
+    SavedSession,
+    SessionDiff,
+    SessionList,
+    SessionView,
+    TraceDiff,
+)
 from ..services.prompt_results import (
     PromptDetail,
     PromptList,
@@ -338,9 +348,10 @@ async def get_trace(c: Call) -> Result:
 async def diff_trace(c: Call) -> Result:
     args = c.query(("against", "max_chars"))
     max_chars = _int(args.get("max_chars"), "max_chars")
-    return await c.app.playground.diff_trace(
+    result = await c.app.playground.diff_trace(
         c.tenant, c.path("trace_id"), args.get("against"), DIFF_MAX_CHARS if max_chars is None else max_chars
     )
+    return result.render()
 
 
 async def trace_stats(c: Call) -> Result:
@@ -350,27 +361,27 @@ async def trace_stats(c: Call) -> Result:
 
 async def open_playground(c: Call) -> Result:
     await c.body(required=False)  # no fields; a body, if any, must still be a JSON object
-    return 201, await c.app.playground.open(c.tenant, c.path("trace_id"))
+    return 201, (await c.app.playground.open(c.tenant, c.path("trace_id"))).render()
 
 
 async def list_sessions(c: Call) -> Result:
     limit = _int(c.query(("limit",)).get("limit"), "limit")
     if limit is not None and not 1 <= limit <= 200:
         raise InvalidArgument("limit must be between 1 and 200", {"field": "limit"})
-    return await c.app.playground.list(c.tenant, limit or 50)
+    return (await c.app.playground.list(c.tenant, limit or 50)).render()
 
 
 async def get_session(c: Call) -> Result:
-    return await c.app.playground.get(c.tenant, c.path("session_id"))
+    return (await c.app.playground.get(c.tenant, c.path("session_id"))).render()
 
 
 async def delete_session(c: Call) -> Result:
-    return await c.app.playground.delete(c.tenant, c.path("session_id"))
+    return (await c.app.playground.delete(c.tenant, c.path("session_id"))).render()
 
 
 async def edit_block(c: Call) -> Result:
     b = parse_body(EditBlockBody, await c.body())
-    return await c.app.playground.edit_block(
+    view = await c.app.playground.edit_block(
         c.tenant,
         c.path("session_id"),
         c.path("block_id"),
@@ -380,43 +391,47 @@ async def edit_block(c: Call) -> Result:
         role=b.role,
         after=b.after,
     )
+    return view.render()
 
 
 async def update_variables(c: Call) -> Result:
     b = parse_body(VariablesBody, await c.body())
-    return await c.app.playground.update_variables(
+    view = await c.app.playground.update_variables(
         c.tenant, c.path("session_id"), b.values, declarations=b.declarations
     )
+    return view.render()
 
 
 async def update_models(c: Call) -> Result:
     b = parse_body(ModelsBody, await c.body())
     models = [m.model_dump(mode="json") for m in b.models]
-    return await c.app.playground.update_models(c.tenant, c.path("session_id"), models)
+    return (await c.app.playground.update_models(c.tenant, c.path("session_id"), models)).render()
 
 
 async def compile_session(c: Call) -> Result:
     await c.body(required=False)
-    return await c.app.playground.compile(c.tenant, c.path("session_id"))
+    return (await c.app.playground.compile(c.tenant, c.path("session_id"))).render()
 
 
 async def run_session(c: Call) -> Result:
     b = parse_body(RunSessionBody, await c.body(required=False))
-    return await c.app.playground.run(c.tenant, c.path("session_id"), fresh=b.fresh)
+    return (await c.app.playground.run(c.tenant, c.path("session_id"), fresh=b.fresh)).render()
 
 
 async def diff_session(c: Call) -> Result:
     max_chars = _int(c.query(("max_chars",)).get("max_chars"), "max_chars")
-    return await c.app.playground.diff(
+    diff = await c.app.playground.diff(
         c.tenant, c.path("session_id"), DIFF_MAX_CHARS if max_chars is None else max_chars
     )
+    return diff.render()
 
 
 async def save_session(c: Call) -> Result:
     b = parse_body(SaveBody, await c.body(required=False))
-    return await c.app.playground.save(
+    saved = await c.app.playground.save(
         c.tenant, c.path("session_id"), force=b.force, prompt_name=b.prompt_name, replace_draft=b.replace_draft
     )
+    return saved.render()
 
 
 async def list_prompts(c: Call) -> Result:
@@ -675,6 +690,7 @@ OPERATIONS: tuple[Operation, ...] = (
             _DIFF_MAX_CHARS,
         ),
         errors=(400, 401, 404, 422),
+        response=TraceDiff,
     ),
     Operation(
         "POST",
@@ -683,6 +699,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Open a playground session from a trace",
         status=(201,),
         tag="playground",
+        response=SessionView,
     ),
     Operation(
         "GET",
@@ -691,9 +708,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "Recent playground sessions",
         query=(QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),),
         tag="playground",
+        response=SessionList,
     ),
-    Operation("GET", _SESSION, get_session, "A session's state", tag="playground"),
-    Operation("DELETE", _SESSION, delete_session, "Delete a session", tag="playground"),
+    Operation("GET", _SESSION, get_session, "A session's state", tag="playground", response=SessionView),
+    Operation("DELETE", _SESSION, delete_session, "Delete a session", tag="playground", response=DeletedSession),
     Operation(
         "PATCH",
         _SESSION + "/blocks/{block_id}",
@@ -703,6 +721,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body_required=True,
         tag="playground",
         errors=(400, 401, 404, 409, 422),
+        response=SessionView,
     ),
     Operation(
         "PATCH",
@@ -713,6 +732,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body_required=True,
         tag="playground",
         errors=(400, 401, 404, 422),
+        response=SessionView,
     ),
     Operation(
         "PATCH",
@@ -722,6 +742,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=ModelsBody,
         body_required=True,
         tag="playground",
+        response=SessionView,
     ),
     Operation(
         "POST",
@@ -730,6 +751,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Compile: manifest, messages, warnings, token and cost estimates",
         tag="playground",
         errors=(400, 401, 404, 422),
+        response=CompiledSession,
     ),
     Operation(
         "POST",
@@ -740,6 +762,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=RunSessionBody,
         tag="playground",
         errors=(400, 401, 404, 422),
+        response=RunOutcome,
     ),
     Operation(
         "GET",
@@ -749,6 +772,7 @@ OPERATIONS: tuple[Operation, ...] = (
         query=(_DIFF_MAX_CHARS,),
         tag="playground",
         errors=(400, 401, 404, 422),
+        response=SessionDiff,
     ),
     Operation(
         "POST",
@@ -758,6 +782,7 @@ OPERATIONS: tuple[Operation, ...] = (
         body=SaveBody,
         tag="playground",
         errors=(400, 401, 404, 409, 422),
+        response=SavedSession,
     ),
     Operation(
         "GET", "/tenants/{tenant}/prompts", list_prompts, "The tenant's prompts", tag="prompts", response=PromptList

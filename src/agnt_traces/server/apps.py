@@ -98,7 +98,7 @@ def register(mcp: MCPServer[Any]) -> None:
         files = []
         if trace.get("promptName"):
             try:
-                files = diff_files((await app.playground.diff_trace(tenant, trace_id))["unified"])
+                files = diff_files((await app.playground.diff_trace(tenant, trace_id)).unified)
             except AgntError:
                 files = []  # the prompt is gone: the trace alone
         page = _env().get_template("app_view.html")
@@ -109,7 +109,7 @@ def register(mcp: MCPServer[Any]) -> None:
         from ..web.diffview import diff_files
 
         try:
-            diff = await app_of(ctx).playground.diff(tenant_of(ctx), session_id)
+            diff = (await app_of(ctx).playground.diff(tenant_of(ctx), session_id)).render()
         except AgntError as err:
             raise ResourceNotFoundError(err.message) from None
         return str(

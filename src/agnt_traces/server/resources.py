@@ -53,7 +53,7 @@ def register(mcp: MCPServer[Any]) -> None:
     @mcp.resource("sessions://{session_id}", mime_type="application/json", description="A playground session")
     async def session_resource(session_id: str, ctx: Context[Any, Any]) -> str:
         try:
-            return _json(await app_of(ctx).playground.get(tenant_of(ctx), session_id))
+            return _json((await app_of(ctx).playground.get(tenant_of(ctx), session_id)).render())
         except NotFound as err:
             raise ResourceNotFoundError(err.message) from None
 

@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
 from pydantic import Field
 
 from ..limits import DIFF_MAX_CHARS
+from ..services.playground_results import (
+    CompiledSession,
+    DeletedSession,
+    RunOutcome,
+    SavedSession,
+    SessionDiff,
+    SessionList,
+    SessionView,
+    TraceDiff,
+)
 from .apps import SESSION_DIFF_APP, SESSION_DIFF_VIEW, TRACE_VIEW, tool_meta, with_view
 from .common import DESTRUCTIVE, IDEMPOTENT_WRITE, MODEL_CALL, READ, WRITE, app_of, tenant_of, tool_errors
 from .progress import ProgressBeat
@@ -39,23 +50,23 @@ def register(mcp: MCPServer[Any]) -> None:
             Field(description="'draft', 'production' or a version number; default 'production', else the draft"),
         ] = None,
         max_chars: MaxChars = DIFF_MAX_CHARS,
-    ) -> dict[str, Any]:
+    ) -> Annotated[CallToolResult, TraceDiff]:
         """The trace's prompt vs the prompt now: the content diff (blocks, variables, model, tools) and the
         rendered diff (the current content compiled with the trace's own variables and input messages vs
         the messages the trace actually sent), both in one `unified` text and one `summary`."""
         result = await app_of(ctx).playground.diff_trace(tenant_of(ctx), trace_id, against, max_chars)
-        return with_view(result, TRACE_VIEW.format(trace_id=result["traceId"]))
+        return with_view(result.render(), TRACE_VIEW.format(trace_id=result.trace_id))
 
     @mcp.tool(annotations=WRITE)
     @tool_errors
-    async def open_playground(ctx: Context[Any, Any], trace_id: TraceId) -> dict[str, Any]:
+    async def open_playground(ctx: Context[Any, Any], trace_id: TraceId) -> SessionView:
         """Open a playground session loaded with the trace's exact prompt version, variables, model and
         input messages. Edit it, run it, diff it, save it."""
         return await app_of(ctx).playground.open(tenant_of(ctx), trace_id)
 
     @mcp.tool(annotations=READ)
     @tool_errors
-    async def get_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
+    async def get_session(ctx: Context[Any, Any], session_id: SessionId) -> SessionView:
         """A session's blocks, variables, models, input messages and runs."""
         return await app_of(ctx).playground.get(tenant_of(ctx), session_id)
 
@@ -63,7 +74,7 @@ def register(mcp: MCPServer[Any]) -> None:
     @tool_errors
     async def list_sessions(
         ctx: Context[Any, Any], limit: Annotated[int, Field(ge=1, le=200, description="sessions to list, 1-200")] = 50
-    ) -> dict[str, Any]:
+    ) -> SessionList:
         """Open playground sessions, most recently used first."""
         return await app_of(ctx).playground.list(tenant_of(ctx), limit)
 
@@ -87,7 +98,7 @@ def register(mcp: MCPServer[Any]) -> None:
         after: Annotated[
             str | None, Field(description="for insert/move: the block to put it after; omitted = at the start")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> SessionView:
         """Change one block of the session: update its content/condition/role, insert a new block,
         delete it, or move it."""
         return await app_of(ctx).playground.edit_block(
@@ -104,7 +115,7 @@ def register(mcp: MCPServer[Any]) -> None:
             list[dict[str, Any]] | None,
             Field(description="declare or redeclare variables: [{name, type, required, default, description}]"),
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> SessionView:
         """Set variable values of the session (type-checked against the declarations; null unsets), and
         declare new variables, e.g. one that an inserted block reads."""
         return await app_of(ctx).playground.update_variables(
@@ -120,13 +131,13 @@ def register(mcp: MCPServer[Any]) -> None:
             list[dict[str, Any]],
             Field(description="1-8 models {provider, name, params}; run_session calls each; the first is saved"),
         ],
-    ) -> dict[str, Any]:
+    ) -> SessionView:
         """Replace the session's model list (1-8). Keys come from the environment, never from params."""
         return await app_of(ctx).playground.update_models(tenant_of(ctx), session_id, models)
 
     @mcp.tool(annotations=READ)
     @tool_errors
-    async def compile_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
+    async def compile_session(ctx: Context[Any, Any], session_id: SessionId) -> CompiledSession:
         """What the model would receive: manifest, messages, warnings, token and cost estimates per model."""
         return await app_of(ctx).playground.compile(tenant_of(ctx), session_id)
 
@@ -139,7 +150,7 @@ def register(mcp: MCPServer[Any]) -> None:
             bool,
             Field(description="call the models even when this exact request was answered before (default: reuse it)"),
         ] = False,
-    ) -> dict[str, Any]:
+    ) -> RunOutcome:
         """Run the session on every model concurrently; each run is recorded as a trace. A request identical
         to one answered before reuses that answer (cached: true, cost 0) unless fresh=true; a run that would
         take the session past its spend limit is refused before any call. Progress is reported when each
@@ -152,11 +163,11 @@ def register(mcp: MCPServer[Any]) -> None:
     @tool_errors
     async def diff_session(
         ctx: Context[Any, Any], session_id: SessionId, max_chars: MaxChars = DIFF_MAX_CHARS
-    ) -> dict[str, Any]:
+    ) -> Annotated[CallToolResult, SessionDiff]:
         """Session vs the trace it came from: prompt content, compiled messages, and after a run the
         outputs with token, cost and latency deltas per model."""
         result = await app_of(ctx).playground.diff(tenant_of(ctx), session_id, max_chars)
-        return with_view(result, SESSION_DIFF_VIEW.format(session_id=session_id))
+        return with_view(result.render(), SESSION_DIFF_VIEW.format(session_id=session_id))
 
     @mcp.tool(annotations=WRITE)
     @tool_errors
@@ -177,7 +188,7 @@ def register(mcp: MCPServer[Any]) -> None:
                 "opened from that prompt's content (a trace with unknown content, or another prompt)"
             ),
         ] = False,
-    ) -> dict[str, Any]:
+    ) -> SavedSession:
         """Save the session's content to the prompt's draft (conflict if the draft moved, unless force)."""
         return await app_of(ctx).playground.save(
             tenant_of(ctx), session_id, force=force, prompt_name=prompt_name, replace_draft=replace_draft
@@ -185,6 +196,6 @@ def register(mcp: MCPServer[Any]) -> None:
 
     @mcp.tool(annotations=DESTRUCTIVE)
     @tool_errors
-    async def delete_session(ctx: Context[Any, Any], session_id: SessionId) -> dict[str, Any]:
+    async def delete_session(ctx: Context[Any, Any], session_id: SessionId) -> DeletedSession:
         """Delete a playground session and its run list (the traces of its runs stay)."""
         return await app_of(ctx).playground.delete(tenant_of(ctx), session_id)

@@ -474,20 +474,12 @@ class GoldenService:
         if isinstance(against, str) and against.startswith("session:"):
             if self.playground is None:  # pragma: no cover - App wires it
                 raise InvalidArgument("sessions are not available here", {"field": "against"})
-            session = await self.playground.get(tenant, against.removeprefix("session:"))
-            if session.get("promptName") != name:
+            session_id = against.removeprefix("session:")
+            prompt_name, content = await self.playground.content_to_save(tenant, session_id)
+            if prompt_name != name:
                 raise InvalidArgument(
-                    f"session {session['id']!r} edits prompt {session.get('promptName')!r}, not {name!r}",
-                    {"field": "against"},
+                    f"session {session_id!r} edits prompt {prompt_name!r}, not {name!r}", {"field": "against"}
                 )
-            content = PromptContent.model_validate(
-                {
-                    "blocks": session["blocks"],
-                    "variables": session["variables"]["declarations"],
-                    "model": session["models"][0],
-                    "tools": session["tools"],
-                }
-            )
             return content, against, None
         if (isinstance(against, int) and not isinstance(against, bool)) or (
             isinstance(against, str) and against.isdigit()

@@ -28,10 +28,26 @@ from ..limits import DIFF_MAX_CHARS, check_max_chars
 from ..llm.policy import ModelPolicy
 from ..llm.providers import check_provider
 from ..models import BLOCK_ID_RE, Block, ModelConfig, PromptContent, Trace, message_text
+from ..playground_session import PlaygroundSession, SessionRun
 from ..replayability import replay_problems
 from ..store.base import PromptRecord, SessionRecord, Store
-from ..store.codec import run_summary
 from .callcache import CachedCaller, SpendGuard, request_hash
+from .playground_results import (
+    CompiledSession,
+    DeletedSession,
+    DiffBody,
+    ModelEstimate,
+    ModelRunDiff,
+    RunDeltas,
+    RunOutcome,
+    SavedSession,
+    SessionDiff,
+    SessionList,
+    SessionListing,
+    SessionVariables,
+    SessionView,
+    TraceDiff,
+)
 from .prompts import PromptService, check_prompt_name, parse_content
 from .runner import CallContext
 from .traces import TraceService
@@ -120,18 +136,18 @@ class PlaygroundService:
         )
 
     async def _mutate(
-        self, tenant: str, session_id: str, change: Callable[[dict[str, Any]], Awaitable[None] | None]
+        self, tenant: str, session_id: str, change: Callable[[PlaygroundSession], Awaitable[None] | None]
     ) -> SessionRecord:
-        """Apply ``change`` (a function or a coroutine function) to the session document with
-        compare-and-set, retrying on a race."""
+        """Apply ``change`` (a function or a coroutine function) to a copy of the session with
+        compare-and-set, retrying on a race. Only the session's row is read: never its runs."""
         for _ in range(CAS_ATTEMPTS):
             rec = await self._load(tenant, session_id)
-            data = dict(rec.data)
-            changed = change(data)
+            session = rec.session.model_copy(deep=True)
+            changed = change(session)
             if inspect.isawaitable(changed):
                 await changed
             expected = rec.revision
-            rec.data, rec.revision, rec.updated_at = data, expected + 1, now_ms()
+            rec.session, rec.revision, rec.updated_at = session, expected + 1, now_ms()
             if await self.store.update_session(tenant, rec, expected):
                 return rec
         raise Conflict(
@@ -139,42 +155,40 @@ class PlaygroundService:
             {"sessionId": session_id},
         )
 
-    @staticmethod
-    def content_of(data: dict[str, Any]) -> PromptContent:
-        return PromptContent.model_validate(data["content"])
+    async def _view(self, tenant: str, rec: SessionRecord) -> SessionView:
+        """The session as clients see it, with its runs (read here, once, without building traces)."""
+        return self.view(rec, await self.store.session_runs(tenant, rec.id))
 
-    def view(self, rec: SessionRecord) -> dict[str, Any]:
-        data = rec.data
-        content = self.content_of(data)
-        return {
-            "id": rec.id,
-            "traceId": rec.trace_id,
-            "promptName": data.get("promptName"),
-            "literal": data.get("literal", False),
-            "baseEtag": data.get("baseEtag"),
-            "baseVersion": data.get("baseVersion"),
-            "baseRevision": data.get("baseRevision"),
-            "etag": content.etag,
-            "blocks": [b.model_dump(mode="json") for b in content.blocks],
-            "variables": {
-                "declarations": [v.model_dump(mode="json") for v in content.variables],
-                "values": data.get("values", {}),
-            },
-            "models": data["models"],
-            "tools": content.tools,
-            "inputMessages": data.get("inputMessages", []),
-            "runs": rec.runs,
-            "notes": data.get("notes", []),
-            "replayable": not data.get("replayIssues"),
-            "replayIssues": [text for _, text in data.get("replayIssues", [])],
-            "revision": rec.revision,
-            "createdAt": ms_to_rfc3339(rec.created_at),
-            "updatedAt": ms_to_rfc3339(rec.updated_at),
-        }
+    @staticmethod
+    def view(rec: SessionRecord, runs: builtins.list[SessionRun]) -> SessionView:
+        session = rec.session
+        content = session.content
+        return SessionView.model_construct(
+            id=rec.id,
+            trace_id=rec.trace_id,
+            prompt_name=session.prompt_name,
+            literal=session.literal,
+            base_etag=session.base_etag,
+            base_version=session.base_version,
+            base_revision=session.base_revision,
+            etag=content.etag,
+            blocks=content.blocks,
+            variables=SessionVariables.model_construct(declarations=content.variables, values=session.values),
+            models=session.models,
+            tools=content.tools,
+            input_messages=session.input_messages,
+            runs=runs,
+            notes=session.notes,
+            replayable=not session.replay_issues,
+            replay_issues=[text for _, text in session.replay_issues],
+            revision=rec.revision,
+            created_at=ms_to_rfc3339(rec.created_at),
+            updated_at=ms_to_rfc3339(rec.updated_at),
+        )
 
     # -- the tools --------------------------------------------------------------------------------------
 
-    async def open(self, tenant: str, trace_id: str) -> dict[str, Any]:
+    async def open(self, tenant: str, trace_id: str) -> SessionView:
         trace = await self.traces.get(tenant, trace_id)
         await self.store.expire_sessions(now_ms() - int(self.settings.session_idle_seconds * 1000))
         content = await self.store.get_content(tenant, trace.etag) if trace.etag else None
@@ -199,51 +213,55 @@ class PlaygroundService:
             literal = True
         model, dropped = _trace_model(trace, self.settings.policy())
         now = now_ms()
-        data: dict[str, Any] = {
-            "promptName": trace.prompt_name,
-            "literal": literal,
-            "baseEtag": trace.etag if not literal else None,
-            "baseVersion": base_version,
-            "baseRevision": base_revision,
-            "content": content.model_copy(update={"model": model}).canonical(),
-            "values": dict(trace.variables),
-            "models": [model.model_dump(mode="json")],
-            "inputMessages": input_messages,
-        }
-        if dropped:
-            data["notes"] = [_dropped_note(dropped)]
-        problems = replay_problems(trace)
-        if problems:
-            data["replayIssues"] = [list(p) for p in problems]
-        rec = SessionRecord(id=new_id(now), trace_id=trace.id, data=data, revision=1, created_at=now, updated_at=now)
+        session = PlaygroundSession(
+            prompt_name=trace.prompt_name,
+            literal=literal,
+            base_etag=trace.etag if not literal else None,
+            base_version=base_version,
+            base_revision=base_revision,
+            content=content.model_copy(update={"model": model}),
+            values=dict(trace.variables),
+            models=[model],
+            input_messages=input_messages,
+            notes=[_dropped_note(dropped)] if dropped else [],
+            replay_issues=builtins.list(replay_problems(trace)),
+        )
+        rec = SessionRecord(
+            id=new_id(now), trace_id=trace.id, session=session, revision=1, created_at=now, updated_at=now
+        )
         await self.store.create_session(tenant, rec)
-        return self.view(rec)
+        return self.view(rec, [])
 
-    async def get(self, tenant: str, session_id: str) -> dict[str, Any]:
-        return self.view(await self._load(tenant, session_id))
+    async def get(self, tenant: str, session_id: str) -> SessionView:
+        return await self._view(tenant, await self._load(tenant, session_id))
 
-    async def list(self, tenant: str, limit: int = 50) -> dict[str, Any]:
+    async def content_to_save(self, tenant: str, session_id: str) -> tuple[str | None, PromptContent]:
+        """(the prompt the session edits, the content a save would write): the session's row alone."""
+        session = (await self._load(tenant, session_id)).session
+        return session.prompt_name, session.content_to_save()
+
+    async def list(self, tenant: str, limit: int = 50) -> SessionList:
         cutoff = now_ms() - self.settings.session_idle_seconds * 1000
         rows = await self.store.list_sessions(tenant, limit)
-        return {
-            "sessions": [
-                {
-                    "id": r.id,
-                    "traceId": r.trace_id,
-                    "promptName": r.data.get("promptName"),
-                    "models": [f"{m['provider']}/{m['name']}" for m in r.data.get("models", [])],
-                    "runCount": r.data.get("runCount", 0),
-                    "updatedAt": ms_to_rfc3339(r.updated_at),
-                }
+        return SessionList.model_construct(
+            sessions=[
+                SessionListing.model_construct(
+                    id=r.id,
+                    trace_id=r.trace_id,
+                    prompt_name=r.session.prompt_name,
+                    models=[f"{m.provider}/{m.name}" for m in r.session.models],
+                    run_count=r.run_count or 0,
+                    updated_at=ms_to_rfc3339(r.updated_at),
+                )
                 for r in rows
                 if r.updated_at >= cutoff
             ]
-        }
+        )
 
-    async def delete(self, tenant: str, session_id: str) -> dict[str, Any]:
+    async def delete(self, tenant: str, session_id: str) -> DeletedSession:
         if not await self.store.delete_session(tenant, session_id):
             raise NotFound(f"session {session_id!r} not found", {"sessionId": session_id})
-        return {"id": session_id, "deleted": True}
+        return DeletedSession(id=session_id, deleted=True)
 
     async def edit_block(
         self,
@@ -256,12 +274,12 @@ class PlaygroundService:
         condition: str | None = None,
         role: str | None = None,
         after: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> SessionView:
         if op not in ("update", "insert", "delete", "move"):
             raise InvalidArgument(f"op {op!r} is invalid: use update, insert, delete or move", {"field": "op"})
 
-        async def change(data: dict[str, Any]) -> None:
-            blocks: builtins.list[dict[str, Any]] = [dict(b) for b in data["content"]["blocks"]]
+        async def change(session: PlaygroundSession) -> None:
+            blocks: builtins.list[dict[str, Any]] = [b.model_dump() for b in session.content.blocks]
             ids = [b["id"] for b in blocks]
 
             def index_of(bid: str, field: str = "block_id") -> int:
@@ -305,13 +323,11 @@ class PlaygroundService:
                     raise InvalidArgument("a block cannot be moved after itself", {"field": "after"})
                 ids.remove(block_id)
                 blocks.insert(position_after(after), block)
-            new_content = parse_content({**data["content"], "blocks": blocks}, None)
+            new_content = parse_content({**session.content.canonical(), "blocks": blocks}, None)
             await check_content_async(new_content)
-            data["content"] = new_content.canonical()
-            _clear_problems(data, "content")  # the blocks are the caller's now: the run is theirs
+            session.set_content(new_content)  # the blocks are the caller's now: the run is theirs
 
-        rec = await self._mutate(tenant, session_id, change)
-        return self.view(rec)
+        return await self._view(tenant, await self._mutate(tenant, session_id, change))
 
     async def update_variables(
         self,
@@ -319,24 +335,26 @@ class PlaygroundService:
         session_id: str,
         values: dict[str, Any],
         declarations: builtins.list[dict[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    ) -> SessionView:
         """Set values (type-checked; null unsets) and, optionally, declare or redeclare variables by name."""
         if not isinstance(values, dict):
             raise InvalidArgument("values must be an object of variable name to value (null unsets)")
         if declarations is not None and not isinstance(declarations, list):
             raise InvalidArgument("declarations must be a list of {name, type, required, default, description}")
 
-        async def change(data: dict[str, Any]) -> None:
+        async def change(session: PlaygroundSession) -> None:
             if declarations:
-                by_name = {v["name"]: v for v in data["content"].get("variables", [])}
+                by_name: dict[str, Any] = {v.name: v.model_dump(mode="json") for v in session.content.variables}
                 for i, decl in enumerate(declarations):
                     if not isinstance(decl, dict) or not isinstance(decl.get("name"), str):
                         raise InvalidArgument(f"declarations[{i}] needs a name", {"field": f"declarations[{i}]"})
                     by_name[decl["name"]] = decl
-                new_content = parse_content({**data["content"], "variables": list(by_name.values())}, None)
+                new_content = parse_content(
+                    {**session.content.canonical(), "variables": builtins.list(by_name.values())}, None
+                )
                 await check_content_async(new_content)
-                data["content"] = new_content.canonical()
-            content = self.content_of(data)
+                session.content = new_content
+            content = session.content
             to_set = {k: v for k, v in values.items() if v is not None}
             declared = {v.name for v in content.variables}
             undeclared = sorted(set(to_set) - declared)
@@ -348,15 +366,11 @@ class PlaygroundService:
                     {"field": "values", "undeclared": undeclared, "declared": sorted(declared)},
                 )
             check_values(content.variables, to_set, partial=True)
-            merged = {**data.get("values", {}), **to_set}
-            for name, value in values.items():
-                if value is None:
-                    merged.pop(name, None)
-            data["values"] = merged
+            session.set_values(values)
 
-        return self.view(await self._mutate(tenant, session_id, change))
+        return await self._view(tenant, await self._mutate(tenant, session_id, change))
 
-    async def update_models(self, tenant: str, session_id: str, models: builtins.list[Any]) -> dict[str, Any]:
+    async def update_models(self, tenant: str, session_id: str, models: builtins.list[Any]) -> SessionView:
         if not isinstance(models, list) or not 1 <= len(models) <= MAX_MODELS:
             raise InvalidArgument(f"models must be a list of 1 to {MAX_MODELS} models", {"field": "models"})
         parsed = []
@@ -368,69 +382,73 @@ class PlaygroundService:
                 raise from_validation_error(exc, f"models[{i}]") from None
             check_provider(model.provider, f"models[{i}].provider")
             policy.check_params(model.params, f"models[{i}].params")
-            parsed.append(model.model_dump(mode="json"))
-        keys = [(m["provider"], m["name"], repr(sorted(m["params"].items()))) for m in parsed]
+            parsed.append(model)
+        keys = [(m.provider, m.name, repr(sorted(m.model_dump(mode="json")["params"].items()))) for m in parsed]
         if len(set(keys)) != len(keys):
             raise InvalidArgument("models lists the same model twice", {"field": "models"})
 
-        def change(data: dict[str, Any]) -> None:
-            data["models"] = parsed
-            data["content"] = {**data["content"], "model": parsed[0]}
-            data.pop("notes", None)  # the models are the caller's now
-            _clear_problems(data, "model")
+        def change(session: PlaygroundSession) -> None:
+            session.set_models(parsed)  # the models are the caller's now
 
-        return self.view(await self._mutate(tenant, session_id, change))
+        return await self._view(tenant, await self._mutate(tenant, session_id, change))
 
-    async def _compile(self, data: dict[str, Any]) -> tuple[PromptContent, CompileResult]:
+    @staticmethod
+    async def _compile(session: PlaygroundSession) -> tuple[PromptContent, CompileResult]:
         """The session compiled off the event loop (see ``compile_pool``)."""
-        content = self.content_of(data)
-        return content, await compile_prompt_async(content, data.get("values", {}), data.get("inputMessages", []))
+        content = session.content
+        return content, await compile_prompt_async(content, session.values, session.input_messages)
 
-    async def _compile_per_model(self, data: dict[str, Any]) -> builtins.list[tuple[PromptContent, CompileResult]]:
+    async def _compile_per_model(
+        self, session: PlaygroundSession
+    ) -> builtins.list[tuple[PromptContent, CompileResult]]:
         """The session's content and compiled prompt for each of its models. Templates cannot see the model,
         so the session is rendered once and only the manifest's model and etag differ between models."""
-        content, compiled = await self._compile(data)
+        content, compiled = await self._compile(session)
         plans = []
-        for m in data["models"]:
-            with_model = content.model_copy(update={"model": ModelConfig.model_validate(m)})
+        for m in session.models:
+            with_model = content.model_copy(update={"model": m})
             manifest = {**compiled.manifest, "model": with_model.model.model_dump(mode="json"), "etag": with_model.etag}
             plans.append((with_model, dataclasses.replace(compiled, manifest=manifest)))
         return plans
 
-    async def compile(self, tenant: str, session_id: str) -> dict[str, Any]:
+    async def compile(self, tenant: str, session_id: str) -> CompiledSession:
         from ..llm import estimate_cost, estimate_tokens, preload
 
         await preload()  # the token counter needs LiteLLM: load it off the event loop the first time
         rec = await self._load(tenant, session_id)
-        _, compiled = await self._compile(rec.data)
-        models = [ModelConfig.model_validate(m) for m in rec.data["models"]]
+        _, compiled = await self._compile(rec.session)
+        models = rec.session.models
         call_settings = self.prompts.runner.call_settings()
 
-        def estimate() -> builtins.list[dict[str, Any]]:  # token_counter is CPU-heavy: not on the loop
+        def estimate() -> builtins.list[ModelEstimate]:  # token_counter is CPU-heavy: not on the loop
             estimates = []
             for model in models:
                 tokens = estimate_tokens(model, compiled.manifest["system"], compiled.messages)
                 estimates.append(
-                    {
-                        "model": f"{model.provider}/{model.name}",
-                        "inputTokens": tokens,
-                        "inputCost": estimate_cost(model, tokens, 0, call_settings),
-                    }
+                    ModelEstimate.model_construct(
+                        model=f"{model.provider}/{model.name}",
+                        input_tokens=tokens,
+                        input_cost=estimate_cost(model, tokens, 0, call_settings),
+                    )
                 )
             return estimates
 
         estimates = await asyncio.to_thread(estimate)
-        result: dict[str, Any] = {
-            "manifest": compiled.manifest,
-            "messages": compiled.messages,
-            "warnings": compiled.warnings,
-            "estimates": estimates,
-        }
-        if rec.data.get("notes"):
-            result["notes"] = rec.data["notes"]
-        return result
+        return CompiledSession.model_construct(
+            manifest=compiled.manifest,
+            messages=compiled.messages,
+            warnings=compiled.warnings,
+            estimates=estimates,
+            notes=rec.session.notes or None,
+        )
 
-    async def _guard(self, tenant: str, rec: SessionRecord, caller: CachedCaller, plans: builtins.list[Any]) -> None:
+    async def _guard(
+        self,
+        tenant: str,
+        runs: builtins.list[SessionRun],
+        caller: CachedCaller,
+        plans: builtins.list[Any],
+    ) -> None:
         """Refuse the whole run before any call when its estimate would take the session past its spend limit
         (what its runs spent so far, plus the estimate of each call that the cache will not answer).
 
@@ -442,8 +460,8 @@ class PlaygroundService:
         guard = SpendGuard(
             max_usd=self.settings.session_budget_usd,
             max_tokens=self.settings.session_budget_tokens,
-            spent_usd=sum(r.get("cost") or 0.0 for r in rec.runs),
-            spent_tokens=sum(r.get("totalTokens") or 0 for r in rec.runs if not r.get("cached")),
+            spent_usd=sum(r.cost or 0.0 for r in runs),
+            spent_tokens=sum(r.total_tokens or 0 for r in runs if not r.cached),
             scope="this playground session",
             field_name="AGNT_TRACES_SESSION_BUDGET_USD",
         )
@@ -458,7 +476,7 @@ class PlaygroundService:
 
     async def run(
         self, tenant: str, session_id: str, progress: ProgressFn | None = None, *, fresh: bool = False
-    ) -> dict[str, Any]:
+    ) -> RunOutcome:
         """Run the session on every model concurrently; each call is recorded as a trace. An identical request
         answered before reuses that answer unless ``fresh``; a run past the session's spend limit is refused.
 
@@ -466,21 +484,21 @@ class PlaygroundService:
             BudgetExceeded: the run's estimate would cross the session's limit; no call was made.
         """
         rec = await self._load(tenant, session_id)
-        data = rec.data
-        issues = [text for _, text in data.get("replayIssues", [])]
+        session = rec.session
+        issues = [text for _, text in session.replay_issues]
         if issues:
             raise InvalidArgument(
                 f"the trace this session was opened from cannot be replayed faithfully: {'; '.join(issues)}. "
                 "Fix what the session lacks first (update_models for the model; edit_block for missing content)",
                 {"sessionId": session_id, "replayIssues": issues},
             )
-        plans = await self._compile_per_model(data)  # compile errors surface before any call
+        plans = await self._compile_per_model(session)  # compile errors surface before any call
         caller = CachedCaller(self.store, self.prompts.runner, fresh=fresh)
-        await self._guard(tenant, rec, caller, plans)
+        await self._guard(tenant, await self.store.session_runs(tenant, session_id), caller, plans)
         limit = asyncio.Semaphore(max(1, self.settings.max_concurrent_runs))
         done = 0
 
-        async def one(content: PromptContent, compiled: CompileResult) -> dict[str, Any]:
+        async def one(content: PromptContent, compiled: CompileResult) -> SessionRun:
             nonlocal done
             label = f"{content.model.provider}/{content.model.name}"
             async with limit:
@@ -491,80 +509,77 @@ class PlaygroundService:
                         compiled,
                         content.model,
                         CallContext(
-                            prompt_name=data.get("promptName"),
+                            prompt_name=session.prompt_name,
                             prompt_version=None,
                             source="playground",
                             session_id=session_id,
                             parent_trace_id=rec.trace_id,
                         ),
                     )
-                    run = run_summary(trace)
+                    run = SessionRun.of_trace(trace)
                 except Exception as exc:  # one model failing does not sink the others
                     # No traceback: a log line never carries file paths or what a provider sent.
                     logger.error("playground run on %s failed (%s)", label, type(exc).__name__)
-                    run = {
-                        "runId": new_id(),
-                        "traceId": None,
-                        "model": label,
-                        "status": "error",
-                        "output": None,
-                        "error": {"type": type(exc).__name__, "message": "internal error"},
-                        "createdAt": ms_to_rfc3339(now_ms()),
-                    }
+                    run = SessionRun.failed(new_id(), label, type(exc).__name__, ms_to_rfc3339(now_ms()))
             done += 1
             if progress is not None:
-                await progress(done, len(plans), f"{label}: {run['status']}")
+                await progress(done, len(plans), f"{label}: {run.status}")
             return run
 
         runs = await asyncio.gather(*(one(c, comp) for c, comp in plans))
-        return {"sessionId": session_id, "runs": list(runs)}
+        return RunOutcome.model_construct(session_id=session_id, runs=builtins.list(runs))
 
-    async def diff(self, tenant: str, session_id: str, max_chars: int | None = DIFF_MAX_CHARS) -> dict[str, Any]:
+    async def diff(self, tenant: str, session_id: str, max_chars: int | None = DIFF_MAX_CHARS) -> SessionDiff:
         check_max_chars(max_chars)
         rec = await self._load(tenant, session_id)
-        data = rec.data
+        session = rec.session
         trace = await self.traces.get(tenant, rec.trace_id)
-        session_content = self.content_of(data)
-        if data.get("baseEtag"):
-            base = await self.store.get_content(tenant, data["baseEtag"])
+        session_content = session.content
+        if session.base_etag:
+            base = await self.store.get_content(tenant, session.base_etag)
         else:
             base = literal_content(trace, self.settings.policy())
         assert base is not None
         base = base.model_copy(update={"model": _trace_model(trace, self.settings.policy())[0]})
         # Diffs are pure-Python difflib (seconds for large prompts): in a thread, so the loop keeps serving.
         parts = [await asyncio.to_thread(diff_content, base, session_content)]
-        _, compiled = await self._compile(data)
+        _, compiled = await self._compile(session)
         before = [{"role": "system", "content": trace.manifest.system}] if trace.manifest.system else []
         after = [{"role": "system", "content": compiled.manifest["system"]}] if compiled.manifest["system"] else []
         parts.append(await asyncio.to_thread(diff_messages, before + trace.messages, after + compiled.messages))
         models = []
-        latest: dict[str, dict[str, Any]] = {}
-        for run in rec.runs:
-            latest[run["model"]] = run  # runs are oldest first: keep each model's latest
+        latest: dict[str, SessionRun] = {}
+        for run in await self.store.session_runs(tenant, rec.id):
+            latest[run.model] = run  # runs are oldest first: keep each model's latest
         for label, run in latest.items():
-            out = await asyncio.to_thread(diff_text, trace.output, run.get("output"), part="output", id=label)
+            out = await asyncio.to_thread(diff_text, trace.output, run.output, part="output", id=label)
             parts.append(out)
             models.append(
-                {
-                    "model": label,
-                    "traceId": run.get("traceId"),
-                    "status": run["status"],
-                    "outputChanged": out.changed,
-                    "deltas": {
-                        "inputTokens": _delta(run.get("inputTokens"), trace.input_tokens),
-                        "outputTokens": _delta(run.get("outputTokens"), trace.output_tokens),
-                        "totalTokens": _delta(run.get("totalTokens"), trace.total_tokens),
-                        "cost": _delta(run.get("cost"), trace.cost),
-                        "duration": _delta(run.get("duration"), trace.duration),
-                    },
-                }
+                ModelRunDiff.model_construct(
+                    model=label,
+                    trace_id=run.trace_id,
+                    status=run.status,
+                    output_changed=out.changed,
+                    deltas=RunDeltas.model_construct(
+                        input_tokens=_delta(run.input_tokens, trace.input_tokens),
+                        output_tokens=_delta(run.output_tokens, trace.output_tokens),
+                        total_tokens=_delta(run.total_tokens, trace.total_tokens),
+                        cost=_delta(run.cost, trace.cost),
+                        duration=_delta(run.duration, trace.duration),
+                    ),
+                )
             )
-        merged = merge(*parts)
-        return {**merged.to_dict(max_chars), "traceId": trace.id, "sessionId": rec.id, "models": models}
+        body = DiffBody.of(merge(*parts), max_chars)
+        return SessionDiff.model_construct(
+            **{name: getattr(body, name) for name in DiffBody.model_fields},
+            trace_id=trace.id,
+            session_id=rec.id,
+            models=models,
+        )
 
     async def diff_trace(
         self, tenant: str, trace_id: str, against: str | int | None = None, max_chars: int | None = DIFF_MAX_CHARS
-    ) -> dict[str, Any]:
+    ) -> TraceDiff:
         """The trace's content vs the prompt now, and what that change does to this very call.
 
         ``unified`` and ``summary`` hold both diffs once: the content files (``blocks/…``, ``variables``,
@@ -622,16 +637,17 @@ class PlaygroundService:
             rendered = {"changed": rendered_diff.changed, "warnings": compiled.warnings}
         except AgntError as err:
             rendered = {"changed": None, "error": err.to_dict()["error"]}
-        merged = merge(*parts)
-        return {
-            "traceId": trace.id,
-            "prompt": rec.name,
-            "trace": {"etag": trace.etag, "version": trace.prompt_version, "contentKnown": original is not None},
-            "against": {"selected": selected, "etag": current.etag, "version": cur_version},
-            **merged.to_dict(max_chars),
-            "content": content_info,
-            "rendered": rendered,
-        }
+        return TraceDiff.model_validate(
+            {
+                "traceId": trace.id,
+                "prompt": rec.name,
+                "trace": {"etag": trace.etag, "version": trace.prompt_version, "contentKnown": original is not None},
+                "against": {"selected": selected, "etag": current.etag, "version": cur_version},
+                **merge(*parts).to_dict(max_chars),
+                "content": content_info,
+                "rendered": rendered,
+            }
+        )
 
     async def save(
         self,
@@ -641,7 +657,7 @@ class PlaygroundService:
         force: bool = False,
         prompt_name: str | None = None,
         replace_draft: bool = False,
-    ) -> dict[str, Any]:
+    ) -> SavedSession:
         """Save the session's content as the prompt's draft.
 
         ``force`` overwrites a draft that another edit moved since the session opened. A session whose
@@ -659,8 +675,8 @@ class PlaygroundService:
         """
         for _ in range(CAS_ATTEMPTS):
             rec = await self._load(tenant, session_id)
-            data = rec.data
-            name = prompt_name or data.get("promptName")
+            session = rec.session
+            name = prompt_name or session.prompt_name
             if not name:
                 raise InvalidArgument(
                     "this session was opened from a trace with no stored prompt: pass prompt_name to save it "
@@ -668,12 +684,14 @@ class PlaygroundService:
                     {"field": "prompt_name"},
                 )
             check_prompt_name(name, "prompt_name")
-            content = self.content_of(data).model_copy(update={"model": ModelConfig.model_validate(data["models"][0])})
+            content = session.content_to_save()
             current = await self.store.get_prompt(tenant, name)
-            foreign = bool(data.get("literal")) or name != data.get("promptName")
+            foreign = session.literal or name != session.prompt_name
             if current is not None and foreign and not replace_draft:
-                raise self._replace_refused(rec.trace_id, data, name, current, content)
-            expected = None if (force or (foreign and replace_draft)) else self._expected_draft_revision(data, current)
+                raise self._replace_refused(rec.trace_id, session, name, current, content)
+            expected = (
+                None if (force or (foreign and replace_draft)) else self._expected_draft_revision(session, current)
+            )
             if current is not None and expected is not None and expected != current.draft_revision:
                 conflict = diff_content(current.draft, content)
                 raise Conflict(
@@ -683,9 +701,8 @@ class PlaygroundService:
                     {"prompt": name, "draftRevision": current.draft_revision, "diff": conflict.to_dict(DIFF_MAX_CHARS)},
                 )
 
-            def update(d: dict[str, Any], saved: PromptRecord, name: str = name) -> dict[str, Any]:
-                # Its content is now that prompt's draft: no longer literal.
-                return {**d, "promptName": name, "baseRevision": saved.draft_revision, "literal": False}
+            def update(stored: PlaygroundSession, saved: PromptRecord, name: str = name) -> PlaygroundSession:
+                return stored.saved_as(name, saved.draft_revision)
 
             outcome = await self.store.save_session_draft(
                 tenant, session_id, rec.revision, name, content, expected_revision=expected, update_session=update
@@ -695,15 +712,13 @@ class PlaygroundService:
             if outcome.status == "session_gone" or outcome.prompt is None:
                 raise self._session_not_found(session_id, "; nothing was saved")
             saved = outcome.prompt
-            result: dict[str, Any] = {
-                "prompt": name,
-                "draftRevision": saved.draft_revision,
-                "etag": saved.draft_etag,
-                "created": current is None,
-            }
-            if current is not None:
-                result["diff"] = diff_content(current.draft, content).to_dict(DIFF_MAX_CHARS)
-            return result
+            return SavedSession.model_construct(
+                prompt=name,
+                draft_revision=saved.draft_revision,
+                etag=saved.draft_etag,
+                created=current is None,
+                diff=DiffBody.of(diff_content(current.draft, content), DIFF_MAX_CHARS) if current is not None else None,
+            )
         raise Conflict(
             f"session {session_id!r} is being changed by other calls right now; nothing was saved: try again",
             {"sessionId": session_id},
@@ -711,15 +726,15 @@ class PlaygroundService:
 
     @staticmethod
     def _replace_refused(
-        trace_id: str, data: dict[str, Any], name: str, current: PromptRecord, content: PromptContent
+        trace_id: str, session: PlaygroundSession, name: str, current: PromptRecord, content: PromptContent
     ) -> Conflict:
         """Not a concurrent edit of the same draft (which force settles) but other content altogether:
         replacing it is a choice of its own, never a retry."""
         what = (
             f"opened from trace {trace_id!r}, whose prompt content is not stored: its blocks are the "
             f"trace's {len(content.blocks)} message(s), one block each"
-            if data.get("literal")
-            else f"opened from prompt {data.get('promptName')!r}, not {name!r}"
+            if session.literal
+            else f"opened from prompt {session.prompt_name!r}, not {name!r}"
         )
         return Conflict(
             f"nothing was saved: this session was {what}. Saving it to {name!r} would replace that prompt's "
@@ -736,25 +751,16 @@ class PlaygroundService:
         )
 
     @staticmethod
-    def _expected_draft_revision(data: dict[str, Any], current: PromptRecord | None) -> int:
+    def _expected_draft_revision(session: PlaygroundSession, current: PromptRecord | None) -> int:
         """The draft revision a save of the session's own prompt may overwrite: 0 for a new prompt, else the
         revision the session opened on (0 when the prompt did not exist then: someone created it since)."""
         if current is None:
             return 0
-        base = data.get("baseRevision")
-        return int(base) if base is not None else 0
+        base = session.base_revision
+        return base if base is not None else 0
 
 
 def _delta(new: float | None, old: float | None) -> float | None:
     if new is None or old is None:
         return None
     return round(new - old, 9)
-
-
-def _clear_problems(data: dict[str, Any], kind: str) -> None:
-    """The session no longer depends on what the trace lacked of this kind (the caller supplied it)."""
-    left = [p for p in data.get("replayIssues", []) if p[0] != kind]
-    if left:
-        data["replayIssues"] = left
-    else:
-        data.pop("replayIssues", None)

@@ -7,11 +7,12 @@ the same protocol.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from ..golden_models import GatePolicy, GateRecord, GoldenRecord, ReplayError, ReplayRecord
 from ..models import PromptContent, Trace, TraceIn
+from ..playground_session import PlaygroundSession, SessionRun
 from ..prompt_records import LabelMove, PromptRecord
 from ..records import StatsFilter, StatsRow, TraceFilter, TracePage
 
@@ -46,13 +47,16 @@ class IngestResult:
 
 @dataclass(slots=True)
 class SessionRecord:
+    """A playground session's row: its document, revision and times (ms). Its runs are read apart
+    (``session_runs``); ``run_count`` is filled only by ``list_sessions``."""
+
     id: str
     trace_id: str
-    data: dict[str, Any]
+    session: PlaygroundSession
     revision: int
     created_at: int
     updated_at: int
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    run_count: int | None = None
 
 
 @dataclass(slots=True)
@@ -114,7 +118,7 @@ class Store(Protocol):
         content: PromptContent,
         *,
         expected_revision: int | None,
-        update_session: Callable[[dict[str, Any], PromptRecord], dict[str, Any]],
+        update_session: Callable[[PlaygroundSession, PromptRecord], PlaygroundSession],
     ) -> SessionSave: ...
     async def publish(
         self,
@@ -133,6 +137,7 @@ class Store(Protocol):
     # playground sessions
     async def create_session(self, tenant: str, record: SessionRecord) -> None: ...
     async def get_session(self, tenant: str, session_id: str) -> SessionRecord | None: ...
+    async def session_runs(self, tenant: str, session_id: str) -> list[SessionRun]: ...
     async def list_sessions(self, tenant: str, limit: int) -> list[SessionRecord]: ...
     async def update_session(self, tenant: str, record: SessionRecord, expected_revision: int) -> bool: ...
     async def delete_session(self, tenant: str, session_id: str) -> bool: ...

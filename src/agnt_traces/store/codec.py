@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..ids import ms_to_rfc3339
-from ..models import Manifest, ModelInfo, Trace, canonical_json, message_text
+from ..models import ErrorInfo, Manifest, ModelInfo, Trace, canonical_json, message_text
+from ..playground_session import SessionRun
 
 __all__ = [
     "UNKNOWN_DURATION",
@@ -16,10 +18,12 @@ __all__ = [
     "decode_duration",
     "encode_duration",
     "manifest_digest",
+    "manifest_etag_of",
     "pack_body",
     "pack_manifest",
     "preview",
     "search_text",
+    "session_run",
     "unpack_trace",
 ]
 
@@ -174,21 +178,30 @@ def _search_text(messages: list[dict[str, Any]], output: str | None, variables: 
     return "\n".join(p for p in parts if p)
 
 
-def run_summary(trace: Trace) -> dict[str, Any]:
-    """A playground run as sessions list it: the essentials of its trace."""
-    return {
-        "runId": trace.id,
-        "traceId": trace.id,
-        "model": f"{trace.model.provider}/{trace.model.name}",
-        "status": trace.status,
-        "output": trace.output,
-        "error": trace.error.model_dump() if trace.error else None,
-        "inputTokens": trace.input_tokens,
-        "outputTokens": trace.output_tokens,
-        "totalTokens": trace.total_tokens,
-        "cost": trace.cost,
-        "duration": trace.duration,
-        "etag": trace.etag,
-        "cached": bool(trace.metadata.get("cached")),
-        "createdAt": trace.created_at,
-    }
+def session_run(row: Mapping[str, Any], manifest_etag: Callable[[int], str | None]) -> SessionRun:
+    """A playground run from its trace row, without building the trace: the columns, one decompression of
+    the body and (when the body does not carry its own etag) the manifest's etag by ``manifest_id``."""
+    body = _decompress(row["body"])
+    error = body.get("error")
+    return SessionRun.model_construct(
+        run_id=row["id"],
+        trace_id=row["id"],
+        model=f"{row['model_provider']}/{row['model_name']}",
+        status="error" if row["status"] else "success",
+        output=body.get("output"),
+        error=ErrorInfo.model_validate(error) if error else None,
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        total_tokens=row["total_tokens"],
+        cost=row["cost"],
+        duration=decode_duration(row["duration"]),
+        etag=body["etag"] if "etag" in body else manifest_etag(row["manifest_id"]),
+        cached=bool(body.get("metadata", {}).get("cached")),
+        created_at=ms_to_rfc3339(created_ms_of(row["seq"], body)),
+    )
+
+
+def manifest_etag_of(blob: bytes) -> str | None:
+    """The etag a packed manifest names."""
+    etag = _decompress(blob).get("etag")
+    return str(etag) if etag is not None else None

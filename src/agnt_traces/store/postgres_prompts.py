@@ -8,7 +8,6 @@ on their revision (``UPDATE … WHERE revision = %s``), which PostgreSQL re-chec
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +15,10 @@ from ..errors import Conflict, NotFound, PreconditionFailed
 from ..golden_models import GateRecord
 from ..ids import new_id, now_ms
 from ..models import PromptContent
+from ..playground_session import PlaygroundSession, SessionRun
 from ..prompt_records import LabelMove, PromptRecord, PromptVersion
 from .base import SessionRecord, SessionSave, TokenRecord
-from .codec import run_summary, unpack_trace
+from .codec import manifest_etag_of, session_run
 from .postgres_base import PostgresBase
 from .postgres_golden import record_version_gate
 
@@ -132,7 +132,7 @@ class PostgresPromptsMixin(PostgresBase):
         content: PromptContent,
         *,
         expected_revision: int | None,
-        update_session: Callable[[dict[str, Any], PromptRecord], dict[str, Any]],
+        update_session: Callable[[PlaygroundSession, PromptRecord], PlaygroundSession],
     ) -> SessionSave:
         """Save a playground session's content to a prompt's draft and update the session, in one transaction
         (see ``SqliteStore.save_session_draft``); the session row is locked while it happens."""
@@ -148,10 +148,10 @@ class PostgresPromptsMixin(PostgresBase):
             if row["revision"] != session_revision:
                 return SessionSave("session_moved")
             saved = await self._save_draft_tx(conn, tenant, name, content, None, expected_revision)
-            data = update_session(json.loads(row["data"]), saved)
+            session = update_session(PlaygroundSession.from_json(row["data"]), saved)
             await conn.execute(
                 "UPDATE sessions SET data = %s, revision = %s, updated_at = %s WHERE tenant_id = %s AND id = %s",
-                (json.dumps(data), session_revision + 1, now_ms(), tid, session_id),
+                (session.to_json(), session_revision + 1, now_ms(), tid, session_id),
             )
             return SessionSave("saved", saved, session_revision + 1)
 
@@ -326,7 +326,7 @@ class PostgresPromptsMixin(PostgresBase):
                     tid,
                     record.id,
                     record.trace_id,
-                    json.dumps(record.data),
+                    record.session.to_json(),
                     record.revision,
                     record.created_at,
                     record.updated_at,
@@ -336,35 +336,46 @@ class PostgresPromptsMixin(PostgresBase):
         await self._write(run)
 
     async def get_session(self, tenant: str, session_id: str) -> SessionRecord | None:
+        """The session's row alone: its runs are not read (``session_runs``)."""
         tid = await self._tenant_id(tenant)
         if tid is None:
             return None
+        row = await self._fetchone(
+            "SELECT id, trace_id, data, revision, created_at, updated_at FROM sessions "
+            "WHERE tenant_id = %s AND id = %s",
+            (tid, session_id),
+        )
+        if row is None:
+            return None
+        return SessionRecord(
+            id=row["id"],
+            trace_id=row["trace_id"],
+            session=PlaygroundSession.from_json(row["data"]),
+            revision=row["revision"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
 
-        async def run(conn: AsyncConnection[Any]) -> SessionRecord | None:
+    async def session_runs(self, tenant: str, session_id: str) -> list[SessionRun]:
+        """A session's runs, oldest first, without building their traces (see the SQLite store)."""
+        tid = await self._tenant_id(tenant)
+        if tid is None:
+            return []
+
+        async def run(conn: AsyncConnection[Any]) -> list[SessionRun]:
             cur = await conn.execute(
-                "SELECT id, trace_id, data, revision, created_at, updated_at FROM sessions "
-                "WHERE tenant_id = %s AND id = %s",
+                "SELECT t.created_ms << 12 AS seq, t.id, t.manifest_id, t.model_provider, t.model_name, t.status, "
+                "t.input_tokens, t.output_tokens, t.total_tokens, t.cost, t.duration, t.body FROM traces t "
+                "WHERE t.tenant_id = %s AND t.session_id = %s AND t.source = 'playground' ORDER BY t.created_ms, t.n",
                 (tid, session_id),
             )
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            cur = await conn.execute(
-                "SELECT t.*, t.created_ms << 12 AS seq, m.data AS manifest FROM traces t "
-                "JOIN manifests m ON m.id = t.manifest_id WHERE t.tenant_id = %s AND t.session_id = %s "
-                "AND t.source = 'playground' ORDER BY t.created_ms, t.n",
-                (tid, session_id),
-            )
-            runs = [run_summary(unpack_trace(r, bytes(r["manifest"]))) for r in await cur.fetchall()]
-            return SessionRecord(
-                id=row["id"],
-                trace_id=row["trace_id"],
-                data=json.loads(row["data"]),
-                revision=row["revision"],
-                created_at=row["created_at"],
-                updated_at=row["updated_at"],
-                runs=runs,
-            )
+            rows = await cur.fetchall()
+            etags: dict[int, str | None] = {}
+            for manifest_id in {r["manifest_id"] for r in rows}:
+                found = await conn.execute("SELECT data FROM manifests WHERE id = %s", (manifest_id,))
+                blob = await found.fetchone()
+                etags[manifest_id] = manifest_etag_of(bytes(blob["data"])) if blob else None
+            return [session_run({**r, "body": bytes(r["body"])}, etags.__getitem__) for r in rows]
 
         return await self._read(run)
 
@@ -378,19 +389,18 @@ class PostgresPromptsMixin(PostgresBase):
             "FROM sessions s WHERE s.tenant_id = %s ORDER BY s.updated_at DESC LIMIT %s",
             (tid, limit),
         )
-        out = []
-        for r in rows:
-            rec = SessionRecord(
+        return [
+            SessionRecord(
                 id=r["id"],
                 trace_id=r["trace_id"],
-                data=json.loads(r["data"]),
+                session=PlaygroundSession.from_json(r["data"]),
                 revision=r["revision"],
                 created_at=r["created_at"],
                 updated_at=r["updated_at"],
+                run_count=r["runs"],
             )
-            rec.data["runCount"] = r["runs"]
-            out.append(rec)
-        return out
+            for r in rows
+        ]
 
     async def update_session(self, tenant: str, record: SessionRecord, expected_revision: int) -> bool:
         """Compare-and-set on the session's revision; False when it moved (nothing is written)."""
@@ -400,7 +410,7 @@ class PostgresPromptsMixin(PostgresBase):
             cur = await conn.execute(
                 "UPDATE sessions SET data = %s, revision = %s, updated_at = %s "
                 "WHERE tenant_id = %s AND id = %s AND revision = %s",
-                (json.dumps(record.data), record.revision, record.updated_at, tid, record.id, expected_revision),
+                (record.session.to_json(), record.revision, record.updated_at, tid, record.id, expected_revision),
             )
             return cur.rowcount == 1
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
-from typing import Any
 
 from ..errors import Conflict, NotFound, PreconditionFailed
 from ..golden_models import GateRecord
 from ..ids import now_ms
 from ..models import PromptContent
+from ..playground_session import PlaygroundSession
 from ..prompt_records import LabelMove, PromptRecord, PromptVersion
 from .base import SessionSave
 from .sqlite_base import SqliteBase
@@ -114,13 +113,13 @@ class PromptsMixin(SqliteBase):
         content: PromptContent,
         *,
         expected_revision: int | None,
-        update_session: Callable[[dict[str, Any], PromptRecord], dict[str, Any]],
+        update_session: Callable[[PlaygroundSession, PromptRecord], PlaygroundSession],
     ) -> SessionSave:
         """Save a playground session's content to a prompt's draft and update the session, in one transaction.
 
         The session must still exist at ``session_revision`` (compare-and-set): if it was deleted the answer
         is ``"session_gone"``, if it changed ``"session_moved"``, and in both cases nothing is written.
-        ``update_session(data, saved)`` gives the session's new document once the draft is saved.
+        ``update_session(session, saved)`` gives the session's new document once the draft is saved.
         A draft that moved past ``expected_revision`` is a ``Conflict`` and nothing is written either.
         """
 
@@ -134,10 +133,10 @@ class PromptsMixin(SqliteBase):
             if row[1] != session_revision:
                 return SessionSave("session_moved")
             saved = self._save_draft_sync(db, tenant, name, content, None, expected_revision)
-            data = update_session(json.loads(row[0]), saved)
+            session = update_session(PlaygroundSession.from_json(row[0]), saved)
             db.execute(
                 "UPDATE sessions SET data = ?, revision = ?, updated_at = ? WHERE tenant_id = ? AND id = ?",
-                (json.dumps(data), session_revision + 1, now_ms(), tid, session_id),
+                (session.to_json(), session_revision + 1, now_ms(), tid, session_id),
             )
             return SessionSave("saved", saved, session_revision + 1)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
 from ..ids import new_id, now_ms
+from ..playground_session import PlaygroundSession, SessionRun
 from .base import SessionRecord, TokenRecord
-from .codec import run_summary, unpack_trace
+from .codec import manifest_etag_of, session_run
 from .sqlite_base import SqliteBase
 
 __all__ = ["SessionsMixin"]
@@ -27,7 +27,7 @@ class SessionsMixin(SqliteBase):
                     tid,
                     record.id,
                     record.trace_id,
-                    json.dumps(record.data),
+                    record.session.to_json(),
                     record.revision,
                     record.created_at,
                     record.updated_at,
@@ -36,38 +36,50 @@ class SessionsMixin(SqliteBase):
 
         await self._write(run)
 
-    def _session_runs(self, db: sqlite3.Connection, tid: int, session_id: str) -> list[dict[str, Any]]:
-        """A session's runs are the playground traces that carry its id, oldest first."""
-        cur = db.execute(
-            "SELECT t.*, m.data AS manifest FROM traces t JOIN manifests m ON m.id = t.manifest_id "
-            "WHERE t.session_id = ? AND t.tenant_id = ? AND t.source = 'playground' ORDER BY t.seq",
-            (session_id, tid),
-        )
-        names = [d[0] for d in cur.description]
-        return [run_summary(unpack_trace(dict(zip(names, row, strict=True)), row[-1])) for row in cur]
-
     async def get_session(self, tenant: str, session_id: str) -> SessionRecord | None:
+        """The session's row alone: its runs are not read (``session_runs``)."""
         tid = await self._tenant_id(tenant)
         if tid is None:
             return None
+        row = await self._fetchone(
+            "SELECT id, trace_id, data, revision, created_at, updated_at FROM sessions WHERE tenant_id = ? AND id = ?",
+            (tid, session_id),
+        )
+        if row is None:
+            return None
+        return SessionRecord(
+            id=row[0],
+            trace_id=row[1],
+            session=PlaygroundSession.from_json(row[2]),
+            revision=row[3],
+            created_at=row[4],
+            updated_at=row[5],
+        )
 
-        def run(db: sqlite3.Connection) -> SessionRecord | None:
-            row = db.execute(
-                "SELECT id, trace_id, data, revision, created_at, updated_at FROM sessions "
-                "WHERE tenant_id = ? AND id = ?",
-                (tid, session_id),
-            ).fetchone()
-            if row is None:
-                return None
-            return SessionRecord(
-                id=row[0],
-                trace_id=row[1],
-                data=json.loads(row[2]),
-                revision=row[3],
-                created_at=row[4],
-                updated_at=row[5],
-                runs=self._session_runs(db, tid, session_id),
+    async def session_runs(self, tenant: str, session_id: str) -> list[SessionRun]:
+        """A session's runs are the playground traces that carry its id, oldest first (no trace is built:
+        each body is read once, each distinct manifest once)."""
+        tid = await self._tenant_id(tenant)
+        if tid is None:
+            return []
+
+        def run(db: sqlite3.Connection) -> list[SessionRun]:
+            cur = db.execute(
+                "SELECT seq, id, manifest_id, model_provider, model_name, status, input_tokens, output_tokens, "
+                "total_tokens, cost, duration, body FROM traces "
+                "WHERE session_id = ? AND tenant_id = ? AND source = 'playground' ORDER BY seq",
+                (session_id, tid),
             )
+            names = [d[0] for d in cur.description]
+            etags: dict[int, str | None] = {}
+
+            def manifest_etag(manifest_id: int) -> str | None:
+                if manifest_id not in etags:
+                    blob = db.execute("SELECT data FROM manifests WHERE id = ?", (manifest_id,)).fetchone()[0]
+                    etags[manifest_id] = manifest_etag_of(blob)
+                return etags[manifest_id]
+
+            return [session_run(dict(zip(names, row, strict=True)), manifest_etag) for row in cur.fetchall()]
 
         return await self._read(run)
 
@@ -81,14 +93,18 @@ class SessionsMixin(SqliteBase):
             "FROM sessions s WHERE s.tenant_id = ? ORDER BY s.updated_at DESC LIMIT ?",
             (tid, limit),
         )
-        out = []
-        for r in rows:
-            rec = SessionRecord(
-                id=r[0], trace_id=r[1], data=json.loads(r[2]), revision=r[3], created_at=r[4], updated_at=r[5]
+        return [
+            SessionRecord(
+                id=r[0],
+                trace_id=r[1],
+                session=PlaygroundSession.from_json(r[2]),
+                revision=r[3],
+                created_at=r[4],
+                updated_at=r[5],
+                run_count=r[6],
             )
-            rec.data["runCount"] = r[6]
-            out.append(rec)
-        return out
+            for r in rows
+        ]
 
     async def update_session(self, tenant: str, record: SessionRecord, expected_revision: int) -> bool:
         """Compare-and-set on the session's revision; False when it moved (nothing is written)."""
@@ -99,7 +115,7 @@ class SessionsMixin(SqliteBase):
                 "UPDATE sessions SET data = ?, revision = ?, updated_at = ? "
                 "WHERE tenant_id = ? AND id = ? AND revision = ?",
                 (
-                    json.dumps(record.data),
+                    record.session.to_json(),
                     record.revision,
                     record.updated_at,
                     tid,

@@ -24,6 +24,7 @@ from ..errors import AgntError, Conflict, InvalidArgument, NotFound
 from ..ids import ms_to_rfc3339, now_ms
 from ..logs import log_failure
 from ..models import message_text
+from ..services.playground_results import SessionDiff, SessionView
 from ..services.queries import StatsQuery, TraceQuery, validate_query
 from ..tokens import hash_token
 from .charts import SERIES_CLASSES, line_chart
@@ -337,7 +338,7 @@ class Pages:
         diff_error = None
         if trace.prompt_name:
             try:
-                diff = await ctx.app.playground.diff_trace(ctx.tenant, trace.id, against)
+                diff = (await ctx.app.playground.diff_trace(ctx.tenant, trace.id, against)).render()
             except AgntError as err:
                 diff_error = err.message
         files = diff_files(diff["unified"]) if diff else []
@@ -355,40 +356,40 @@ class Pages:
 
     async def open_playground(self, ctx: Ctx) -> Response:
         view = await ctx.app.playground.open(ctx.tenant, ctx.request.path_params["trace_id"])
-        return self.redirect(ctx, f"/playground/{view['id']}")
+        return self.redirect(ctx, f"/playground/{view.id}")
 
     # -- playground -----------------------------------------------------------------------------------
 
     async def playground(self, ctx: Ctx, *, conflict: Conflict | None = None, status: int = 200) -> Response:
         sid = ctx.request.path_params["session_id"]
         view = await ctx.app.playground.get(ctx.tenant, sid)
-        trace = (await ctx.app.traces.get(ctx.tenant, view["traceId"])).to_json()
-        compiled, compile_error = None, None
+        trace = (await ctx.app.traces.get(ctx.tenant, view.trace_id)).to_json()
+        compiled: dict[str, Any] | None = None
+        compile_error = None
         try:
-            compiled = await ctx.app.playground.compile(ctx.tenant, sid)
+            compiled = (await ctx.app.playground.compile(ctx.tenant, sid)).render()
         except AgntError as err:
             compile_error = err.message
-        diff, diff_error = None, None
+        diff: SessionDiff | None = None
+        diff_error = None
         try:
             diff = await ctx.app.playground.diff(ctx.tenant, sid)
         except AgntError as err:
             diff_error = err.message
-        files = diff_files(diff["unified"]) if diff else []
-        latest: dict[str, dict[str, Any]] = {}
-        for run in view["runs"]:
-            latest[run["model"]] = run
-        deltas = {m["model"]: m["deltas"] for m in (diff or {}).get("models", [])}
+        files = diff_files(diff.unified) if diff else []
+        latest = {run.model: run.render() for run in view.runs}  # oldest first: each model's latest
+        deltas = {m.model: m.deltas.render() for m in diff.models} if diff else {}
         conflict_files = diff_files((conflict.details.get("diff") or {}).get("unified")) if conflict else []
         return self.render(
             ctx,
             "playground.html",
             status=status,
             nav="traces",
-            s=view,
+            s=view.render(),
             t=trace,
             compiled=compiled,
             compile_error=compile_error,
-            diff=diff,
+            diff=diff.render() if diff else None,
             diff_error=diff_error,
             content_files=[f for f in files if f.part in CONTENT_PARTS],
             message_files=[f for f in files if f.part == "messages"],
@@ -406,11 +407,12 @@ class Pages:
         return await self.playground(ctx)
 
     @staticmethod
-    def _model_choices(app: App, view: dict[str, Any], trace: dict[str, Any]) -> list[dict[str, Any]]:
+    def _model_choices(app: App, view: SessionView, trace: dict[str, Any]) -> list[dict[str, Any]]:
         """The models offered as checkboxes: the session's, the trace's and the offline model."""
         seen: dict[str, dict[str, Any]] = {}
-        chosen = [json.dumps(m, sort_keys=True) for m in view["models"]]
-        candidates = [*view["models"], {"provider": "agnt-local", "name": "echo", "params": {}}]
+        models = [m.model_dump(mode="json") for m in view.models]
+        chosen = [json.dumps(m, sort_keys=True) for m in models]
+        candidates = [*models, {"provider": "agnt-local", "name": "echo", "params": {}}]
         for m in candidates:
             key = json.dumps(m, sort_keys=True)
             if key not in seen:
@@ -440,7 +442,7 @@ class Pages:
             await play.edit_block(ctx.tenant, sid, block_id, "delete")
             ctx.session.notice(f"Block {block_id!r} deleted.")
         elif action in ("up", "down"):
-            ids = [b["id"] for b in (await play.get(ctx.tenant, sid))["blocks"]]
+            ids = [b.id for b in (await play.get(ctx.tenant, sid)).blocks]
             if block_id not in ids:
                 raise NotFound(f"block {block_id!r} not found")
             i = ids.index(block_id)
@@ -467,8 +469,8 @@ class Pages:
         sid = ctx.request.path_params["session_id"]
         view = await ctx.app.playground.get(ctx.tenant, sid)
         values: dict[str, Any] = {}
-        for decl in view["variables"]["declarations"]:
-            name, kind = decl["name"], decl["type"]
+        for decl in view.variables.declarations:
+            name, kind = decl.name, decl.type
             field_name = f"var.{name}"
             if field_name not in ctx.form:
                 continue
@@ -513,8 +515,8 @@ class Pages:
     async def run(self, ctx: Ctx) -> Response:
         sid = ctx.request.path_params["session_id"]
         result = await ctx.app.playground.run(ctx.tenant, sid)
-        summary = ", ".join(f"{r['model']}: {r['status']}" for r in result["runs"])
-        failed = any(r["status"] != "success" for r in result["runs"])
+        summary = ", ".join(f"{r.model}: {r.status}" for r in result.runs)
+        failed = any(r.status != "success" for r in result.runs)
         ctx.session.notice(f"Ran — {summary}.", "error" if failed else "ok")
         return self.redirect(ctx, f"/playground/{sid}#outputs")
 
@@ -531,17 +533,17 @@ class Pages:
         except Conflict as conflict:
             return await self.playground(ctx, conflict=conflict, status=409)
         ctx.session.notice(
-            f"Saved to the draft of {saved['prompt']} (revision {saved['draftRevision']}). "
+            f"Saved to the draft of {saved.prompt} (revision {saved.draft_revision}). "
             "Check the draft against production below, then publish."
         )
-        return self.redirect(ctx, f"/prompts/{saved['prompt']}")
+        return self.redirect(ctx, f"/prompts/{saved.prompt}")
 
     async def delete_session(self, ctx: Ctx) -> Response:
         sid = ctx.request.path_params["session_id"]
         view = await ctx.app.playground.get(ctx.tenant, sid)
         await ctx.app.playground.delete(ctx.tenant, sid)
         ctx.session.notice("Playground closed.")
-        return self.redirect(ctx, f"/traces/{view['traceId']}")
+        return self.redirect(ctx, f"/traces/{view.trace_id}")
 
     # -- prompts --------------------------------------------------------------------------------------
 
