@@ -54,28 +54,24 @@ from .parsing import parse_template as _parse_template  # noqa: F401
 from .pipeline import CompileResult, compile_prompt
 from .values import check_values
 
-if TYPE_CHECKING:  # at run time the bounds are read through __getattr__ below, so they are never stale
-    from .limits import (
-        MAX_ALLOCATED as MAX_ALLOCATED,
-    )
-    from .limits import (
-        MAX_BLOCK_CHARS as MAX_BLOCK_CHARS,
-    )
-    from .limits import (
-        MAX_PROMPT_CHARS as MAX_PROMPT_CHARS,
-    )
-    from .limits import (
-        MAX_PROMPT_TEMPLATE_BYTES as MAX_PROMPT_TEMPLATE_BYTES,
-    )
-    from .limits import (
-        MAX_TEMPLATE_BYTES as MAX_TEMPLATE_BYTES,
-    )
-    from .limits import (
-        TEMPLATE_CACHE_BYTES as TEMPLATE_CACHE_BYTES,
-    )
-    from .limits import (
-        TIME_LIMIT as TIME_LIMIT,
-    )
+if TYPE_CHECKING:  # the bounds of .limits; at run time properties of the package (_Package below)
+    TIME_LIMIT: float
+    MACRO_CALL_COST: int
+    MAX_ALLOCATED: int
+    MAX_BLOCK_CHARS: int
+    MAX_FORMAT_WIDTH: int
+    MAX_INT_BITS: int
+    MAX_LIST_ITEMS: int
+    MAX_PRINTED_CHARS: int
+    MAX_PROMPT_CHARS: int
+    MAX_PROMPT_TEMPLATE_BYTES: int
+    MAX_RANGE: int
+    MAX_STEPS: int
+    MAX_STRING_LENGTH: int
+    MAX_TEMPLATE_BYTES: int
+    MAX_VALUE_DEPTH: int
+    MAX_WRAP_LINES: int
+    TEMPLATE_CACHE_BYTES: int
 
 __all__ = [
     "CompileResult",
@@ -87,27 +83,25 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """``compiler.TIME_LIMIT`` and every other bound: the current value in :mod:`.limits`."""
-    if name in limits.__all__:
-        return getattr(limits, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 class _Package(types.ModuleType):
-    """Setting a bound on the package (``compiler.TIME_LIMIT = 0.5``, as tests do) sets it in
-    :mod:`.limits`, where every module of the compiler reads it."""
+    """The package's module type: each bound in :mod:`.limits` is a property of the package that reads
+    and writes :mod:`.limits`, where every module of the compiler reads it at use time. So
+    ``compiler.TIME_LIMIT`` is always current, and setting it (as tests do with ``monkeypatch``) changes
+    the bound everywhere; ``monkeypatch`` restores it by setting the old value back."""
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in limits.__all__:
-            setattr(limits, name, value)
-        else:
-            super().__setattr__(name, value)
 
-    def __delattr__(self, name: str) -> None:
-        if name in limits.__all__:
-            raise AttributeError(f"the compiler's bound {name} cannot be deleted")
-        super().__delattr__(name)
+def _bound(name: str) -> property:
+    def read(_: types.ModuleType) -> Any:
+        return getattr(limits, name)
 
+    def write(_: types.ModuleType, value: Any) -> None:
+        setattr(limits, name, value)
+
+    return property(read, write, doc=f"``limits.{name}``")
+
+
+for _name in limits.__all__:
+    setattr(_Package, _name, _bound(_name))
+del _name
 
 sys.modules[__name__].__class__ = _Package
