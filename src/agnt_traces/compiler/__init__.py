@@ -47,7 +47,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from . import limits
+from . import limits as limits
 from .analysis import check_content, check_sizes, variables_read
 from .parsing import PARSE_CACHE as _PARSE_CACHE  # noqa: F401  (its former name; tests inspect the cache)
 from .parsing import parse_template as _parse_template  # noqa: F401
