@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agnt_traces import compiler
 from agnt_traces.compiler import compile_prompt
+from agnt_traces.compiler.parsing import PARSE_CACHE
 from agnt_traces.errors import CompileError
 from agnt_traces.models import PromptContent
 
@@ -180,8 +180,7 @@ def main() -> None:
     )
     variables = make_variables(args.items)
 
-    compiler._build_template_cached.cache_clear()
-    compiler._build_condition_cached.cache_clear()
+    PARSE_CACHE.clear()
     start = time.perf_counter()
     result = compile_prompt(content, variables, [{"role": "user", "content": "Where is my order?"}])
     cold = time.perf_counter() - start

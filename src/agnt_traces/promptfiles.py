@@ -75,7 +75,7 @@ def load_prompt_dir(directory: Path, policy: ModelPolicy) -> list[tuple[str, str
     Raises:
         InvalidArgument: naming every bad file and what is wrong in it (``details.problems``).
     """
-    from .compiler import check_content
+    from .compiler.analysis import check_content
     from .errors import AgntError
     from .services.prompts import parse_content
 

@@ -21,7 +21,7 @@ from ..store.base import Store
 from .runner import CallContext, Runner
 
 if TYPE_CHECKING:
-    from ..compiler import CompileResult
+    from ..compiler.pipeline import CompileResult
 
 __all__ = ["BudgetExceeded", "CachedCaller", "SpendGuard", "request_hash"]
 

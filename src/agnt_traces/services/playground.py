@@ -19,7 +19,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from ..compile_pool import check_content_async, compile_prompt_async
-from ..compiler import CompileResult, check_values
+from ..compiler.pipeline import CompileResult
+from ..compiler.values import check_values
 from ..config import Settings
 from ..diff import diff_content, diff_messages, diff_text, merge
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error

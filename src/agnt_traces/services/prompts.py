@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..compile_pool import check_content_async, compile_prompt_async
-from ..compiler import check_sizes
+from ..compiler.analysis import check_sizes
 from ..config import Settings
 from ..errors import InvalidArgument, NotFound, from_validation_error
 from ..golden_models import GateRecord

@@ -14,7 +14,7 @@ from ..models import ErrorInfo, Manifest, ModelConfig, ModelInfo, Trace
 from .traces import TraceService
 
 if TYPE_CHECKING:
-    from ..compiler import CompileResult
+    from ..compiler.pipeline import CompileResult
     from ..llm import CallSettings
 
 __all__ = ["CallContext", "Runner", "Usage", "checked_usage"]
