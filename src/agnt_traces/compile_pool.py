@@ -363,6 +363,9 @@ class _Pool:
                 readable.set_result(None)
 
         fd = worker.conn.fileno()
+        # The connection is read and written whole, blocking: an event loop built on libuv (uvloop) leaves a
+        # watched descriptor non-blocking, and a large message would then fail half-sent or half-read.
+        os.set_blocking(fd, True)
         # Sending is quick (the idle worker is blocked reading); large prompts go in 64 KB pipe chunks.
         worker.conn.send(request)
         loop.add_reader(fd, ready)
@@ -371,6 +374,7 @@ class _Pool:
                 await readable
         finally:
             loop.remove_reader(fd)
+        os.set_blocking(fd, True)
         return worker.conn.recv()
 
     def close(self) -> None:
