@@ -94,4 +94,4 @@ class AgntTraces:
         return await self.app.prompts.publish(self.tenant, name, version=version, label=label, note=note)
 
     async def ingest_trace(self, trace: dict[str, Any]) -> dict[str, Any]:
-        return await self.app.traces.ingest(self.tenant, trace)
+        return (await self.app.traces.ingest(self.tenant, trace)).render()

@@ -28,9 +28,10 @@ from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.errors import InvalidArgument
 from agnt_traces.ids import ms_to_rfc3339, new_id, now_ms
+from agnt_traces.ingest_records import TraceRecord
 from agnt_traces.services.traces import TraceService
 from agnt_traces.store import migrations
-from agnt_traces.store.base import TraceQuery, TraceRecord
+from agnt_traces.store.base import TraceQuery
 from agnt_traces.store.codec import manifest_digest, pack_body, pack_manifest, search_text
 from agnt_traces.store.sqlite import SqliteStore
 from durability import AGNT, HttpServer

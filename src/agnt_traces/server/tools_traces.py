@@ -8,6 +8,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
 from ..models import TraceIn
+from ..services.ingest_results import IngestedTrace
 from ..services.traces import TRACE_FIELDS, validate_query
 from ..store.base import StatsQuery, TraceQuery
 from .apps import TRACE_APP, TRACE_VIEW, tool_meta, with_view
@@ -117,7 +118,7 @@ def register(mcp: MCPServer[Any]) -> None:
     async def ingest_trace(
         ctx: Context[Any, Any],
         trace: Annotated[dict[str, Any], Field(description=INGEST_HELP, json_schema_extra=INGEST_SCHEMA)],
-    ) -> dict[str, Any]:
+    ) -> IngestedTrace:
         """Record a trace made elsewhere (camelCase fields as in GET /traces/:id). With an `id` the call is
         idempotent: the same content again is a no-op; different content is a conflict."""
         return await app_of(ctx).traces.ingest(tenant_of(ctx), trace)

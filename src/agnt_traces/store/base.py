@@ -13,12 +13,12 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..ids import parse_time
-from ..models import MAX_INT, PromptContent, Trace, TraceIn
+from ..ingest_records import IngestResult, TraceRecord
+from ..models import MAX_INT, PromptContent, Trace
 
 __all__ = [
     "SORTS",
     "GoldenRecord",
-    "IngestResult",
     "PromptRecord",
     "ReplayRecord",
     "SessionRecord",
@@ -28,7 +28,6 @@ __all__ = [
     "TokenRecord",
     "TracePage",
     "TraceQuery",
-    "TraceRecord",
 ]
 
 SortKey = Literal["created_at", "cost", "total_tokens", "duration"]
@@ -97,21 +96,6 @@ class StatsQuery(BaseModel):
         if self.until is not None:
             self.until_ms = parse_time(self.until, "until")
         return self
-
-
-@dataclass(slots=True)
-class TraceRecord:
-    """A validated trace ready to store; ``digest`` identifies the posted content for idempotency."""
-
-    trace: Trace
-    digest: bytes
-    client_id: bool
-
-
-@dataclass(slots=True)
-class IngestResult:
-    id: str
-    created: bool  # False: the same id and content were already stored (no-op)
 
 
 @dataclass(slots=True)
@@ -276,8 +260,3 @@ class Store(Protocol):
     async def revoke_token(self, token_id: str) -> bool: ...
     async def tenant_for_token(self, token_hash: bytes) -> str | None: ...
 
-
-def ingest_record(trace_in: TraceIn, *, trace_id: str, created_at: str, digest: bytes) -> TraceRecord:
-    data = trace_in.model_dump(by_alias=False, exclude={"id", "created_at"})
-    trace = Trace(id=trace_id, created_at=created_at, **data)
-    return TraceRecord(trace=trace, digest=digest, client_id=trace_in.id is not None)
