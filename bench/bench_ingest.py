@@ -48,11 +48,72 @@ TICKS = os.sysconf("SC_CLK_TCK")
 SERVER_LOG: deque[str] = deque(maxlen=40)
 
 _WORDS = (
-    "refund order shipping invoice account password delivery payment card subscription cancel upgrade premium "
-    "support ticket error timeout charge receipt address warranty return exchange discount coupon login email "
-    "the a we you your our is was will be can please thanks for to of and in on with this that it have has "
-    "not yet today tomorrow days hours team help sorry understand check update confirm"
-).split()
+    "refund",
+    "order",
+    "shipping",
+    "invoice",
+    "account",
+    "password",
+    "delivery",
+    "payment",
+    "card",
+    "subscription",
+    "cancel",
+    "upgrade",
+    "premium",
+    "support",
+    "ticket",
+    "error",
+    "timeout",
+    "charge",
+    "receipt",
+    "address",
+    "warranty",
+    "return",
+    "exchange",
+    "discount",
+    "coupon",
+    "login",
+    "email",
+    "the",
+    "a",
+    "we",
+    "you",
+    "your",
+    "our",
+    "is",
+    "was",
+    "will",
+    "be",
+    "can",
+    "please",
+    "thanks",
+    "for",
+    "to",
+    "of",
+    "and",
+    "in",
+    "on",
+    "with",
+    "this",
+    "that",
+    "it",
+    "have",
+    "has",
+    "not",
+    "yet",
+    "today",
+    "tomorrow",
+    "days",
+    "hours",
+    "team",
+    "help",
+    "sorry",
+    "understand",
+    "check",
+    "update",
+    "confirm",
+)
 
 
 def _text(rng: random.Random, chars: int) -> str:
@@ -429,7 +490,9 @@ async def phase_mcp_stdio(db: str, tenant: str, args: argparse.Namespace) -> Pha
             while time.perf_counter() < stop_at:
                 n += 1
                 t0 = time.perf_counter()
-                answer = await server.request("tools/call", {"name": "ingest_trace", "arguments": {"trace": corpus.trace(n)}})
+                answer = await server.request(
+                    "tools/call", {"name": "ingest_trace", "arguments": {"trace": corpus.trace(n)}}
+                )
                 res.latencies.append(time.perf_counter() - t0)
                 ok = _tool_ok(answer)
                 if ok is not None:
@@ -497,7 +560,9 @@ async def run_once(args: argparse.Namespace, db: str, run: int) -> bool:
         try:
             # One warm-up request per front end (imports, first transaction), not counted.
             warm = await Conn(base, tokens[http[0]]).open()
-            await warm.request("POST", f"/api/v1/tenants/r{run}-{http[0]}/traces", json.dumps(Corpus(999).trace(0)).encode())
+            await warm.request(
+                "POST", f"/api/v1/tenants/r{run}-{http[0]}/traces", json.dumps(Corpus(999).trace(0)).encode()
+            )
             await warm.close()
             warm_ids = 1
             for name in http:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from .models import Manifest, Trace, canonical_json
 
-__all__ = ["IngestResult", "ManifestKey", "TraceRecord", "manifest_key"]
+__all__ = ["IngestResult", "ManifestKey", "TraceRecord", "manifest_key", "manifest_key_of"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -26,7 +27,12 @@ class ManifestKey:
 
 def manifest_key(manifest: Manifest) -> ManifestKey:
     """The key of a manifest: the digest of its canonical JSON (camelCase names, sorted keys), and that JSON."""
-    text = canonical_json(manifest.model_dump(mode="json", by_alias=True))
+    return manifest_key_of(manifest.model_dump(mode="json", by_alias=True))
+
+
+def manifest_key_of(dump: dict[str, Any]) -> ManifestKey:
+    """:func:`manifest_key` of a manifest's JSON dump (camelCase names)."""
+    text = canonical_json(dump)
     return ManifestKey(hashlib.sha256(text.encode()).digest()[:16], text)
 
 

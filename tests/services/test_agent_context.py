@@ -139,7 +139,7 @@ async def test_diff_session_max_chars_is_refused_out_of_range_over_mcp(db_path: 
     with anyio.fail_after(60):
         async with Client(stdio(db_path, model_server)) as c:
             created = await call(c, "ingest_trace", trace=trace_payload())
-            session = await call(c, "open_playground", trace_id=created.id)
+            session = await call(c, "open_playground", trace_id=created["id"])
             result = await c.call_tool("diff_session", {"session_id": session["id"], "max_chars": 0})
             assert result.is_error
             ok = await call(c, "diff_session", session_id=session["id"], max_chars=50)

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
-from ..ingest_records import IngestResult, TraceRecord, manifest_key
-from ..jsonlimits import loads_checked, plainly_within_limits
+from ..ingest_records import IngestResult, TraceRecord, manifest_key, manifest_key_of
+from ..jsonlimits import MAX_JSON_DEPTH, loads_checked
 from ..llm.pricing import estimate_cost
 from ..models import ErrorInfo, Manifest, ModelInfo, Trace, TraceIn, canonical_json
 from ..store.base import StatsQuery, Store, TraceQuery
@@ -37,15 +37,25 @@ def _client_digest(trace_in: TraceIn) -> bytes:
     """What "the same content" means for a client id: the trace as posted, before the server adds an
     estimated cost. An unreported duration digests as the 0.0 older versions stored for it, so that
     re-posting such a trace after an upgrade stays a no-op instead of a conflict."""
-    data = trace_in.model_dump(mode="json", by_alias=True)
+    return _digest(trace_in.model_dump(mode="json", by_alias=True))
+
+
+def _digest(data: dict[str, Any]) -> bytes:
+    """``_client_digest`` of a trace's dump (camelCase names).
+
+    Raises:
+        ValueError: a number in it is not finite.
+    """
     if data.get("duration") is None:
         data["duration"] = 0.0
     return hashlib.sha256(canonical_json(data).encode()).digest()[:16]
 
 
-def _stored_trace(trace_in: TraceIn, trace_id: str, created_ms: int) -> Trace:
+def _stored_trace(
+    trace_in: TraceIn, trace_id: str, created_ms: int, messages: list[dict[str, Any]] | None = None
+) -> Trace:
     """The ``Trace`` of a validated client trace: its parts are already validated models and values, so it is
-    assembled, not validated again (messages become the plain objects a stored trace holds)."""
+    assembled, not validated again. ``messages``: the messages as plain objects, when already dumped."""
     return Trace.model_construct(
         id=trace_id,
         created_at=ms_to_rfc3339(created_ms),
@@ -54,7 +64,7 @@ def _stored_trace(trace_in: TraceIn, trace_id: str, created_ms: int) -> Trace:
         etag=trace_in.etag,
         manifest=trace_in.manifest,
         variables=trace_in.variables,
-        messages=[m.model_dump() for m in trace_in.messages],
+        messages=[m.model_dump() for m in trace_in.messages] if messages is None else messages,
         output=trace_in.output,
         tool_calls=trace_in.tool_calls,
         input_tokens=trace_in.input_tokens,
@@ -133,24 +143,36 @@ class TraceService:
         checked path of ``loads_checked`` + :meth:`prepare`, so errors name the field exactly as there.
 
         Raises:
-            InvalidArgument: not JSON, over a JSON limit, or naming every bad or unknown field.
+            InvalidArgument: not JSON, not an object, over a JSON limit, or naming every bad or unknown field
+                (the messages of a request body's: "request body is not valid JSON …").
         """
-        if plainly_within_limits(raw):
+        if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:  # so no deeper than the limit
             try:
-                trace_in = TraceIn.model_validate_json(raw)
-            except ValidationError:
+                trace_in = TraceIn.model_validate_json(raw)  # refuses lone surrogates itself
+                # From JSON, the Python dump is the JSON one, except that a non-finite number (NaN, 1e400)
+                # stays one here, and canonical JSON refuses it.
+                dump = trace_in.model_dump(by_alias=True)
+                digest = _digest(dump)
+            except (ValidationError, ValueError):
                 pass  # answered below, by the checked path, with its exact messages
             else:
-                return self._record(trace_in, tenant)
-        return self.prepare(loads_checked(raw), tenant)
+                return self._record(trace_in, tenant, digest, dump)
+        data = loads_checked(raw)
+        if not isinstance(data, dict):
+            raise InvalidArgument(f"request body must be a JSON object, not {type(data).__name__}")
+        return self.prepare(data, tenant)
 
-    def _record(self, trace_in: TraceIn, tenant: str) -> TraceRecord:
+    def _record(
+        self, trace_in: TraceIn, tenant: str, digest: bytes | None = None, dump: dict[str, Any] | None = None
+    ) -> TraceRecord:
         """The record of a validated client trace: its digest, time, id, cost and manifest key, once each.
+        ``digest`` and ``dump`` (the trace's JSON dump, camelCase) when the caller already has them.
 
         Raises:
             InvalidArgument: ``createdAt`` is not a time, or before 1970.
         """
-        digest = _client_digest(trace_in)
+        if digest is None:
+            digest = _client_digest(trace_in)
         if trace_in.created_at is not None:
             try:
                 created_ms = parse_time(trace_in.created_at, "createdAt")
@@ -164,12 +186,14 @@ class TraceService:
             created_ms = now_ms()
         trace_id = trace_in.id or new_id(created_ms, scope=tenant)  # the tenant's own id sequence
         self._estimate_cost(trace_in)
+        if dump is None:
+            manifest = manifest_key(trace_in.manifest)
+            trace = _stored_trace(trace_in, trace_id, created_ms)
+        else:
+            manifest = manifest_key_of(dump["manifest"])
+            trace = _stored_trace(trace_in, trace_id, created_ms, dump["messages"])
         return TraceRecord(
-            trace=_stored_trace(trace_in, trace_id, created_ms),
-            digest=digest,
-            client_id=trace_in.id is not None,
-            created_ms=created_ms,
-            manifest=manifest_key(trace_in.manifest),
+            trace=trace, digest=digest, client_id=trace_in.id is not None, created_ms=created_ms, manifest=manifest
         )
 
     def _estimate_cost(self, trace_in: TraceIn) -> None:
