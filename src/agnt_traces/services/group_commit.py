@@ -3,8 +3,9 @@
 Under load, every single-trace ingest (``POST /traces`` with one trace, MCP ``ingest_trace`` over HTTP or
 stdio) would otherwise be a write transaction of its own, handed to the store's writer one at a time.
 Here each caller validates its own trace first (its errors stay its own), then queues the record; one
-flusher writes whatever has queued up meanwhile in one call per tenant. With one caller in flight a group
-is that caller alone, so there is no added latency. If a grouped write fails (e.g. one trace conflicts
+flusher writes whatever has queued up meanwhile in one call per tenant; before each write it lets the event
+loop turn a few times, so that requests already being read join it. With one caller in flight a group is
+that caller alone, and the added latency is those few turns (microseconds). If a grouped write fails (e.g. one trace conflicts
 with a stored one), its records are written again one by one, so each caller gets exactly the answer it
 would have got alone. A caller is answered only after its trace is committed.
 """
@@ -28,9 +29,10 @@ _Item = tuple[str, TraceRecord, "asyncio.Future[IngestResult]"]
 class GroupCommit:
     """Writes queued records through ``write(tenant, records)``, at most ``max_batch`` per call."""
 
-    def __init__(self, write: Write, max_batch: int = 256) -> None:
+    def __init__(self, write: Write, max_batch: int = 256, gather_rounds: int = 4) -> None:
         self._write_records = write
         self.max_batch = max_batch
+        self.gather_rounds = gather_rounds
         self._queue: list[_Item] = []
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -52,6 +54,10 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         while self._queue:
+            for _ in range(self.gather_rounds):
+                # A few turns of the event loop (microseconds): requests already being read and validated
+                # reach the queue and share this write instead of waiting for the next one.
+                await asyncio.sleep(0)
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             by_tenant: dict[str, list[_Item]] = {}
             for item in batch:
