@@ -5,9 +5,9 @@ stdio) would otherwise be a write transaction of its own, handed to the store's 
 Here each caller validates its own trace first (its errors stay its own), then queues the record; one
 flusher writes whatever has queued up meanwhile in one call per tenant; before each write it lets the event
 loop turn a few times, so that requests already being read join it. With one caller in flight a group is
-that caller alone, and the added latency is those few turns (microseconds). If a grouped write fails (e.g. one trace conflicts
-with a stored one), its records are written again one by one, so each caller gets exactly the answer it
-would have got alone. A caller is answered only after its trace is committed.
+that caller alone, and the added latency is those few turns (microseconds). If a grouped write fails (e.g.
+one trace conflicts with a stored one), its records are written again one by one, so each caller gets
+exactly the answer it would have got alone. A caller is answered only after its trace is committed.
 """
 
 from __future__ import annotations

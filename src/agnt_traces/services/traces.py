@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
-from ..ingest_records import IngestResult, TraceRecord, manifest_key, manifest_key_of
+from ..ingest_records import IngestResult, TraceRecord, manifest_key_of
 from ..jsonlimits import MAX_JSON_DEPTH, loads_checked
 from ..llm.pricing import estimate_cost
 from ..models import ErrorInfo, Manifest, ModelInfo, Trace, TraceIn, canonical_json
@@ -33,15 +33,10 @@ def validate_query(model: type[TraceQuery] | type[StatsQuery], args: dict[str, A
         raise from_validation_error(exc, "arguments") from None
 
 
-def _client_digest(trace_in: TraceIn) -> bytes:
-    """What "the same content" means for a client id: the trace as posted, before the server adds an
-    estimated cost. An unreported duration digests as the 0.0 older versions stored for it, so that
-    re-posting such a trace after an upgrade stays a no-op instead of a conflict."""
-    return _digest(trace_in.model_dump(mode="json", by_alias=True))
-
-
 def _digest(data: dict[str, Any]) -> bytes:
-    """``_client_digest`` of a trace's dump (camelCase names).
+    """What "the same content" means for a client id: the trace as posted (its dump, camelCase), before
+    the server adds an estimated cost. An unreported duration digests as the 0.0 older versions stored for
+    it, so that re-posting such a trace after an upgrade stays a no-op instead of a conflict.
 
     Raises:
         ValueError: a number in it is not finite.
@@ -165,14 +160,15 @@ class TraceService:
     def _record(
         self, trace_in: TraceIn, tenant: str, digest: bytes | None = None, dump: dict[str, Any] | None = None
     ) -> TraceRecord:
-        """The record of a validated client trace: its digest, time, id, cost and manifest key, once each.
-        ``digest`` and ``dump`` (the trace's JSON dump, camelCase) when the caller already has them.
+        """The record of a validated client trace: its digest, time, id, cost and manifest key, once each,
+        from one dump of the trace (camelCase; ``dump`` and its ``digest`` when the caller already has them).
 
         Raises:
             InvalidArgument: ``createdAt`` is not a time, or before 1970.
         """
-        if digest is None:
-            digest = _client_digest(trace_in)
+        if digest is None or dump is None:
+            dump = trace_in.model_dump(mode="json", by_alias=True)
+            digest = _digest(dump)
         if trace_in.created_at is not None:
             try:
                 created_ms = parse_time(trace_in.created_at, "createdAt")
@@ -186,12 +182,8 @@ class TraceService:
             created_ms = now_ms()
         trace_id = trace_in.id or new_id(created_ms, scope=tenant)  # the tenant's own id sequence
         self._estimate_cost(trace_in)
-        if dump is None:
-            manifest = manifest_key(trace_in.manifest)
-            trace = _stored_trace(trace_in, trace_id, created_ms)
-        else:
-            manifest = manifest_key_of(dump["manifest"])
-            trace = _stored_trace(trace_in, trace_id, created_ms, dump["messages"])
+        manifest = manifest_key_of(dump["manifest"])
+        trace = _stored_trace(trace_in, trace_id, created_ms, dump["messages"])
         return TraceRecord(
             trace=trace, digest=digest, client_id=trace_in.id is not None, created_ms=created_ms, manifest=manifest
         )
