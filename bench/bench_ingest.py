@@ -17,7 +17,8 @@ Phases (each on its own tenant of one fresh database):
 - ``mcp-stdio``: ``agnt-traces serve`` over stdio (raw JSON-RPC, ``--clients`` calls in flight).
 
 For each: traces/s acknowledged, the server process's CPU time per trace (user + system from
-``/proc/<pid>/stat`` before and after: on a shared machine it is steadier than throughput), p50 / p99 of
+``/proc/<pid>/stat`` before and after: on a shared machine it is steadier than throughput; the load
+generator's own CPU per trace next to it), p50 / p99 of
 a request, and the traces listed back (lost = acknowledged but not listed; duplicated = listed twice).
 The load generator is this process (raw sockets, no client library), never the server's code.
 Exits non-zero if any trace was lost or duplicated or any request failed.
@@ -239,6 +240,7 @@ class PhaseResult:
     failures: int = 0
     elapsed: float = 0.0
     cpu: float = 0.0
+    client_cpu: float = 0.0  # this process (the load generator)
     listed: list[str] = field(default_factory=list)
 
     def report(self) -> bool:
@@ -248,8 +250,9 @@ class PhaseResult:
         extra = len(set(self.listed) - set(self.acked))
         rate = n / self.elapsed if self.elapsed else 0.0
         cpu_ms = self.cpu * 1000 / n if n else float("nan")
+        client_ms = self.client_cpu * 1000 / n if n else float("nan")
         print(
-            f"{self.name:<10} {rate:>8,.0f} traces/s  server CPU {cpu_ms:5.2f} ms/trace  "
+            f"{self.name:<10} {rate:>8,.0f} traces/s  server CPU {cpu_ms:5.2f} ms/trace (client {client_ms:4.2f})  "
             f"p50 {pct(self.latencies, 0.5) * 1000:7.2f} ms  p99 {pct(self.latencies, 0.99) * 1000:7.2f} ms  "
             f"acked {n}  lost {lost}  duplicated {dup}  unexpected {extra}  failed {self.failures}",
             flush=True,
@@ -393,11 +396,12 @@ async def phase_mcp_http(base: str, token: str, tenant: str, pid: int, args: arg
 
 
 async def _timed(res: PhaseResult, pid: int, workers: list[Any]) -> None:
-    cpu0 = cpu_seconds(pid)
+    cpu0, own0 = cpu_seconds(pid), time.process_time()
     t0 = time.perf_counter()
     await asyncio.gather(*workers)
     res.elapsed = time.perf_counter() - t0
     res.cpu = cpu_seconds(pid) - cpu0
+    res.client_cpu = time.process_time() - own0
 
 
 async def list_back_rest(base: str, token: str, tenant: str) -> list[str]:
