@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from .app import App, open_app
 from .config import Settings
 from .models import Trace
+from .services.ingest_results import IngestedTrace
 from .services.queries import StatsQuery, TraceQuery, validate_query
 from .services.results import StatsResult, TraceList
 
@@ -145,7 +146,13 @@ class AgntTraces:
         """
         return await self.app.prompts.publish(self.tenant, name, version=version, label=label, note=note)
 
-    async def ingest_trace(self, trace: dict[str, Any]) -> dict[str, Any]:
+    async def ingest_trace(self, trace: dict[str, Any]) -> IngestedTrace:
+        """Record a trace made elsewhere (camelCase fields, as ``get_trace`` gives them): ``.id``, and
+        ``.created`` (false: the same id and content were already stored).
+
+        Raises:
+            InvalidArgument: naming every bad field. Conflict: the same id with other content.
+        """
         return await self.app.traces.ingest(self.tenant, trace)
 
     async def list_traces(self, **filters: Any) -> TraceList:

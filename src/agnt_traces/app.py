@@ -80,6 +80,7 @@ class App:
             from .llm import aclose
 
             await aclose()  # LiteLLM's HTTP clients belong to this event loop
+        await self.traces.aclose()  # grouped trace writes still queued are committed first
         await self.store.close()
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "RpcRejection",
     "check_value",
     "loads_checked",
+    "plainly_within_limits",
     "recover_id",
     "rejection",
     "screen_rpc",
@@ -169,13 +170,20 @@ def rejection(msg_id: Any, method: str | None, err: InvalidArgument, *, code: in
     return RpcRejection(err, {"jsonrpc": "2.0", "id": msg_id, "error": error})
 
 
+def plainly_within_limits(raw: bytes) -> bool:
+    """True when JSON text cannot break a limit above, by a quick look at its bytes: at most
+    ``MAX_JSON_DEPTH`` brackets in all, and nothing that could be a non-finite number or a lone surrogate.
+    False says only "check it" (``loads_checked``), not that it breaks one."""
+    return raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH and not _SUSPECT.search(raw)
+
+
 def screen_rpc(raw: bytes, *, parse_always: bool = False) -> RpcRejection | None:
     """Check one JSON-RPC message (or batch) at a transport's edge; None if it may go on to the SDK.
 
     Cheap for ordinary messages: they are parsed only when they could hold a problem, unless
     ``parse_always`` (stdio, where the SDK drops an unparsable line without any answer).
     """
-    if not parse_always and raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH and not _SUSPECT.search(raw):
+    if not parse_always and plainly_within_limits(raw):
         return None
     try:
         message = json.loads(raw)

@@ -254,7 +254,7 @@ async def test_upsert_and_update_models_refuse_an_endpoint_not_listed(
     assert await app.store.get_prompt(TENANT, "p") is None
     await app.prompts.upsert(TENANT, "p", content(model_server.openai_base))  # the listed one is fine
     trace = await app.traces.ingest(TENANT, trace_payload(promptName=None, promptVersion=None))
-    session = (await app.playground.open(TENANT, trace["id"])).render()
+    session = (await app.playground.open(TENANT, trace.id)).render()
     for url in evil_urls(evil, model_server)[:4]:
         with pytest.raises(InvalidArgument) as err:
             (
@@ -286,7 +286,7 @@ async def test_a_trace_naming_an_evil_endpoint_opens_without_it_and_runs_nowhere
         model={"provider": "openai", "name": "gpt-4o-mini"},
     )
     ingested = await app.traces.ingest(TENANT, payload)
-    session = (await app.playground.open(TENANT, ingested["id"])).render()
+    session = (await app.playground.open(TENANT, ingested.id)).render()
     assert session["models"] == [{"provider": "openai", "name": "gpt-4o-mini", "params": {"temperature": 0.3}}]
     assert session["notes"] and "'api_base'" in session["notes"][0] and "'extra_headers'" in session["notes"][0]
     compiled = (await app.playground.compile(TENANT, session["id"])).render()

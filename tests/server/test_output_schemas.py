@@ -18,17 +18,6 @@ from mcp_helpers import server_params
 
 pytestmark = pytest.mark.anyio
 
-# Tools whose results are not typed yet on this branch (their areas are being typed separately). Each must
-# still publish the catch-all schema; once its area is typed, remove it here. The list must end up empty.
-NOT_YET_TYPED = frozenset(
-    {
-        # traces
-        "ingest_trace",
-        # prompts
-        # playground sessions
-    }
-)
-
 
 def _catch_all(schema: dict[str, Any] | None) -> bool:
     """The schema the SDK publishes for a ``dict`` result: any object at all."""
@@ -59,9 +48,6 @@ async def test_every_tool_publishes_a_real_output_schema(db_path: str) -> None:
     with anyio.fail_after(60):
         async with Client(server_params(db_path), mode="legacy") as c:
             tools = (await c.list_tools()).tools
-    names = {t.name for t in tools}
-    assert len(tools) >= 28 and names >= NOT_YET_TYPED, sorted(NOT_YET_TYPED - names)
-    problems = [p for t in tools if t.name not in NOT_YET_TYPED for p in _problems(t.name, t.output_schema)]
+    assert len(tools) >= 28
+    problems = [p for t in tools for p in _problems(t.name, t.output_schema)]
     assert problems == [], "\n".join(problems)
-    typed_meanwhile = sorted(t.name for t in tools if t.name in NOT_YET_TYPED and not _catch_all(t.output_schema))
-    assert typed_meanwhile == [], f"typed now: remove from NOT_YET_TYPED: {typed_meanwhile}"

@@ -41,7 +41,7 @@ async def test_diff_trace_of_an_ingested_trace_is_small_and_does_not_show_the_pr
     payload["promptName"] = "support"
     created = await app.traces.ingest("default", payload)
 
-    diff = (await app.playground.diff_trace("default", created["id"])).render()
+    diff = (await app.playground.diff_trace("default", created.id)).render()
 
     assert diff["trace"]["contentKnown"] is False
     assert diff["content"]["changed"] is None and "not stored" in diff["content"]["note"]

@@ -49,7 +49,7 @@ async def test_an_error_trace_without_details_is_stored_and_says_so(settings: Se
 async def test_an_error_trace_with_details_keeps_them_and_success_with_error_is_still_refused(app: App) -> None:
     sent = {"type": "RateLimitError", "message": "slow down"}
     result = await app.traces.ingest("default", trace_payload(status="error", error=sent))
-    assert (await app.traces.get("default", result["id"])).error.model_dump() == sent  # type: ignore[union-attr]
+    assert (await app.traces.get("default", result.id)).error.model_dump() == sent  # type: ignore[union-attr]
     from agnt_traces.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument):
@@ -184,8 +184,8 @@ async def test_only_unknown_durations_give_no_percentile(app: App) -> None:
 
 async def test_reposting_a_trace_without_duration_stays_idempotent(app: App) -> None:
     body = without(trace_payload(id="same", cost=None), "duration")
-    assert (await app.traces.ingest("default", body))["created"] is True
-    assert (await app.traces.ingest("default", body)) == {"id": "same", "created": False}
+    assert (await app.traces.ingest("default", body)).created is True
+    assert (await app.traces.ingest("default", body)).render() == {"id": "same", "created": False}
 
 
 # -- 5. cost estimated from the price map --------------------------------------------------------------------
@@ -235,7 +235,7 @@ def test_estimating_a_cost_never_imports_litellm(tmp_path: Path) -> None:
         "        model = {'provider': 'openai', 'name': 'gpt-4o-mini'}\n"
         "        body = {'inputTokens': 1000, 'outputTokens': 0, 'model': model}\n"
         "        r = await app.traces.ingest('default', body)\n"
-        "        t = await app.traces.get('default', r['id'])\n"
+        "        t = await app.traces.get('default', r.id)\n"
         "    print(json.dumps({'cost': t.cost, 'litellm': 'litellm' in sys.modules}))\n"
         "asyncio.run(main())\n"
     )

@@ -283,7 +283,7 @@ async def test_literal_trace_opens_as_blocks_and_needs_a_prompt_name(app: App) -
             model={"provider": "agnt-local", "name": "echo"},
         ),
     )
-    s = (await app.playground.open("default", ingested["id"])).render()
+    s = (await app.playground.open("default", ingested.id)).render()
     assert [(b["id"], b["role"]) for b in s["blocks"]] == [("system", "system"), ("m1", "user"), ("m2", "assistant")]
     compiled = (await app.playground.compile("default", s["id"])).render()
     assert compiled["manifest"]["system"] == "Be {{ careful }}."  # literal text, not a template

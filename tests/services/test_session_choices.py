@@ -20,7 +20,7 @@ FIVE_BLOCKS = {
 async def literal_session(app: App) -> dict[str, object]:
     """A session opened from an ingested trace of 'support', whose content this server never stored."""
     created = await app.traces.ingest("default", trace_payload(messages=[{"role": "user", "content": "hi"}]))
-    return (await app.playground.open("default", created["id"])).render()
+    return (await app.playground.open("default", created.id)).render()
 
 
 async def test_saving_a_literal_session_over_a_draft_says_what_it_would_replace_and_changes_nothing(app: App) -> None:
@@ -77,7 +77,7 @@ async def test_update_variables_refuses_an_undeclared_name_and_names_the_declare
 @pytest.mark.parametrize("provider", ["opnai", "my-proxy", "OpenAI"])
 async def test_an_unknown_provider_is_refused_where_it_is_written(app: App, provider: str) -> None:
     created = await app.traces.ingest("default", trace_payload())
-    session = (await app.playground.open("default", created["id"])).render()
+    session = (await app.playground.open("default", created.id)).render()
     with pytest.raises(InvalidArgument) as err:
         (
             await app.playground.update_models("default", session["id"], [{"provider": provider, "name": "gpt-4o"}])

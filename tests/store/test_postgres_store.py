@@ -4,7 +4,6 @@ connection URL may show."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,10 @@ import pytest
 from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.errors import Conflict, InvalidArgument
-from agnt_traces.ids import new_id
-from agnt_traces.models import TraceIn
 from agnt_traces.services.queries import TraceQuery
+from agnt_traces.services.traces import TraceService
 from agnt_traces.store import open_store, pg_migrations
 from agnt_traces.store import postgres as pg_module
-from agnt_traces.store.base import ingest_record
 from agnt_traces.store.connections import ReadBudgetExceeded
 from agnt_traces.store.postgres import PostgresStore
 from agnt_traces.store.postgres_base import describe_url
@@ -32,13 +29,8 @@ pytestmark = pytest.mark.anyio
 
 
 def _record(**overrides: Any) -> Any:
-    trace_in = TraceIn.model_validate(trace_payload(**overrides))
-    return ingest_record(
-        trace_in,
-        trace_id=trace_in.id or new_id(),
-        created_at=trace_in.created_at or "2026-01-01T00:00:00Z",
-        digest=hashlib.sha256(trace_in.model_dump_json().encode()).digest()[:16],
-    )
+    payload = {"createdAt": "2026-01-01T00:00:00Z", **trace_payload(**overrides)}
+    return TraceService(None).prepare(payload)  # type: ignore[arg-type]  # validation only: no store
 
 
 def _sql(url: str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:

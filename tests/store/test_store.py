@@ -40,7 +40,7 @@ async def test_reopen_keeps_data_and_runs_no_migration_twice(db_path: str) -> No
     async with open_app(Settings(db_path=db_path)) as app:
         created = await app.traces.ingest("default", trace_payload())
     async with open_app(Settings(db_path=db_path)) as app:
-        assert (await app.traces.get("default", created["id"])).output == "Your refund was issued yesterday."
+        assert (await app.traces.get("default", created.id)).output == "Your refund was issued yesterday."
     db = sqlite3.connect(db_path)
     assert db.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(migrations.MIGRATIONS)
 
@@ -74,7 +74,7 @@ async def test_roundtrip_keeps_every_field(app: App) -> None:
         model={"provider": "openai", "name": "gpt-4o-mini", "metadata": {"region": "eu"}},
     )
     created = await app.traces.ingest("default", payload)
-    got = (await app.traces.get("default", created["id"])).to_json()
+    got = (await app.traces.get("default", created.id)).to_json()
     for key, value in payload.items():
         if key == "manifest":
             assert got["manifest"] == {**value}
@@ -97,8 +97,8 @@ async def test_identical_manifests_are_stored_once(app: App, db_path: str) -> No
 async def test_client_id_is_idempotent_and_conflicts_on_other_content(app: App) -> None:
     first = await app.traces.ingest("default", trace_payload(id="client-1"))
     again = await app.traces.ingest("default", trace_payload(id="client-1"))
-    assert first == {"id": "client-1", "created": True}
-    assert again == {"id": "client-1", "created": False}
+    assert first.render() == {"id": "client-1", "created": True}
+    assert again.render() == {"id": "client-1", "created": False}
     with pytest.raises(Conflict) as exc:
         await app.traces.ingest("default", trace_payload(id="client-1", output="changed"))
     assert "client-1" in exc.value.message
@@ -186,7 +186,7 @@ async def _seed(app: App) -> dict[str, str]:
     }
     out = {}
     for key, spec in specs.items():
-        out[key] = (await app.traces.ingest("default", trace_payload(**spec)))["id"]
+        out[key] = (await app.traces.ingest("default", trace_payload(**spec))).id
     return out
 
 
@@ -213,7 +213,7 @@ async def test_every_filter(app: App) -> None:
 
 
 async def test_relative_since(app: App) -> None:
-    recent = (await app.traces.ingest("default", trace_payload()))["id"]
+    recent = (await app.traces.ingest("default", trace_payload())).id
     await app.traces.ingest("default", trace_payload(createdAt="2020-01-01T00:00:00Z"))
     assert await ids(app, since="1h") == [recent]
 
@@ -290,15 +290,15 @@ async def test_malformed_full_text_query_is_a_clear_error(app: App, bad: str) ->
 
 
 async def test_full_text_supports_phrases_prefix_and_or(app: App) -> None:
-    a = (await app.traces.ingest("default", trace_payload(output="the refund was issued")))["id"]
-    b = (await app.traces.ingest("default", trace_payload(output="refunds are slow", variables={})))["id"]
+    a = (await app.traces.ingest("default", trace_payload(output="the refund was issued"))).id
+    b = (await app.traces.ingest("default", trace_payload(output="refunds are slow", variables={}))).id
     await app.traces.ingest("default", trace_payload(output="unrelated", messages=[], variables={}))
     assert set(await ids(app, query='"refund was"')) == {a}
     assert set(await ids(app, query="refund*")) == {a, b}
 
 
 async def test_tenants_never_see_each_other(app: App) -> None:
-    mine = (await app.traces.ingest("acme", trace_payload(output="acme secret")))["id"]
+    mine = (await app.traces.ingest("acme", trace_payload(output="acme secret"))).id
     assert (await app.traces.list("globex", q())).render()["traces"] == []
     assert (await app.traces.list("globex", q(query="secret"))).render()["traces"] == []
     assert await app.store.get_trace("globex", mine) is None
@@ -326,7 +326,7 @@ async def test_stats_groups(app: App) -> None:
 
 
 async def test_get_trace_fields_and_max_chars(app: App) -> None:
-    tid = (await app.traces.ingest("default", trace_payload(output="y" * 300)))["id"]
+    tid = (await app.traces.ingest("default", trace_payload(output="y" * 300))).id
     data = await app.traces.get_json("default", tid, fields=["output", "cost"], max_chars=10)
     assert set(data) == {"id", "output", "cost"}
     assert data["output"].startswith("y" * 10) and "truncated 290" in data["output"]

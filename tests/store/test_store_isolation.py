@@ -28,11 +28,11 @@ from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
 from agnt_traces.errors import InvalidArgument
 from agnt_traces.ids import ms_to_rfc3339, new_id, now_ms
+from agnt_traces.ingest_records import TraceRecord, manifest_key
 from agnt_traces.services.queries import TraceQuery
 from agnt_traces.services.traces import TraceService
 from agnt_traces.store import migrations
-from agnt_traces.store.base import TraceRecord
-from agnt_traces.store.codec import manifest_digest, pack_body, pack_manifest, search_text
+from agnt_traces.store.codec import pack_body, pack_manifest, search_text
 from agnt_traces.store.sqlite import SqliteStore
 from durability import AGNT, HttpServer
 from factories import trace_payload
@@ -190,7 +190,7 @@ async def test_a_slow_full_text_read_is_stopped_at_the_budget_while_another_tena
                 while not done.is_set():
                     started = time.perf_counter()
                     if i % 2:
-                        await store.get_trace("small", small[i % len(small)]["id"])
+                        await store.get_trace("small", small[i % len(small)].id)
                     else:
                         await store.list_traces("small", TraceQuery(limit=20, sort="cost").to_filter())
                     latencies.append(time.perf_counter() - started)
@@ -456,7 +456,8 @@ def test_the_migration_moves_the_shared_full_text_index_into_per_tenant_tables(
         db.execute("INSERT OR IGNORE INTO tenants(name, created_at) VALUES (?, 0)", (tenant,))
         (tid,) = db.execute("SELECT id FROM tenants WHERE name = ?", (tenant,)).fetchone()
         trace = service.prepare(trace_payload(id=f"t{tenant_id}", output=text, messages=[], variables={})).trace
-        digest, mtext = manifest_digest(trace)
+        key = manifest_key(trace.manifest)
+        digest, mtext = key.digest, key.text
         db.execute("INSERT OR IGNORE INTO manifests(digest, data) VALUES (?, ?)", (digest, pack_manifest(mtext)))
         (mid,) = db.execute("SELECT id FROM manifests WHERE digest = ?", (digest,)).fetchone()
         db.execute(

@@ -35,7 +35,6 @@ from ..store.postgres_base import describe_url
 from .auth import DEFAULT_TOKEN_TTL, McpTokenVerifier, TokenAuth
 from .errors import BodyLimitMiddleware, http_exception_handler, unexpected_error_handler
 from .inflight import InFlight, InFlightMiddleware
-from .ingest import IngestBatcher
 from .mcp_edge import McpEdge, SessionLimiter
 from .openapi import API_PREFIX, openapi_document
 from .otlp import OTLP_PATH, OtlpEndpoint
@@ -167,13 +166,11 @@ def build_http_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with open_app(settings) as app:
             rt.app = app
-            rt.batcher = IngestBatcher(app.traces)
             try:
                 async with mcp.session_manager.run():
                     yield
             finally:
-                await rt.batcher.aclose()
-                rt.batcher = None
+                await app.traces.aclose()  # single-trace writes still grouped are committed
                 rt.app = None
                 await _close_model_clients()
 

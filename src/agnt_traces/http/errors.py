@@ -18,6 +18,7 @@ __all__ = [
     "error_response",
     "http_exception_handler",
     "json_body",
+    "json_object",
     "not_found",
     "too_large",
     "unexpected_error_handler",
@@ -74,7 +75,15 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
             than 64 levels, a non-finite number, a lone surrogate), naming the field.
         PayloadTooLarge: from the body limit, while reading.
     """
-    raw = await request.body()
+    return json_object(await request.body(), required=required)
+
+
+def json_object(raw: bytes, *, required: bool = True) -> dict[str, Any]:
+    """A request body's bytes as a JSON object: see :func:`json_body`.
+
+    Raises:
+        InvalidArgument: as :func:`json_body`.
+    """
     if not raw.strip():
         if required:
             raise InvalidArgument("request body is empty: send a JSON object (Content-Type: application/json)")

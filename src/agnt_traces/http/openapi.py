@@ -64,7 +64,8 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     """Request bodies and responses, each schema the one its MCP tool publishes too."""
     seen: dict[str, tuple[type[BaseModel], JsonSchemaMode]] = {"Trace": (Trace, "validation")}
     for op in OPERATIONS:
-        for item in op.body if isinstance(op.body, list) else [op.body]:
+        responses = op.response if isinstance(op.response, list) else [op.response]
+        for item in [*(op.body if isinstance(op.body, list) else [op.body]), *responses]:
             if isinstance(item, type) and issubclass(item, BaseModel):
                 seen[item.__name__] = (item, "validation")
         if isinstance(op.response, type) and issubclass(op.response, BaseModel):
@@ -98,7 +99,10 @@ def _operation(op: Operation) -> dict[str, Any]:
         if q.description:
             param["description"] = q.description
         params.append(param)
-    success_schema = _ref(op.response) if op.response is not None else {"type": "object"}
+    if isinstance(op.response, list):  # one of several shapes (e.g. one trace, a batch, a 207 batch)
+        success_schema: dict[str, Any] = {"oneOf": [_ref(m) for m in op.response]}
+    else:
+        success_schema = _ref(op.response) if op.response is not None else {"type": "object"}
     responses: dict[str, Any] = {
         str(status): {"description": _STATUS_TEXT.get(status, "OK"), "content": _json(success_schema)}
         for status in op.status

@@ -35,6 +35,7 @@ from ..golden_models import (
 from ..limits import DIFF_MAX_CHARS
 from ..logs import log_failure
 from ..models import ModelConfig, PromptContent, TraceIn
+from ..services.ingest_results import BatchIngested, BatchOutcomes, IngestedTrace, batch_answer
 from ..services.playground_results import (
     CompiledSession,
     DeletedSession,
@@ -56,10 +57,8 @@ from ..services.prompt_results import (
 from ..services.queries import StatsQuery, TraceQuery, validate_query
 from ..services.results import StatsResult, TraceList, TraceView
 from ..services.traces import TRACE_FIELDS
-from ..store.base import IngestResult
 from .auth import TokenAuth
-from .errors import NO_STORE, error_response, json_body, not_found
-from .ingest import IngestBatcher
+from .errors import NO_STORE, error_response, json_body, json_object, not_found
 
 __all__ = ["OPERATIONS", "Operation", "QueryParam", "Runtime", "build_api_routes"]
 
@@ -196,7 +195,6 @@ class Runtime:
     def __init__(self, auth: TokenAuth) -> None:
         self.auth = auth
         self._app: App | None = None
-        self.batcher: IngestBatcher | None = None  # group commit of single-trace POSTs
 
     @property
     def app(self) -> App:
@@ -223,6 +221,10 @@ class Call:
 
     async def body(self, *, required: bool = True) -> dict[str, Any]:
         return await json_body(self.request, required=required)
+
+    async def raw_body(self) -> bytes:
+        """The request body as sent (within the body limit)."""
+        return await self.request.body()
 
     def query(self, allowed: Iterable[str], *, lists: Iterable[str] = ()) -> dict[str, Any]:
         """Query parameters, each at most once (``lists``: repeatable and comma-separated); empty values are
@@ -314,29 +316,19 @@ async def list_traces(c: Call) -> Result:
 
 
 async def ingest_traces(c: Call) -> Result:
-    body = await c.body()
+    raw = await c.raw_body()
+    if b'"traces"' not in raw and raw.strip():  # one trace: validated once, straight from the body's JSON
+        one = await c.app.traces.ingest_json(c.tenant, raw)
+        return (201 if one.created else 200), one.render()
+    body = json_object(raw)
     if set(body) == {"traces"}:
         batch = parse_body(TraceBatchBody, body)
-        outcomes = await c.app.traces.ingest_each(c.tenant, batch.traces)
-        stored = [o for o in outcomes if not isinstance(o, AgntError)]
-        created = sum(r.created for r in stored)
-        if len(stored) == len(outcomes):  # every trace stored: the all-or-nothing era's answer, unchanged
-            payload = {"traces": [{"id": r.id, "created": r.created} for r in stored], "created": created}
-            return (201 if created else 200), payload
-        return 207, {
-            "results": [_batch_result(i, o) for i, o in enumerate(outcomes)],
-            "created": created,
-            "refused": len(outcomes) - len(stored),
-        }
-    batcher = c.rt.batcher
-    result = await (batcher.ingest(c.tenant, body) if batcher else c.app.traces.ingest(c.tenant, body))
-    return (201 if result["created"] else 200), result
-
-
-def _batch_result(index: int, outcome: IngestResult | AgntError) -> dict[str, Any]:
-    if isinstance(outcome, AgntError):
-        return {"index": index, **outcome.to_dict()}
-    return {"index": index, "id": outcome.id, "created": outcome.created}
+        answer = batch_answer(await c.app.traces.ingest_each(c.tenant, batch.traces))
+        if isinstance(answer, BatchIngested):  # every trace stored: the all-or-nothing era's answer, unchanged
+            return (201 if answer.created else 200), answer.render()
+        return 207, answer.render()
+    one = await c.app.traces.ingest(c.tenant, body)
+    return (201 if one.created else 200), one.render()
 
 
 async def get_trace(c: Call) -> Result:
@@ -661,6 +653,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "with an id it is idempotent",
         body=[TraceIn, TraceBatchBody],
         body_required=True,
+        response=[IngestedTrace, BatchIngested, BatchOutcomes],
         status=(201, 200, 207),
         errors=(400, 401, 404, 409, 413),
     ),

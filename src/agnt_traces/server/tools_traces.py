@@ -8,6 +8,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
 from ..models import TraceIn
+from ..services.ingest_results import IngestedTrace
 from ..services.queries import StatsQuery, TraceQuery, validate_query
 from ..services.results import StatsResult, TraceList, TraceView
 from ..services.traces import TRACE_FIELDS
@@ -119,7 +120,7 @@ def register(mcp: MCPServer[Any]) -> None:
     async def ingest_trace(
         ctx: Context[Any, Any],
         trace: Annotated[dict[str, Any], Field(description=INGEST_HELP, json_schema_extra=INGEST_SCHEMA)],
-    ) -> dict[str, Any]:
+    ) -> IngestedTrace:
         """Record a trace made elsewhere (camelCase fields as in GET /traces/:id). With an `id` the call is
         idempotent: the same content again is a no-op; different content is a conflict."""
         return await app_of(ctx).traces.ingest(tenant_of(ctx), trace)

@@ -9,9 +9,13 @@ from pydantic import ValidationError
 
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
+from ..ingest_records import IngestResult, TraceRecord, manifest_key_of
+from ..jsonlimits import MAX_JSON_DEPTH, loads_checked
 from ..llm.pricing import estimate_cost
 from ..models import ErrorInfo, Manifest, ModelInfo, Trace, TraceIn, canonical_json
-from ..store.base import IngestResult, Store, TraceRecord, ingest_record
+from ..store.base import Store
+from .group_commit import GroupCommit
+from .ingest_results import IngestedTrace
 from .queries import StatsQuery, TraceQuery, validate_query
 from .results import StatsResult, TraceList
 
@@ -24,14 +28,49 @@ TRACE_FIELDS = (*(f.alias or name for name, f in Trace.model_fields.items()), "r
 MAX_BATCH = 1000
 
 
-def _client_digest(trace_in: TraceIn) -> bytes:
-    """What "the same content" means for a client id: the trace as posted, before the server adds an
-    estimated cost. An unreported duration digests as the 0.0 older versions stored for it, so that
-    re-posting such a trace after an upgrade stays a no-op instead of a conflict."""
-    data = trace_in.model_dump(mode="json", by_alias=True)
+def _digest(data: dict[str, Any]) -> bytes:
+    """What "the same content" means for a client id: the trace as posted (its dump, camelCase), before
+    the server adds an estimated cost. An unreported duration digests as the 0.0 older versions stored for
+    it, so that re-posting such a trace after an upgrade stays a no-op instead of a conflict.
+
+    Raises:
+        ValueError: a number in it is not finite.
+    """
     if data.get("duration") is None:
         data["duration"] = 0.0
     return hashlib.sha256(canonical_json(data).encode()).digest()[:16]
+
+
+def _stored_trace(
+    trace_in: TraceIn, trace_id: str, created_ms: int, messages: list[dict[str, Any]] | None = None
+) -> Trace:
+    """The ``Trace`` of a validated client trace: its parts are already validated models and values, so it is
+    assembled, not validated again. ``messages``: the messages as plain objects, when already dumped."""
+    return Trace.model_construct(
+        id=trace_id,
+        created_at=ms_to_rfc3339(created_ms),
+        prompt_name=trace_in.prompt_name,
+        prompt_version=trace_in.prompt_version,
+        etag=trace_in.etag,
+        manifest=trace_in.manifest,
+        variables=trace_in.variables,
+        messages=[m.model_dump() for m in trace_in.messages] if messages is None else messages,
+        output=trace_in.output,
+        tool_calls=trace_in.tool_calls,
+        input_tokens=trace_in.input_tokens,
+        output_tokens=trace_in.output_tokens,
+        total_tokens=trace_in.total_tokens,
+        cost=trace_in.cost,
+        duration=trace_in.duration,
+        model=trace_in.model,
+        status=trace_in.status,
+        error=trace_in.error,
+        tags=trace_in.tags,
+        metadata=trace_in.metadata,
+        source=trace_in.source,
+        session_id=trace_in.session_id,
+        parent_trace_id=trace_in.parent_trace_id,
+    )
 
 
 def build_trace(fields: dict[str, Any]) -> Trace:
@@ -63,14 +102,17 @@ def _truncate(value: Any, max_chars: int) -> Any:
 
 
 class TraceService:
+    """Recording and reading traces; every trace is written here (one place: ``store.insert_traces``)."""
+
     def __init__(self, store: Store, price_overrides: dict[str, dict[str, float]] | None = None) -> None:
         self.store = store
         self.price_overrides = price_overrides or {}
+        self._group = GroupCommit(self.store_records)
 
     # -- writing --------------------------------------------------------------------------------------
 
     def prepare(self, payload: Any, tenant: str = "") -> TraceRecord:
-        """Validate a client's trace JSON (camelCase) into a record ready to store.
+        """Validate a client's trace (a parsed JSON object, camelCase) into a record ready to store.
 
         Raises:
             InvalidArgument: naming every bad or unknown field.
@@ -81,7 +123,47 @@ class TraceService:
             trace_in = TraceIn.model_validate(payload)
         except ValidationError as exc:
             raise from_validation_error(exc, "trace") from None
-        digest = _client_digest(trace_in)
+        return self._record(trace_in, tenant)
+
+    def prepare_json(self, raw: bytes, tenant: str = "") -> TraceRecord:
+        """Validate a client's trace from its JSON text (a request body) into a record ready to store.
+
+        The JSON is validated once, straight into the typed trace. Text that could break a limit of
+        ``jsonlimits`` (deep nesting, non-finite numbers, lone surrogates), and any invalid trace, takes the
+        checked path of ``loads_checked`` + :meth:`prepare`, so errors name the field exactly as there.
+
+        Raises:
+            InvalidArgument: not JSON, not an object, over a JSON limit, or naming every bad or unknown field
+                (the messages of a request body's: "request body is not valid JSON …").
+        """
+        if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:  # so no deeper than the limit
+            try:
+                trace_in = TraceIn.model_validate_json(raw)  # refuses lone surrogates itself
+                # From JSON, the Python dump is the JSON one, except that a non-finite number (NaN, 1e400)
+                # stays one here, and canonical JSON refuses it.
+                dump = trace_in.model_dump(by_alias=True)
+                digest = _digest(dump)
+            except (ValidationError, ValueError):
+                pass  # answered below, by the checked path, with its exact messages
+            else:
+                return self._record(trace_in, tenant, digest, dump)
+        data = loads_checked(raw)
+        if not isinstance(data, dict):
+            raise InvalidArgument(f"request body must be a JSON object, not {type(data).__name__}")
+        return self.prepare(data, tenant)
+
+    def _record(
+        self, trace_in: TraceIn, tenant: str, digest: bytes | None = None, dump: dict[str, Any] | None = None
+    ) -> TraceRecord:
+        """The record of a validated client trace: its digest, time, id, cost and manifest key, once each,
+        from one dump of the trace (camelCase; ``dump`` and its ``digest`` when the caller already has them).
+
+        Raises:
+            InvalidArgument: ``createdAt`` is not a time, or before 1970.
+        """
+        if digest is None or dump is None:
+            dump = trace_in.model_dump(mode="json", by_alias=True)
+            digest = _digest(dump)
         if trace_in.created_at is not None:
             try:
                 created_ms = parse_time(trace_in.created_at, "createdAt")
@@ -95,7 +177,11 @@ class TraceService:
             created_ms = now_ms()
         trace_id = trace_in.id or new_id(created_ms, scope=tenant)  # the tenant's own id sequence
         self._estimate_cost(trace_in)
-        return ingest_record(trace_in, trace_id=trace_id, created_at=ms_to_rfc3339(created_ms), digest=digest)
+        manifest = manifest_key_of(dump["manifest"])
+        trace = _stored_trace(trace_in, trace_id, created_ms, dump["messages"])
+        return TraceRecord(
+            trace=trace, digest=digest, client_id=trace_in.id is not None, created_ms=created_ms, manifest=manifest
+        )
 
     def _estimate_cost(self, trace_in: TraceIn) -> None:
         """A trace with a model and tokens but no cost gets one from the prices, marked as estimated."""
@@ -112,9 +198,28 @@ class TraceService:
             trace_in.cost = cost
             trace_in.metadata = {**trace_in.metadata, COST_ESTIMATED: True}
 
-    async def ingest(self, tenant: str, payload: Any) -> dict[str, Any]:
-        (result,) = await self.store.insert_traces(tenant, [self.prepare(payload, tenant)])
-        return {"id": result.id, "created": result.created}
+    async def ingest(self, tenant: str, payload: Any) -> IngestedTrace:
+        """Store one client trace (a parsed JSON object); concurrent calls share a transaction.
+
+        Raises:
+            InvalidArgument: the trace is invalid (nothing stored).
+            Conflict: its id is stored with other content.
+        """
+        result = await self._group.submit(tenant, self.prepare(payload, tenant))
+        return IngestedTrace.of(result)
+
+    async def ingest_json(self, tenant: str, raw: bytes) -> IngestedTrace:
+        """:meth:`ingest` for a trace as JSON text (a request body): validated once, from the text."""
+        result = await self._group.submit(tenant, self.prepare_json(raw, tenant))
+        return IngestedTrace.of(result)
+
+    async def store_records(self, tenant: str, records: list[TraceRecord]) -> list[IngestResult]:
+        """Write prepared records in one transaction (all or nothing): the one call that stores traces."""
+        return await self.store.insert_traces(tenant, records)
+
+    async def aclose(self) -> None:
+        """Wait for grouped writes still queued (at shutdown)."""
+        await self._group.aclose()
 
     async def ingest_many(self, tenant: str, payloads: list[Any]) -> list[IngestResult]:
         """The batch path: every trace validated first, then all stored in one transaction."""
@@ -126,7 +231,7 @@ class TraceService:
                 records.append(self.prepare(payload, tenant))
             except InvalidArgument as exc:
                 raise InvalidArgument(f"traces[{i}]: {exc.message}", {"index": i, **exc.details}) from None
-        return await self.store.insert_traces(tenant, records)
+        return await self.store_records(tenant, records)
 
     async def ingest_each(self, tenant: str, payloads: list[Any]) -> list[IngestResult | AgntError]:
         """The per-trace batch path: every valid trace is stored, each refused one answered with its error
@@ -188,11 +293,11 @@ class TraceService:
         if not valid:
             return
         try:
-            results = await self.store.insert_traces(tenant, [rec for _, rec in valid])
+            results = await self.store_records(tenant, [rec for _, rec in valid])
         except Conflict:
             for i, rec in valid:
                 try:
-                    (outcomes[i],) = await self.store.insert_traces(tenant, [rec])
+                    (outcomes[i],) = await self.store_records(tenant, [rec])
                 except Conflict as exc:
                     outcomes[i] = exc
         else:
@@ -202,7 +307,7 @@ class TraceService:
     async def record(self, tenant: str, trace: Trace) -> Trace:
         """Store a trace made by this server (prompt runs, playground runs)."""
         digest = hashlib.sha256(canonical_json(trace.to_json()).encode()).digest()[:16]
-        await self.store.insert_traces(tenant, [TraceRecord(trace=trace, digest=digest, client_id=False)])
+        await self.store_records(tenant, [TraceRecord(trace=trace, digest=digest, client_id=False)])
         return trace
 
     # -- reading --------------------------------------------------------------------------------------

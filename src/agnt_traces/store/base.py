@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ..golden_models import GatePolicy, GateRecord, GoldenRecord, ReplayError, ReplayRecord
-from ..models import PromptContent, Trace, TraceIn
+from ..ingest_records import IngestResult, TraceRecord
+from ..models import PromptContent, Trace
 from ..playground_session import PlaygroundSession, SessionRun
 from ..prompt_records import LabelMove, PromptRecord
 from ..records import StatsFilter, StatsRow, TraceFilter, TracePage
 
 __all__ = [
     "GoldenRecord",
-    "IngestResult",
     "LabelMove",
     "PromptRecord",
     "ReplayRecord",
@@ -26,23 +26,7 @@ __all__ = [
     "SessionSave",
     "Store",
     "TokenRecord",
-    "TraceRecord",
 ]
-
-
-@dataclass(slots=True)
-class TraceRecord:
-    """A validated trace ready to store; ``digest`` identifies the posted content for idempotency."""
-
-    trace: Trace
-    digest: bytes
-    client_id: bool
-
-
-@dataclass(slots=True)
-class IngestResult:
-    id: str
-    created: bool  # False: the same id and content were already stored (no-op)
 
 
 @dataclass(slots=True)
@@ -165,9 +149,3 @@ class Store(Protocol):
     async def list_tokens(self, tenant: str | None) -> list[TokenRecord]: ...
     async def revoke_token(self, token_id: str) -> bool: ...
     async def tenant_for_token(self, token_hash: bytes) -> str | None: ...
-
-
-def ingest_record(trace_in: TraceIn, *, trace_id: str, created_at: str, digest: bytes) -> TraceRecord:
-    data = trace_in.model_dump(by_alias=False, exclude={"id", "created_at"})
-    trace = Trace(id=trace_id, created_at=created_at, **data)
-    return TraceRecord(trace=trace, digest=digest, client_id=trace_in.id is not None)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..ids import ms_to_rfc3339
-from ..models import ErrorInfo, Manifest, ModelInfo, Trace, canonical_json, message_text
+from ..ids import ms_to_rfc3339, parse_time
+from ..ingest_records import ManifestKey, TraceRecord, manifest_key
+from ..models import ErrorInfo, Manifest, ModelInfo, Trace, message_text
 from ..playground_session import SessionRun
 
 __all__ = [
@@ -17,11 +17,12 @@ __all__ = [
     "body_search_text",
     "decode_duration",
     "encode_duration",
-    "manifest_digest",
     "manifest_etag_of",
     "pack_body",
     "pack_manifest",
     "preview",
+    "record_created_ms",
+    "record_manifest",
     "search_text",
     "session_run",
     "unpack_trace",
@@ -47,7 +48,10 @@ _BODY_FIELDS = ("variables", "messages", "output", "tool_calls", "error", "metad
 
 
 def _compress(data: dict[str, Any]) -> bytes:
-    raw = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return _compress_raw(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _compress_raw(raw: bytes) -> bytes:
     # Small bodies barely compress; a leading byte says which form is stored.
     if len(raw) < 160:
         return b"j" + raw
@@ -61,14 +65,19 @@ def _decompress(blob: bytes) -> dict[str, Any]:
     return result
 
 
-def manifest_digest(trace: Trace) -> tuple[bytes, str]:
-    """(digest, canonical JSON) of a trace's manifest: identical manifests share one row."""
-    text = canonical_json(trace.manifest.model_dump(mode="json", by_alias=True))
-    return hashlib.sha256(text.encode()).digest()[:16], text
+def record_manifest(rec: TraceRecord) -> ManifestKey:
+    """The record's manifest key: the one its builder computed, else derived from the trace."""
+    return rec.manifest if rec.manifest is not None else manifest_key(rec.trace.manifest)
+
+
+def record_created_ms(rec: TraceRecord) -> int:
+    """The record's creation time in Unix ms: the one its builder kept, else parsed from the trace."""
+    return rec.created_ms if rec.created_ms is not None else parse_time(rec.trace.created_at, "createdAt")
 
 
 def pack_manifest(text: str) -> bytes:
-    return _compress(json.loads(text))
+    """The stored form of a manifest's canonical JSON (already compact: compressed as it is)."""
+    return _compress_raw(text.encode())
 
 
 def pack_body(trace: Trace, created_ms: int | None = None) -> bytes:

@@ -13,16 +13,17 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, InvalidArgument
+from ..ingest_records import IngestResult, TraceRecord
 from ..models import Trace
 from ..records import StatsFilter, StatsRow, TraceFilter, TracePage, TraceSummary
-from .base import IngestResult, TraceRecord
 from .codec import (
     decode_duration,
     encode_duration,
-    manifest_digest,
     pack_body,
     pack_manifest,
     preview,
+    record_created_ms,
+    record_manifest,
     search_text,
     unpack_trace,
 )
@@ -115,16 +116,16 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
         trace_manifest: dict[str, bytes] = {}
         pending: dict[bytes, str] = {}
         for rec in new:
-            mdigest, mtext = manifest_digest(rec.trace)
-            trace_manifest[rec.trace.id] = mdigest
-            if mdigest not in self._manifest_ids:
-                pending[mdigest] = mtext
+            key = record_manifest(rec)
+            trace_manifest[rec.trace.id] = key.digest
+            if key.digest not in self._manifest_ids:
+                pending[key.digest] = key.text
         manifest_ids = {d: self._manifest_ids[d] for d in trace_manifest.values() if d in self._manifest_ids}
         manifest_ids.update(await self._store_manifests(conn, pending))
 
         rollup: dict[RollupKey, Agg] = {}
         for rec in new:
-            add_trace(rollup, _created_ms(rec.trace), rollup_fields(rec.trace))
+            add_trace(rollup, record_created_ms(rec), rollup_fields(rec.trace))
         await _merge_rollups(conn, tid, rollup)
 
         cur = await conn.execute(
@@ -140,7 +141,7 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
                         tid,
                         n,
                         t.id,
-                        _created_ms(t),
+                        record_created_ms(rec),
                         t.prompt_name,
                         t.prompt_version,
                         manifest_ids[trace_manifest[t.id]],
@@ -325,12 +326,6 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
             "AND t.n = g.n WHERE t.n IS NULL) AS orphans"
         )
         return "ok" if row is not None and row["orphans"] == 0 else "orphaned tag rows"
-
-
-def _created_ms(t: Trace) -> int:
-    from ..ids import parse_time
-
-    return parse_time(t.created_at, "createdAt")
 
 
 async def _merge_rollups(conn: AsyncConnection[Any], tenant_id: int, acc: dict[RollupKey, Agg]) -> None:

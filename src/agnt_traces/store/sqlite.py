@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import Conflict, InvalidArgument
+from ..ingest_records import IngestResult, TraceRecord
 from ..models import Trace
 from ..records import StatsFilter, StatsRow, TraceFilter, TracePage, TraceSummary
-from .base import IngestResult, TraceRecord
 from .codec import (
     decode_duration,
     encode_duration,
-    manifest_digest,
     pack_body,
     pack_manifest,
+    record_created_ms,
+    record_manifest,
     search_text,
     summary_fields,
     unpack_trace,
@@ -118,13 +119,14 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         tag_rows: list[tuple[str, list[str]]] = []
         for rec in new:
             t = rec.trace
-            mdigest, mtext = manifest_digest(t)
+            key = record_manifest(rec)
+            mdigest = key.digest
             mid = self._manifest_ids.get(mdigest)
             if mid is None:
                 row = db.execute(
                     "INSERT INTO manifests(digest, data) VALUES (?, ?) "
                     "ON CONFLICT(digest) DO UPDATE SET digest = excluded.digest RETURNING id",
-                    (mdigest, pack_manifest(mtext)),
+                    (mdigest, pack_manifest(key.text)),
                 ).fetchone()
                 mid = int(row[0])
                 if len(self._manifest_ids) > 10_000:
@@ -132,7 +134,7 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
                 self._manifest_ids[mdigest] = mid
             rows.append(
                 (
-                    _rfc3339_to_ms(t.created_at),  # the seq is picked at insert time, below
+                    record_created_ms(rec),  # the seq is picked at insert time, below
                     tid,
                     t.id,
                     t.prompt_name,
@@ -529,12 +531,6 @@ def _free_seq(db: sqlite3.Connection, created_ms: int) -> int:
         if top < base + SLOT_MASK:
             return int(top) + 1
         base += 1 << SLOT_BITS
-
-
-def _rfc3339_to_ms(value: str) -> int:
-    from ..ids import parse_time
-
-    return parse_time(value, "createdAt")
 
 
 async def open_store(path: str | Path) -> SqliteStore:

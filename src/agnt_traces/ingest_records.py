@@ -1,0 +1,61 @@
+"""What the store takes in and gives back when traces are written: domain records, not API JSON.
+
+Services build a ``TraceRecord`` once per trace (validated, digested, its manifest hashed) and the store
+writes it as it is; the store answers with one ``IngestResult`` per record. Both sides import this module;
+neither owns it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from .models import Manifest, Trace, canonical_json
+
+__all__ = ["IngestResult", "ManifestKey", "TraceRecord", "manifest_key", "manifest_key_of"]
+
+
+@dataclass(slots=True, frozen=True)
+class ManifestKey:
+    """A manifest's identity: ``digest`` (16 bytes of sha256) of its canonical JSON ``text``. Identical
+    manifests share one stored row."""
+
+    digest: bytes
+    text: str
+
+
+def manifest_key(manifest: Manifest) -> ManifestKey:
+    """The key of a manifest: the digest of its canonical JSON (camelCase names, sorted keys), and that JSON."""
+    return manifest_key_of(manifest.model_dump(mode="json", by_alias=True))
+
+
+def manifest_key_of(dump: dict[str, Any]) -> ManifestKey:
+    """:func:`manifest_key` of a manifest's JSON dump (camelCase names)."""
+    text = canonical_json(dump)
+    return ManifestKey(hashlib.sha256(text.encode()).digest()[:16], text)
+
+
+@dataclass(slots=True)
+class TraceRecord:
+    """A validated trace ready to store.
+
+    ``digest`` identifies the posted content (for idempotent client ids); ``client_id`` says whether the
+    id came from the client. ``created_ms`` is the trace's creation time in Unix milliseconds (the one
+    form the store keeps; ``trace.created_at`` is its RFC 3339 rendering) and ``manifest`` its manifest's
+    key, both computed once by whoever built the record; ``None`` lets the store derive them from ``trace``.
+    """
+
+    trace: Trace
+    digest: bytes
+    client_id: bool
+    created_ms: int | None = None
+    manifest: ManifestKey | None = None
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """One stored record: its id, and ``created`` False when the same id and content were already stored."""
+
+    id: str
+    created: bool

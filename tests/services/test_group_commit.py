@@ -1,0 +1,131 @@
+"""Group commit of single-trace ingest (services.group_commit, used by TraceService.ingest for REST, MCP over
+HTTP and MCP over stdio): concurrent traces share one transaction, and when that shared write fails each
+trace is written again alone, so that every caller gets exactly the answer it would have got alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from agnt_traces.app import App
+from agnt_traces.errors import Conflict
+from agnt_traces.ingest_records import IngestResult, TraceRecord
+from agnt_traces.services.group_commit import GroupCommit
+from agnt_traces.services.queries import TraceQuery
+from factories import trace_payload
+
+pytestmark = pytest.mark.anyio
+
+
+def spy_on_writes(app: App) -> list[list[str]]:
+    """The ids of every ``insert_traces`` call the store gets, in order."""
+    calls: list[list[str]] = []
+    insert = app.store.insert_traces
+
+    async def spying(tenant: str, records: list[TraceRecord]) -> list[IngestResult]:
+        calls.append([r.trace.id for r in records])
+        return await insert(tenant, records)
+
+    app.store.insert_traces = spying  # type: ignore[method-assign]
+    return calls
+
+
+async def ingest_together(app: App, payloads: list[dict[str, Any]]) -> list[Any]:
+    """Ingest every payload concurrently; each outcome (result or error) at its payload's index."""
+    outcomes: list[Any] = [None] * len(payloads)
+
+    async def one(i: int) -> None:
+        try:
+            outcomes[i] = await app.traces.ingest("default", payloads[i])
+        except Conflict as exc:
+            outcomes[i] = exc
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for i in range(len(payloads)):
+                tg.start_soon(one, i)
+    return outcomes
+
+
+async def stored_ids(app: App) -> set[str]:
+    page = await app.traces.list("default", TraceQuery(limit=200))
+    return {row.id for row in page.traces}
+
+
+async def test_concurrent_traces_share_one_transaction_and_each_gets_its_own_answer(app: App) -> None:
+    calls = spy_on_writes(app)
+    outcomes = await ingest_together(app, [trace_payload(id=f"t{i}", output=f"answer {i}") for i in range(6)])
+    assert [o.render() for o in outcomes] == [{"id": f"t{i}", "created": True} for i in range(6)]
+    assert calls == [[f"t{i}" for i in range(6)]]  # one write for all six
+    assert await stored_ids(app) == {f"t{i}" for i in range(6)}
+
+
+async def test_a_failed_group_is_written_again_one_by_one_and_only_the_conflict_is_refused(app: App) -> None:
+    await app.traces.ingest("default", trace_payload(id="taken", output="the first content"))
+    calls = spy_on_writes(app)
+    payloads = [
+        trace_payload(id="a", output="fresh a"),
+        trace_payload(id="taken", output="other content: a conflict"),
+        trace_payload(id="b", output="fresh b"),
+        trace_payload(id="c", output="fresh c"),
+    ]
+    outcomes = await ingest_together(app, payloads)
+
+    assert outcomes[0].render() == {"id": "a", "created": True}
+    assert isinstance(outcomes[1], Conflict) and outcomes[1].details == {"id": "taken"}
+    assert outcomes[2].render() == {"id": "b", "created": True}
+    assert outcomes[3].render() == {"id": "c", "created": True}
+    # The group (all or nothing) failed on the conflict, then each trace was written alone.
+    assert calls == [["a", "taken", "b", "c"], ["a"], ["taken"], ["b"], ["c"]]
+    assert await stored_ids(app) == {"taken", "a", "b", "c"}
+    assert (await app.traces.get("default", "taken")).output == "the first content"
+
+
+async def test_a_resent_trace_in_a_group_is_a_no_op_for_its_caller_only(app: App) -> None:
+    await app.traces.ingest("default", trace_payload(id="again", output="same"))
+    outcomes = await ingest_together(
+        app, [trace_payload(id="again", output="same"), trace_payload(id="new", output="new one")]
+    )
+    assert [o.render() for o in outcomes] == [{"id": "again", "created": False}, {"id": "new", "created": True}]
+
+
+async def test_an_unexpected_store_failure_reaches_only_the_caller_whose_trace_fails_alone() -> None:
+    """A grouped write failing for any reason (not only a conflict) falls back to one write per record."""
+    calls: list[list[str]] = []
+
+    async def write(tenant: str, records: list[TraceRecord]) -> list[IngestResult]:
+        calls.append([r.trace.id for r in records])
+        if any(r.trace.id == "broken" for r in records):
+            raise RuntimeError("the disk said no")
+        return [IngestResult(r.trace.id, created=True) for r in records]
+
+    from agnt_traces.services.traces import TraceService
+
+    prepare = TraceService(None).prepare  # type: ignore[arg-type]  # validation only
+    group = GroupCommit(write)
+    results: dict[str, Any] = {}
+
+    async def submit(trace_id: str) -> None:
+        try:
+            results[trace_id] = await group.submit("default", prepare(trace_payload(id=trace_id)))
+        except RuntimeError as exc:
+            results[trace_id] = exc
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for trace_id in ("x", "broken", "y"):
+                tg.start_soon(submit, trace_id)
+    assert results["x"] == IngestResult("x", created=True)
+    assert results["y"] == IngestResult("y", created=True)
+    assert isinstance(results["broken"], RuntimeError)
+    assert calls == [["x", "broken", "y"], ["x"], ["broken"], ["y"]]
+
+
+async def test_one_trace_alone_is_written_at_once_without_waiting_for_company(app: App) -> None:
+    calls = spy_on_writes(app)
+    with anyio.fail_after(10):
+        result = await app.traces.ingest("default", trace_payload(id="solo"))
+    assert result.render() == {"id": "solo", "created": True}
+    assert calls == [["solo"]]

@@ -1,0 +1,122 @@
+"""The one typed ingest path: a trace posted as JSON text is validated once, straight into the typed trace,
+and comes out exactly as the checked path (parse, check the JSON limits, validate) made it: the same
+stored trace, the same content digest (so a trace re-posted after an upgrade is still a no-op), the same
+manifest key, and for bad input the same error naming the same field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from agnt_traces.errors import InvalidArgument
+from agnt_traces.ingest_records import TraceRecord, manifest_key
+from agnt_traces.jsonlimits import loads_checked
+from agnt_traces.services.traces import TraceService
+from factories import trace_payload
+
+SERVICE = TraceService(None)  # type: ignore[arg-type]  # validation only: nothing is stored
+
+
+def both_ways(raw: bytes) -> tuple[TraceRecord, TraceRecord]:
+    return SERVICE.prepare_json(raw), SERVICE.prepare(loads_checked(raw))
+
+
+def rich_payload(**overrides: Any) -> dict[str, Any]:
+    return trace_payload(
+        id="digest-1",
+        createdAt="2026-11-30T09:00:00Z",
+        variables={"n": 1.5, "nested": {"list": [1, "two", None, True]}, "text": "héllo"},
+        **overrides,
+    )
+
+
+CASES = [
+    rich_payload(),
+    trace_payload(id="plain", createdAt="2026-01-01T00:00:00Z"),
+    trace_payload(id="no-cost", createdAt="2026-01-01T00:00:00Z", cost=None, duration=None),
+    trace_payload(
+        id="tools",
+        createdAt="2026-01-01T00:00:00Z",
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+            {"role": "tool", "content": "42", "tool_call_id": "c1"},
+        ],
+        status="error",
+        error=None,
+        metadata={"k": [1, 2.5e-3, {"deep": "x"}]},
+    ),
+]
+
+
+@pytest.mark.parametrize("payload", CASES, ids=lambda p: p["id"])
+def test_the_json_path_makes_the_same_record_as_the_checked_path(payload: dict[str, Any]) -> None:
+    fast, checked = both_ways(json.dumps(payload).encode())
+    assert fast.digest == checked.digest
+    assert fast.manifest == checked.manifest == manifest_key(checked.trace.manifest)
+    assert fast.created_ms == checked.created_ms
+    assert fast.client_id == checked.client_id
+    assert fast.trace.to_json() == checked.trace.to_json()
+
+
+def test_digests_are_those_stored_by_earlier_versions() -> None:
+    """Stored traces carry these digests: a re-post after an upgrade must compare equal (a no-op, not a
+    conflict). Values computed by the code before the typed path."""
+    fast, checked = both_ways(json.dumps(rich_payload()).encode())
+    assert fast.digest.hex() == checked.digest.hex() == "11bd518d77718fae89a5adf554a9565d"
+    assert fast.manifest is not None and fast.manifest.digest.hex() == "7ed65ca7ad2da3ba3bd60997e26e9141"
+    unreported = json.dumps(trace_payload(id="digest-2", duration=None, cost=None)).encode()
+    assert SERVICE.prepare_json(unreported).digest.hex() == "4424951318ba1c814fb6b2b8c9ee71e0"
+
+
+def test_an_estimated_cost_is_not_part_of_the_digest_on_either_path() -> None:
+    raw = json.dumps(trace_payload(id="est", cost=None, inputTokens=1000, outputTokens=10)).encode()
+    fast, checked = both_ways(raw)
+    assert fast.trace.cost is not None and fast.trace.metadata.get("costEstimated") is True
+    assert fast.digest == checked.digest
+
+
+def _deep(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = {"d": value}
+    return value
+
+
+BAD = {
+    "nan": b'{"variables": {"x": NaN}}',
+    "infinity": b'{"metadata": {"x": -Infinity}}',
+    "too large for a double": b'{"variables": {"x": 1e400}}',
+    "lone surrogate": b'{"variables": {"x": "\\ud800"}}',
+    "lone surrogate key": b'{"metadata": {"\\udc00": 1}}',
+    "too deep": json.dumps({"variables": _deep(70)}).encode(),
+    "not json": b'{"output": ',
+    "not utf-8": b'{"output": "\xff"}',
+    "unknown field": json.dumps({**trace_payload(), "colour": "red"}).encode(),
+    "bad value": json.dumps(trace_payload(inputTokens=-1)).encode(),
+    "success with error": json.dumps(trace_payload(error={"type": "x", "message": "y"})).encode(),
+    "bad createdAt": json.dumps(trace_payload(createdAt="yesterday-ish")).encode(),
+}
+
+
+@pytest.mark.parametrize("raw", BAD.values(), ids=BAD.keys())
+def test_bad_input_gets_the_checked_paths_error(raw: bytes) -> None:
+    with pytest.raises(InvalidArgument) as fast:
+        SERVICE.prepare_json(raw)
+    with pytest.raises(InvalidArgument) as checked:
+        SERVICE.prepare(loads_checked(raw))
+    assert fast.value.to_dict() == checked.value.to_dict()
+
+
+def test_a_body_that_is_not_an_object_is_refused_as_a_request_body() -> None:
+    with pytest.raises(InvalidArgument) as exc:
+        SERVICE.prepare_json(b"[1, 2]")
+    assert exc.value.message == "request body must be a JSON object, not list"
+
+
+def test_non_finite_numbers_never_reach_a_record() -> None:
+    for raw in (BAD["nan"], BAD["too large for a double"]):
+        with pytest.raises(InvalidArgument, match="finite"):
+            SERVICE.prepare_json(raw)
