@@ -219,8 +219,9 @@ class PromptService:
         if version is None and label is None:
             label = "production"
         rec, content, chosen, _ = await self.resolve(tenant, name, version=version, label=label)
+        # The content was read from the store by its etag (drafts and versions alike), so it stays
+        # reopenable by etag without being written again.
         compiled = await compile_prompt_async(content, variables or {}, messages or [])
-        await self.store.put_content(tenant, content)  # every compiled content stays reopenable by etag
         if chosen is None:  # the draft: if it equals a published version, say which
             chosen = await self.store.version_for_etag(tenant, name, content.etag)
         trace = await self.runner.run(
