@@ -378,6 +378,10 @@ class _Pool:
                 await readable
         finally:
             loop.remove_reader(fd)
+            # uvloop (which uvicorn picks when it is installed) leaves a watched descriptor non-blocking: a
+            # reply larger than the socket buffer would then fail half read, and the next large request
+            # half written. The pipe is ours alone: blocking again, as Connection expects.
+            os.set_blocking(fd, True)
         return worker.conn.recv()
 
     def close(self) -> None:
