@@ -17,6 +17,7 @@ from ..llm.policy import ModelPolicy
 from ..llm.providers import check_provider
 from ..models import MAX_INT, PROMPT_NAME_RE, PromptContent
 from ..store.base import PromptRecord, Store
+from .contentcache import ContentCache
 from .runner import CallContext, Runner, raise_for_error
 from .traces import TraceService
 
@@ -87,6 +88,7 @@ class PromptService:
         self.traces = traces
         self.settings = settings
         self.runner = Runner(traces, settings)
+        self._contents = ContentCache()  # versions' contents by etag: immutable, read on every run
 
     async def record(self, tenant: str, name: str) -> PromptRecord:
         check_prompt_name(name)
@@ -126,8 +128,11 @@ class PromptService:
             raise NotFound(
                 f"prompt {name!r} has no version {version} (versions: {have})", {"prompt": name, "version": version}
             )
-        content = await self.store.get_content(tenant, entry["etag"])
-        assert content is not None, "a version's content is kept by etag"
+        content = self._contents.get(tenant, entry["etag"])
+        if content is None:
+            content = await self.store.get_content(tenant, entry["etag"])
+            assert content is not None, "a version's content is kept by etag"
+            self._contents.put(tenant, entry["etag"], content)
         return rec, content, version, label or f"version {version}"
 
     async def get(
