@@ -20,6 +20,12 @@ template) holds the GIL and cannot be interrupted. So compiles run in a small po
 ``AGNT_TRACES_COMPILE_WORKERS`` (default 2) sets the pool size; ``0`` compiles in a thread instead
 (cooperative deadline only).
 
+A compile is a pure function of the content (named by its etag), the variables and the compiler's limits:
+the result of one that succeeded is kept (:class:`_ResultCache`, byte-bounded, LRU) and the same content
+with the same variables is answered from it without a worker round trip. Input messages are not part of
+the key: they are only checked and appended after the blocks, which is done again on every call. Only
+successful compiles are kept, so nothing a hostile template does ever skips the worker and its deadline.
+
 Off the loop (the CLI, tests), call :func:`agnt_traces.compiler.compile_prompt` directly.
 """
 
@@ -30,13 +36,14 @@ import atexit
 import contextlib
 import logging
 import os
+import pickle
 import resource
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -44,6 +51,7 @@ from typing import Any
 
 from . import compiler
 from .compiler import CompileResult
+from .compiler.values import check_input_messages
 from .config import compile_limit
 from .errors import AgntError, CompileError, InternalError, InvalidArgument
 from .models import Block, ModelConfig, PromptContent, VariableDecl
@@ -374,7 +382,10 @@ class _Pool:
                 await readable
         finally:
             loop.remove_reader(fd)
-        os.set_blocking(fd, True)
+            # uvloop (which uvicorn picks when it is installed) leaves a watched descriptor non-blocking: a
+            # reply larger than the socket buffer would then fail half read, and the next large request
+            # half written. The pipe is ours alone: blocking again, as Connection expects.
+            os.set_blocking(fd, True)
         return worker.conn.recv()
 
     def close(self) -> None:
@@ -412,8 +423,91 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
+# ---------------------------------------------------------------------------------------------------
+# Results of successful compiles
+
+#: Bytes of pickled results the parent keeps; a result larger than ``_RESULT_MAX_ENTRY_BYTES`` is not kept.
+RESULT_CACHE_BYTES = 8_000_000
+_RESULT_MAX_ENTRY_BYTES = 256_000
+#: Bytes counted for an entry besides its pickled result and key (the dictionary slot, the objects).
+_RESULT_ENTRY_OVERHEAD = 400
+
+_CacheKey = tuple[str, bytes, tuple[tuple[str, Any], ...]]
+
+
+class _ResultCache:
+    """Pickled ``(manifest, block messages, warnings, resolved variables)`` of successful compiles by
+    (content etag, pickled variables, compiler limits). A hit unpickles a fresh copy, so no caller can
+    change what the next one gets. Pickles are exact about types (``1``, ``1.0`` and ``True``, ``{1: …}``
+    and ``{"1": …}`` differ); the same variables in another key order are a miss, never a wrong hit."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[_CacheKey, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0  # for tests and diagnostics
+
+    @staticmethod
+    def key(content: PromptContent, variables: Any) -> _CacheKey | None:
+        """The key of compiling ``content`` with ``variables``; None when they cannot be keyed (not
+        picklable, too deep, too large)."""
+        try:
+            values = pickle.dumps(variables, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # objects pickle cannot take, or nesting past the recursion limit
+            return None
+        if len(values) > _RESULT_MAX_ENTRY_BYTES:
+            return None
+        return (content.etag, values, _limits())
+
+    @staticmethod
+    def _size(key: _CacheKey, value: bytes) -> int:
+        return len(key[0]) + len(key[1]) + len(value) + _RESULT_ENTRY_OVERHEAD
+
+    def get(self, key: _CacheKey) -> tuple[dict[str, Any], list[dict[str, Any]], list[str], dict[str, Any]] | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        result: tuple[dict[str, Any], list[dict[str, Any]], list[str], dict[str, Any]] = pickle.loads(value)
+        return result
+
+    def put(self, key: _CacheKey, result: CompileResult) -> None:
+        kept = (result.manifest, result.messages[: result.block_messages], result.warnings, result.variables)
+        try:
+            value = pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # a compile result is plain JSON data; this is only a guard
+            return
+        size = self._size(key, value)
+        if size > min(_RESULT_MAX_ENTRY_BYTES, self.max_bytes):
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= self._size(key, old)
+            self._entries[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                old_key, old_value = self._entries.popitem(last=False)
+                self._bytes -= self._size(old_key, old_value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_RESULTS = _ResultCache(RESULT_CACHE_BYTES)
+
+
 async def _off_loop(op: str, args: tuple[Any, ...]) -> Any:
-    compiler.check_sizes(args[0])  # cheap: refuse oversize templates before shipping them anywhere
+    """Runs ``op`` in a worker (callers check the sizes first: cheap, and oversize templates are refused
+    before they are shipped anywhere)."""
     pool = _pool()
     if pool is None:
         return await asyncio.to_thread(_run, op, args)
@@ -431,14 +525,29 @@ async def compile_prompt_async(
         InvalidArgument: as ``compile_prompt``.
         CompileError: as ``compile_prompt``, and when the worker had to be stopped at the deadline.
     """
+    compiler.check_sizes(content)  # also on a kept result: the limits may have changed since
+    key = _ResultCache.key(content, variables)
+    kept = _RESULTS.get(key) if key is not None else None
+    if kept is not None:
+        # What compile_prompt does with input messages, after the checks the kept compile passed.
+        extra_messages = check_input_messages(input_messages)
+        manifest, messages, warnings, resolved = kept
+        block_messages = len(messages)
+        messages.extend(extra_messages)
+        return CompileResult(
+            manifest=manifest, messages=messages, warnings=warnings, variables=resolved, block_messages=block_messages
+        )
     started = time.perf_counter()
     manifest, messages, warnings, resolved, block_messages = await _off_loop(
         "compile", (content, variables, input_messages)
     )
     log.debug("compiled off the loop in %.2f ms", (time.perf_counter() - started) * 1000)
-    return CompileResult(
+    result = CompileResult(
         manifest=manifest, messages=messages, warnings=warnings, variables=resolved, block_messages=block_messages
     )
+    if key is not None:
+        _RESULTS.put(key, result)
+    return result
 
 
 async def check_content_async(content: PromptContent) -> list[str]:
@@ -447,5 +556,6 @@ async def check_content_async(content: PromptContent) -> list[str]:
     Raises:
         CompileError: as ``check_content``, and when the worker had to be stopped at the deadline.
     """
+    compiler.check_sizes(content)
     warnings: list[str] = await _off_loop("check", (content,))
     return warnings

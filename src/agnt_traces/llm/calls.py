@@ -44,7 +44,6 @@ from agnt_traces.llm.pricing import (
     price_from_map,
     price_from_override,
 )
-from agnt_traces.llm.scrub import scrub
 from agnt_traces.models import ModelConfig
 
 __all__ = [
@@ -286,7 +285,7 @@ def _prepare(
     ctx = CallContext(
         provider=model.provider,
         model=model.litellm_model,
-        api_base=scrub(api_base) if isinstance(api_base, str) else None,
+        called_api_base=api_base if isinstance(api_base, str) else None,
         timeout=timeout,
         key_env=key_env,
     )

@@ -49,9 +49,15 @@ class EmptyResponse(Exception):
 class CallContext:
     provider: str
     model: str  # "provider/name"
-    api_base: str | None
+    called_api_base: str | None  # as called; only ever shown through ``api_base``
     timeout: float
     key_env: str  # e.g. "OPENAI_API_KEY"
+
+    @property
+    def api_base(self) -> str | None:
+        """The endpoint as a failure may name it, credentials scrubbed. Scrubbed here, when a failure is
+        described, rather than before every call: scrubbing reads the whole environment (~0.1 ms)."""
+        return scrub(self.called_api_base) if self.called_api_base is not None else None
 
 
 @dataclass(slots=True)
@@ -263,7 +269,7 @@ def describe(exc: BaseException, provider: str, model: str, *, key_env: str = ""
     ctx = CallContext(
         provider=provider or "the provider",
         model=f"{provider}/{model}" if provider else model,
-        api_base=None,
+        called_api_base=None,
         timeout=float(getattr(exc, "timeout", 0) or 0) or 60.0,
         key_env=key_env or (provider.upper().replace("-", "_") + "_API_KEY" if provider else "the provider's API key"),
     )

@@ -15,7 +15,7 @@ from . import apps, prompts_mcp, resources, tools_golden, tools_playground, tool
 from .common import error_shape_middleware, prompt_arguments_middleware
 from .sdk_seams import registered_tools
 
-__all__ = ["INSTRUCTIONS", "build_server"]
+__all__ = ["INSTRUCTIONS", "build_server", "build_server_deferred"]
 
 INSTRUCTIONS = """\
 AGNT Traces records every LLM call made through its prompts as a trace, and lets you fix a bad one:
@@ -29,6 +29,19 @@ Results are compact on purpose; use get_trace's fields and max_chars to read onl
 def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = None, **kwargs: Any) -> MCPServer[App]:
     """The MCP server. ``shared_app`` hands it an App opened elsewhere (the HTTP server's); otherwise
     its lifespan opens one. ``kwargs`` go to ``MCPServer`` (``token_verifier``, ``auth``)."""
+    mcp, register = build_server_deferred(settings, shared_app=shared_app, **kwargs)
+    register()
+    return mcp
+
+
+def build_server_deferred(
+    settings: Settings, *, shared_app: Callable[[], App] | None = None, **kwargs: Any
+) -> tuple[MCPServer[App], Callable[[], None]]:
+    """The MCP server without its tools, resources and prompts, and the function that registers them
+    (about 0.1 s of CPU: the SDK builds an argument model and JSON schemas for every tool). The answers to
+    ``initialize`` and ``server/discover`` (name, version, instructions, capabilities) do not depend on
+    them, so the stdio server answers the handshake first and registers before any other request reaches
+    the SDK. Call ``register()`` exactly once, before the server handles any other request."""
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[App]) -> AsyncIterator[App]:
@@ -46,10 +59,13 @@ def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = N
         middleware=[error_shape_middleware, prompt_arguments_middleware(lambda: mcp)],
         **kwargs,
     )
-    for module in (tools_traces, tools_prompts, tools_playground, tools_golden, resources, apps, prompts_mcp):
-        module.register(mcp)
-    _forbid_unknown_arguments(mcp)
-    return mcp
+
+    def register() -> None:
+        for module in (tools_traces, tools_prompts, tools_playground, tools_golden, resources, apps, prompts_mcp):
+            module.register(mcp)
+        _forbid_unknown_arguments(mcp)
+
+    return mcp, register
 
 
 def _forbid_unknown_arguments(mcp: MCPServer[App]) -> None:

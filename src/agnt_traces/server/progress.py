@@ -52,21 +52,31 @@ class ProgressBeat:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Send a heartbeat every interval while the body runs."""
+        """Send a heartbeat every interval while the body runs. A body that ends within the first
+        interval (most calls) costs a timer, not a task: the beat task starts when the first one is due."""
 
         async def beat() -> None:
             while True:
-                await anyio.sleep(self._interval)
                 elapsed = time.monotonic() - self._started
                 total = f" of {self._total}" if self._total else ""
                 await self._send(f"still running: {self._done}{total} done after {elapsed:.0f} s")
+                await anyio.sleep(self._interval)
 
         # A task of its own rather than a task group: an error of the body must reach the caller as
         # itself (tool_errors maps it), not wrapped in an ExceptionGroup.
-        task = asyncio.create_task(beat())
+        loop = asyncio.get_running_loop()
+        task: asyncio.Task[None] | None = None
+
+        def start() -> None:
+            nonlocal task
+            task = loop.create_task(beat())
+
+        first = loop.call_later(self._interval, start)
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            first.cancel()
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

@@ -11,6 +11,9 @@
   transaction: whole or not at all), and the process exits; stdin is read on a daemon thread that never
   holds up the exit. If shutting down takes longer than ``SHUTDOWN_GRACE`` seconds the process exits anyway.
 - One line on stderr when ready: ``agnt-traces: serving MCP over stdio (db …, tenant …)``.
+- The handshake first: tools, resources and prompts are registered (about 0.1 s of CPU) once ``initialize``
+  (or ``server/discover``) has been passed on, before any other message reaches the SDK. Their answers do
+  not depend on the registrations; the client's next request pays for them instead of the handshake.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,13 +123,27 @@ class _LineWriter:
             await anyio.to_thread.run_sync(self._write_all, data)
 
 
+_HANDSHAKE = frozenset({"initialize", "server/discover"})
+
+
+def _is_handshake(line: bytes) -> bool:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("method") in _HANDSHAKE
+
+
 class _ScreenedStdin:
     """The SDK's ``stdin``: ``async for line in stdin`` yields only lines fit for it; the others are answered
-    here."""
+    here. ``before_requests`` runs once, before the first line that is not a handshake request is yielded."""
 
-    def __init__(self, reader: _LineReader, writer: _LineWriter) -> None:
+    def __init__(
+        self, reader: _LineReader, writer: _LineWriter, before_requests: Callable[[], None] | None = None
+    ) -> None:
         self._reader = reader
         self._writer = writer
+        self._before_requests = before_requests
 
     def __aiter__(self) -> _ScreenedStdin:
         return self
@@ -153,6 +171,9 @@ class _ScreenedStdin:
                 if refused_line.response is not None:
                     await self._writer.send(refused_line.response)
                 continue
+            if self._before_requests is not None and not _is_handshake(item):
+                setup, self._before_requests = self._before_requests, None
+                setup()
             return str(item.decode("utf-8", "replace"))
 
 
@@ -180,13 +201,14 @@ async def serve_stdio(settings: Settings) -> int:
     """Serve MCP over this process's stdin/stdout until EOF or a signal; the exit status to return."""
     from mcp.server.stdio import stdio_server
 
-    from .mcp import build_server
+    from .mcp import build_server_deferred
     from .sdk_seams import lowlevel_server
 
     wire_in, wire_out = _claim_std_fds()
     signalled: list[int] = []
     async with open_app(settings) as app:  # closed outside the cancelled scope: a clean close
-        server = lowlevel_server(build_server(settings, shared_app=lambda: app))
+        mcp, register = build_server_deferred(settings, shared_app=lambda: app)
+        server = lowlevel_server(mcp)
         reader = _LineReader(wire_in, settings.stdio_line_limit)
         writer = _LineWriter(wire_out)
         async with anyio.create_task_group() as tg:
@@ -206,7 +228,7 @@ async def serve_stdio(settings: Settings) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            async with stdio_server(stdin=_ScreenedStdin(reader, writer), stdout=writer) as (read, write):  # type: ignore[arg-type]
+            async with stdio_server(stdin=_ScreenedStdin(reader, writer, register), stdout=writer) as (read, write):  # type: ignore[arg-type]
                 await server.run(read, write, server.create_initialization_options())
             tg.cancel_scope.cancel()  # EOF: stop the signal watcher
     if signalled:

@@ -18,6 +18,7 @@ from ..llm.providers import check_provider
 from ..models import MAX_INT, PROMPT_NAME_RE, PromptContent
 from ..prompt_records import PromptRecord
 from ..store.base import Store
+from .contentcache import ContentCache
 from .prompt_results import (
     ImportedDraft,
     ImportState,
@@ -89,6 +90,7 @@ class PromptService:
         self.traces = traces
         self.settings = settings
         self.runner = Runner(traces, settings)
+        self._contents = ContentCache()  # versions' contents by etag: immutable, read on every run
 
     async def record(self, tenant: str, name: str) -> PromptRecord:
         check_prompt_name(name)
@@ -132,8 +134,11 @@ class PromptService:
             raise NotFound(
                 f"prompt {name!r} has no version {version} (versions: {have})", {"prompt": name, "version": version}
             )
-        content = await self.store.get_content(tenant, entry.etag)
-        assert content is not None, "a version's content is kept by etag"
+        content = self._contents.get(tenant, entry.etag)
+        if content is None:
+            content = await self.store.get_content(tenant, entry.etag)
+            assert content is not None, "a version's content is kept by etag"
+            self._contents.put(tenant, entry.etag, content)
         return rec, content, version, label or f"version {version}"
 
     async def get(
@@ -270,8 +275,9 @@ class PromptService:
         if version is None and label is None:
             label = "production"
         rec, content, chosen, _ = await self.resolve(tenant, name, version=version, label=label)
+        # The content was read from the store by its etag (drafts and versions alike), so it stays
+        # reopenable by etag without being written again.
         compiled = await compile_prompt_async(content, variables or {}, messages or [])
-        await self.store.put_content(tenant, content)  # every compiled content stays reopenable by etag
         if chosen is None:  # the draft: if it equals a published version, say which
             chosen = await self.store.version_for_etag(tenant, name, content.etag)
         trace = await self.runner.run(
