@@ -41,7 +41,7 @@ from .config import Settings
 from .models import Trace
 from .services.ingest_results import IngestedTrace
 from .services.queries import StatsQuery, TraceQuery, validate_query
-from .services.results import StatsResult, TraceList
+from .services.trace_results import StatsResult, TraceList
 
 if TYPE_CHECKING:
     from .services.prompt_results import PromptDetail, PromptList, PublishResult, RunPromptResult, UpsertResult

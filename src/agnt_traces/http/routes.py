@@ -55,7 +55,7 @@ from ..services.prompt_results import (
     UpsertResult,
 )
 from ..services.queries import StatsQuery, TraceQuery, validate_query
-from ..services.results import StatsResult, TraceList, TraceView
+from ..services.trace_results import StatsResult, TraceList, TraceView
 from ..services.traces import TRACE_FIELDS
 from .auth import TokenAuth
 from .errors import NO_STORE, error_response, json_body, json_object, not_found

@@ -10,7 +10,7 @@ from pydantic import Field
 from ..models import TraceIn
 from ..services.ingest_results import IngestedTrace
 from ..services.queries import StatsQuery, TraceQuery, validate_query
-from ..services.results import StatsResult, TraceList, TraceView
+from ..services.trace_results import StatsResult, TraceList, TraceView
 from ..services.traces import TRACE_FIELDS
 from .apps import TRACE_APP, TRACE_VIEW, tool_meta, with_view
 from .common import READ, WRITE, app_of, tenant_of, tool_errors

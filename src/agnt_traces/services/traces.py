@@ -17,7 +17,7 @@ from ..store.base import Store
 from .group_commit import GroupCommit
 from .ingest_results import IngestedTrace
 from .queries import StatsQuery, TraceQuery, validate_query
-from .results import StatsResult, TraceList
+from .trace_results import StatsResult, TraceList
 
 __all__ = ["COST_ESTIMATED", "TRACE_FIELDS", "TraceService", "validate_query"]
 

@@ -11,7 +11,7 @@ from agnt_traces.errors import InvalidArgument, NotFound
 from agnt_traces.models import Trace
 from agnt_traces.records import StatsRow, TraceSummary, VersionGroup
 from agnt_traces.server.mcp import build_server
-from agnt_traces.services.results import StatsResult, TraceList
+from agnt_traces.services.trace_results import StatsResult, TraceList
 from factories import trace_payload
 from mcp_helpers import call
 
