@@ -73,6 +73,10 @@ class App:
             self._tokens = TokenService(self.store)
         return self._tokens
 
+    async def health(self) -> str | None:
+        """None when the database takes writes; otherwise why not (the file is gone, the disk is full, …)."""
+        return await self.store.health()
+
     async def close(self) -> None:
         if self._golden is not None:
             await self._golden.close()  # running replays are marked error, not left running

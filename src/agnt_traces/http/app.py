@@ -148,7 +148,7 @@ def build_http_app(
 
     async def healthz(request: Request) -> Response:
         try:
-            reason = await rt.app.store.health()  # the file is there, the disk takes writes, a read answers
+            reason = await rt.app.health()  # the file is there, the disk takes writes, a read answers
         except Exception:
             log_failure(logger, "health check failed")
             reason = "the database does not answer; the server log has the details"
