@@ -159,9 +159,9 @@ class DiffBody(_Sparse):
 class RunDeltas(WireModel):
     """The run's figures minus the trace's (null where either is unknown)."""
 
-    input_tokens: float | None
-    output_tokens: float | None
-    total_tokens: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
     cost: float | None
     duration: float | None
 
