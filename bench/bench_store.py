@@ -230,9 +230,65 @@ async def queries(settings: Settings) -> list[tuple[str, float, float]]:
         i = iter(ids * 10)
         p50, p95 = await timed(lambda: t.get("default", next(i)), 100)
         out.append(("get_trace in-process", p50, p95))
-        for group in ("prompt", "model"):
-            p50, p95 = await timed(lambda g=group: t.stats("default", StatsQuery(group_by=g, since="24h")), 3)
-            out.append((f"trace_stats by {group}, 24h", p50, p95))
+        out += await stats_windows(app)
+    return out
+
+
+async def stats_windows(app: Any, rounds: int = 40) -> list[tuple[str, float, float]]:
+    """trace_stats over named windows, then the slowest of ``rounds`` random ones (any millisecond, any
+    grouping, with and without a prompt filter) inside the data's span."""
+    from agnt_traces.ids import parse_time
+
+    t = app.traces
+
+    async def stats(**kw: Any) -> Any:
+        return await t.stats("default", StatsQuery(**kw))
+
+    async def edge(order: str) -> int:
+        rows = (await t.list("default", TraceQuery.model_validate({"limit": 1, "order": order})))["traces"]
+        return parse_time(rows[0]["createdAt"], "createdAt")
+
+    first, last = await edge("asc"), await edge("desc")
+    mid = (first + last) // 2
+
+    def at(ms: int) -> str:
+        return ms_to_rfc3339(ms)
+
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("trace_stats by prompt, 24h", dict(group_by="prompt", since="24h")),
+        ("trace_stats by model, 24h", dict(group_by="model", since="24h")),
+        ("trace_stats by version, all time", dict(group_by="version")),
+        ("trace_stats by status, all time", dict(group_by="status")),
+        ("trace_stats by model, prompt, all", dict(group_by="model", prompt_name="prompt-03")),
+        (
+            "trace_stats by version, odd ms window",
+            dict(group_by="version", since=at(first + 3_723_457), until=at(last - 2_345_679)),
+        ),
+        ("trace_stats by model, 59 s window", dict(group_by="model", since=at(mid + 123), until=at(mid + 59_123))),
+        (
+            "trace_stats by prompt, 2 h across the hour",
+            dict(group_by="prompt", since=at(mid // 3_600_000 * 3_600_000 - 3_599_999), until=at(mid + 1)),
+        ),
+    ]
+    out = []
+    for name, kw in cases:
+        await stats(**kw)  # warm
+        p50, p95 = await timed(lambda kw=kw: stats(**kw), 5)
+        out.append((name, p50, p95))
+    rng = random.Random(3)
+    worst = []
+    for _ in range(rounds):
+        a, b = sorted(rng.randrange(first - 3_600_000, last + 3_600_000) for _ in range(2))
+        kw = dict(
+            group_by=rng.choice(["prompt", "version", "model", "status"]),
+            since=at(a),
+            until=at(b),
+            prompt_name=rng.choice([None, None, "prompt-05"]),
+        )
+        await stats(**kw)
+        p50, _ = await timed(lambda kw=kw: stats(**kw), 3)
+        worst.append(p50)
+    out.append((f"trace_stats, {rounds} random windows: median / slowest", statistics.median(worst), max(worst)))
     return out
 
 
