@@ -296,7 +296,9 @@ async def stdio_get_trace(db: str, rounds: int = 300) -> tuple[float, float]:
     from mcp import Client, StdioServerParameters
 
     agnt = str(Path(sys.executable).parent / "agnt-traces")
-    async with Client(StdioServerParameters(command=agnt, args=["serve", "--db", db]), mode="legacy") as c:
+    # The server inherits this environment (PYTHONPATH included): it runs the code being measured.
+    params = StdioServerParameters(command=agnt, args=["serve", "--db", db], env=dict(os.environ))
+    async with Client(params, mode="legacy") as c:
         rows = (await c.call_tool("list_traces", {"limit": 50})).structured_content["traces"]  # type: ignore[index]
         ids = [r["id"] for r in rows]
         samples = []

@@ -272,3 +272,11 @@ async def test_the_migration_rolls_up_existing_traces_as_ingest_does(db_path: st
         rebuilt = _rollup_rows_sqlite(db_path) if store_kind == "sqlite" else _pg(db_path, _PG_ROWS)
         _same_rows(rebuilt, written)  # the SQL backfill buckets durations exactly as Python does
         await _check(app, traces, T0 + D - 7 * M - 3, T0 + D + H + 61_234)
+
+
+@pytest.mark.sqlite_only
+def test_sparse_histograms_read_back() -> None:
+    for hist in ({10: 1, 300: 2}, {b: 1 for b in range(0, 600, 7)}, {5: 3, 900: 255}, {1: 1, 2: 1, 3: 1}):
+        blob = pack_hist(hist)
+        assert int_hist(hist_int(blob)) == hist
+    assert pack_hist({10: 1, 200: 2})[0] == 0  # few buckets over a wide range: the sparse form

@@ -8,13 +8,14 @@ reads at most 2 × (23 + 5 + 9) periods besides its days, and at most two minute
 A projection keeps only the key columns one kind of question needs (by prompt; by prompt and version; by
 model; by prompt and model; by status; by prompt and status), so a period has as many rows as the
 answer has groups, not as many as the product of every prompt, version, model and status. Columns a
-projection drops hold '' or 0.
+projection drops hold '' or 0. The fine grains keep only the three projections with the prompt.
 
 Each row holds counts, token and cost sums and a duration histogram with logarithmic buckets 4 % apart
 (store.rollups: percentiles within ±2 %), packed as: one byte for the width of a count (1, 2, 4 or 8
 bytes), four bytes for the first bucket (little-endian), then one count per bucket up to the last
-non-empty one. Read back as one Python integer with a 64-bit lane per bucket, the histograms of many rows
-add up with one integer addition each.
+non-empty one; or, where few buckets are used (a minute's traces), a zero byte, the first bucket, then
+(gap from the previous bucket, count) byte pairs. Read back as one Python integer with a 64-bit lane per
+bucket, the histograms of many rows add up with one integer addition each.
 
 Roll-ups are keyed by the time the trace says it was created (``created_ms``).
 """
@@ -38,6 +39,7 @@ __all__ = [
     "GroupTotals",
     "RollupBatch",
     "batch_of",
+    "dims_at",
     "dims_for",
     "hist_int",
     "int_hist",
@@ -55,6 +57,11 @@ GRAINS = (1440, 60, 10, 1)
 # Projections: which key columns a row keeps.
 BY_PROMPT, BY_VERSION, BY_MODEL, BY_PROMPT_MODEL, BY_STATUS, BY_PROMPT_STATUS = 1, 2, 3, 4, 5, 6
 PROJECTIONS = (BY_PROMPT, BY_VERSION, BY_MODEL, BY_PROMPT_MODEL, BY_STATUS, BY_PROMPT_STATUS)
+
+#: The fine grains (minute, ten minutes) only serve a window's edges, a few periods each: there, the
+#: projections without the prompt are left out and answered from the ones with it (summed over prompts).
+FINE_GRAINS = frozenset((1, 10))
+_WITH_PROMPT = {BY_PROMPT: BY_VERSION, BY_MODEL: BY_PROMPT_MODEL, BY_STATUS: BY_PROMPT_STATUS}
 
 _LANE_BITS = 64
 _WIDTH_CODE = {1: "B", 2: "H", 4: "I", 8: "Q"}
@@ -74,6 +81,11 @@ def dims_for(group_by: str, prompt_filter: bool) -> int:
     if group_by == "model":
         return BY_PROMPT_MODEL if prompt_filter else BY_MODEL
     return BY_PROMPT_STATUS if prompt_filter else BY_STATUS
+
+
+def dims_at(dims: int, grain: int) -> int:
+    """The projection stored at ``grain`` that answers what ``dims`` answers."""
+    return _WITH_PROMPT.get(dims, dims) if grain in FINE_GRAINS else dims
 
 
 def _project(prompt: str, version: int, provider: str, model: str, status: int) -> list[tuple[Any, ...]]:
@@ -99,11 +111,22 @@ def pack_hist(hist: dict[int, int]) -> bytes:
     for b, n in hist.items():
         counts[b - lo] = n
     top = max(counts)
+    head = lo.to_bytes(4, "little")
+    if top < 1 << 8 and 2 * len(hist) < len(counts):
+        # Sparse (a minute's few traces over a wide range): (gap from the previous bucket, count) byte pairs.
+        pairs, prev = bytearray(), lo
+        for b in sorted(hist):
+            if b - prev > 255:
+                break
+            pairs += bytes((b - prev, hist[b]))
+            prev = b
+        else:
+            return b"\x00" + head + bytes(pairs)
     width = 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4 if top < 1 << 32 else 8
     packed = array(_WIDTH_CODE[width], counts)
     if _BIG_ENDIAN:
         packed.byteswap()
-    return bytes((width,)) + lo.to_bytes(4, "little") + packed.tobytes()
+    return bytes((width,)) + head + packed.tobytes()
 
 
 def hist_int(blob: bytes) -> int:
@@ -112,6 +135,12 @@ def hist_int(blob: bytes) -> int:
         return 0
     width = blob[0]
     lo = int.from_bytes(blob[1:5], "little")
+    if width == 0:
+        value, b = 0, lo
+        for i in range(5, len(blob), 2):
+            b += blob[i]
+            value += blob[i + 1] << (_LANE_BITS * b)
+        return value
     if width == 8:
         lanes = bytes(blob[5:])
     else:
@@ -199,6 +228,8 @@ class RollupBatch:
         out: dict[StatKey, list[Any]] = {}
         for (dims, minute, *rest), agg in self._minutes.items():
             for grain in GRAINS:
+                if grain in FINE_GRAINS and dims in _WITH_PROMPT:
+                    continue
                 key: StatKey = (dims, grain, minute // grain, *rest)
                 have = out.get(key)
                 if have is None:
@@ -423,7 +454,7 @@ def read_sqlite(
             f"output_tokens, total_tokens, cost, priced, hist FROM trace_stats_rollups "
             f"WHERE tenant_id = ? AND dims = ? AND {where}"
         )
-        args: list[Any] = [tenant_id, dims, *params]
+        args: list[Any] = [tenant_id, dims_at(dims, segment[0]), *params]
         if prompt:
             sql += " AND prompt_name = ?"
             args.append(prompt)
