@@ -35,6 +35,7 @@ from .postgres_prompts import PostgresPromptsMixin
 from .rollups import STATS_GROUPS, rollup_fields, stats_rows
 from .stats_rollups import (
     PG_UPSERT,
+    RAW_COLUMNS,
     GroupTotals,
     batch_of,
     dims_at,
@@ -254,7 +255,7 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
         async def run(conn: AsyncConnection[Any]) -> Any:
             from psycopg.rows import tuple_row
 
-            totals = GroupTotals(STATS_GROUPS[query.group_by], dims)
+            totals = GroupTotals(STATS_GROUPS[query.group_by])
             cur = conn.cursor(row_factory=tuple_row)
             for segment in segments:
                 where, params = segment_sql(segment, "%s")
@@ -270,17 +271,13 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
                 await cur.execute(sql, args)
                 totals.add_rows(await cur.fetchall(), lanes=lanes_int)
             for start, end in raw:
-                sql = (
-                    "SELECT created_ms, prompt_name, prompt_version, model_provider, model_name, status, "
-                    "input_tokens, output_tokens, total_tokens, cost, duration FROM traces "
-                    "WHERE tenant_id = %s AND created_ms >= %s AND created_ms < %s"
-                )
+                sql = f"SELECT {RAW_COLUMNS} FROM traces WHERE tenant_id = %s AND created_ms >= %s AND created_ms < %s"
                 rargs: list[Any] = [tid, start, end]
                 if prompt:
                     sql += " AND prompt_name = %s"
                     rargs.append(prompt)
-                rcur = await conn.execute(sql, rargs)
-                totals.add_raw(iter(await rcur.fetchall()))
+                await cur.execute(sql, rargs)
+                totals.add_raw(await cur.fetchall())
             return totals.result()
 
         return stats_rows(query.group_by, await self._read(run))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .rollups import Agg, bucket
@@ -36,6 +36,7 @@ __all__ = [
     "GRAINS",
     "MINUTE_MS",
     "PG_UPSERT",
+    "RAW_COLUMNS",
     "GroupTotals",
     "RollupBatch",
     "batch_of",
@@ -219,10 +220,6 @@ class RollupBatch:
                 hist = agg[7]
                 hist[b] = hist.get(b, 0) + 1
 
-    def minute_rows(self) -> Iterable[tuple[tuple[Any, ...], list[Any]]]:
-        """((dims, minute, prompt, version, provider, model, status), sums) of every trace added."""
-        return self._minutes.items()
-
     def rows(self) -> dict[StatKey, list[Any]]:
         """Every (dims, grain, period, …key) this batch adds to, with its sums: minutes, then coarser."""
         out: dict[StatKey, list[Any]] = {}
@@ -370,14 +367,20 @@ def segment_sql(segment: Segment, placeholder: str = "?") -> tuple[str, list[int
     return " AND ".join(where), params
 
 
+#: The columns of a trace that GroupTotals.add_raw reads, in its order.
+RAW_COLUMNS = (
+    "prompt_name, prompt_version, model_provider, model_name, status, input_tokens, output_tokens, total_tokens, "
+    "cost, duration"
+)
+
+
 class GroupTotals:
     """Sums per stats group from roll-up rows and raw traces; histograms added as 64-bit-lane integers."""
 
-    __slots__ = ("_dims", "_group_of", "_groups")
+    __slots__ = ("_group_of", "_groups")
 
-    def __init__(self, group_of: Any, dims: int) -> None:
+    def __init__(self, group_of: Any) -> None:
         self._group_of = group_of
-        self._dims = dims
         self._groups: dict[tuple[Any, ...], list[Any]] = {}
 
     def add_rows(self, rows: Iterable[tuple[Any, ...]], lanes: Any = hist_int) -> None:
@@ -400,16 +403,37 @@ class GroupTotals:
                 have[6] += r[11]
                 have[7] += h
 
-    def add_raw(self, rows: Iterator[dict[str, Any]]) -> None:
-        """Traces as dicts with the stored columns and ``created_ms``."""
-        batch = RollupBatch()
-        for row in rows:
-            batch.add(row["created_ms"], row)
-        # The same projection as the roll-up rows of this question (it keeps the columns its groups need).
-        self.add_rows(
-            ((k[2], k[3], k[4], k[5], k[6], *a[:7], a[7]) for k, a in batch.minute_rows() if k[0] == self._dims),
-            lanes=_dict_lanes,
-        )
+    def add_raw(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Traces as (prompt, version, provider, model, status, in, out, total, cost, duration) rows."""
+        group_of = self._group_of
+        acc: dict[tuple[Any, ...], list[Any]] = {}
+        for prompt, version, provider, model, status, inp, out, total, cost, duration in rows:
+            g = group_of((0, prompt or "", version or 0, provider, model, status))
+            agg = acc.get(g)
+            if agg is None:
+                agg = acc[g] = [0, 0, 0, 0, 0, 0.0, 0, {}]
+            agg[0] += 1
+            agg[1] += status
+            agg[2] += inp
+            agg[3] += out
+            agg[4] += total
+            if cost is not None:
+                agg[5] += cost
+                agg[6] += 1
+            if duration is not None and duration >= 0:  # unknown (the store's negative sentinel): no bucket
+                hist = agg[7]
+                b = bucket(duration)
+                hist[b] = hist.get(b, 0) + 1
+        groups = self._groups
+        for g, agg in acc.items():
+            have = groups.get(g)
+            lanes = _dict_lanes(agg[7])
+            if have is None:
+                groups[g] = [*agg[:7], lanes]
+            else:
+                for i in range(7):
+                    have[i] += agg[i]
+                have[7] += lanes
 
     def result(self) -> dict[tuple[Any, ...], Agg]:
         return {
@@ -446,7 +470,7 @@ def read_sqlite(
 ) -> dict[tuple[Any, ...], Agg]:
     """trace_stats' groups from the roll-ups and the raw traces of the sub-minute edges."""
     segments, raw = plan_window(since, until)
-    totals = GroupTotals(group_of, dims)
+    totals = GroupTotals(group_of)
     for segment in segments:
         where, params = segment_sql(segment)
         sql = (
@@ -460,15 +484,10 @@ def read_sqlite(
             args.append(prompt)
         totals.add_rows(db.execute(sql, args))
     for start, end in raw:
-        sql = (
-            "SELECT seq, prompt_name, prompt_version, model_provider, model_name, status, input_tokens, "
-            "output_tokens, total_tokens, cost, duration FROM traces WHERE tenant_id = ? AND seq >= ? AND seq < ?"
-        )
+        sql = f"SELECT {RAW_COLUMNS} FROM traces WHERE tenant_id = ? AND seq >= ? AND seq < ?"
         rargs: list[Any] = [tenant_id, start << slot_bits, end << slot_bits]
         if prompt:
             sql += " AND prompt_name = ?"
             rargs.append(prompt)
-        cur = db.execute(sql, rargs)
-        names = ["created_ms", *(d[0] for d in cur.description[1:])]
-        totals.add_raw(dict(zip(names, (r[0] >> slot_bits, *r[1:]), strict=True)) for r in cur)
+        totals.add_raw(db.execute(sql, rargs))
     return totals.result()
