@@ -48,6 +48,7 @@ __all__ = [
     "plan_window",
     "postgres_rows",
     "read_sqlite",
+    "unpack_hist",
     "write_sqlite",
 ]
 
@@ -89,15 +90,13 @@ def dims_at(dims: int, grain: int) -> int:
     return _WITH_PROMPT.get(dims, dims) if grain in FINE_GRAINS else dims
 
 
-def _project(prompt: str, version: int, provider: str, model: str, status: int) -> list[tuple[Any, ...]]:
-    return [
-        (BY_PROMPT, prompt, 0, "", "", 0),
-        (BY_VERSION, prompt, version, "", "", 0),
-        (BY_MODEL, "", 0, provider, model, 0),
-        (BY_PROMPT_MODEL, prompt, 0, provider, model, 0),
-        (BY_STATUS, "", 0, "", "", status),
-        (BY_PROMPT_STATUS, prompt, 0, "", "", status),
-    ]
+def _without_prompt(dims: int, prompt: str, version: int, provider: str, model: str, status: int) -> tuple[Any, ...]:
+    """The key of the projection without the prompt that a key of a projection with it rolls up into."""
+    if dims == BY_VERSION:
+        return (BY_PROMPT, prompt, 0, "", "", 0)  # by prompt: the versions summed
+    if dims == BY_PROMPT_MODEL:
+        return (BY_MODEL, "", 0, provider, model, 0)
+    return (BY_STATUS, "", 0, "", "", status)
 
 
 # -- histograms -------------------------------------------------------------------------------------------
@@ -107,22 +106,23 @@ def pack_hist(hist: dict[int, int]) -> bytes:
     """``{bucket: count}`` as stored (b"" when empty)."""
     if not hist:
         return b""
-    lo, hi = min(hist), max(hist)
-    counts = [0] * (hi - lo + 1)
-    for b, n in hist.items():
-        counts[b - lo] = n
-    top = max(counts)
+    order = sorted(hist)
+    lo, hi = order[0], order[-1]
+    top = max(hist.values())
     head = lo.to_bytes(4, "little")
-    if top < 1 << 8 and 2 * len(hist) < len(counts):
+    if top < 1 << 8 and 2 * len(order) < hi - lo + 1:
         # Sparse (a minute's few traces over a wide range): (gap from the previous bucket, count) byte pairs.
         pairs, prev = bytearray(), lo
-        for b in sorted(hist):
+        for b in order:
             if b - prev > 255:
                 break
             pairs += bytes((b - prev, hist[b]))
             prev = b
         else:
             return b"\x00" + head + bytes(pairs)
+    counts = [0] * (hi - lo + 1)
+    for b, n in hist.items():
+        counts[b - lo] = n
     width = 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4 if top < 1 << 32 else 8
     packed = array(_WIDTH_CODE[width], counts)
     if _BIG_ENDIAN:
@@ -169,11 +169,31 @@ def int_hist(value: int) -> dict[int, int]:
     """``{bucket: count}`` from the 64-bit-lane integer."""
     if not value:
         return {}
+    lo = ((value & -value).bit_length() - 1) // _LANE_BITS  # the first non-empty lane
+    value >>= _LANE_BITS * lo
     lanes = array("Q")
     lanes.frombytes(value.to_bytes(-(-value.bit_length() // _LANE_BITS) * 8, "little"))
     if _BIG_ENDIAN:
         lanes.byteswap()
-    return {b: n for b, n in enumerate(lanes) if n}
+    return {lo + i: n for i, n in enumerate(lanes) if n}
+
+
+def unpack_hist(blob: bytes) -> dict[int, int]:
+    """``{bucket: count}`` from a stored histogram."""
+    if not blob:
+        return {}
+    width = blob[0]
+    lo = int.from_bytes(blob[1:5], "little")
+    if width == 0:
+        hist, b = {}, lo
+        for i in range(5, len(blob), 2):
+            b += blob[i]
+            hist[b] = blob[i + 1]
+        return hist
+    counts = array(_WIDTH_CODE[width], bytes(blob[5:]))
+    if _BIG_ENDIAN:
+        counts.byteswap()
+    return {lo + i: n for i, n in enumerate(counts) if n}
 
 
 # -- writing ----------------------------------------------------------------------------------------------
@@ -200,11 +220,14 @@ class RollupBatch:
         duration = row["duration"]
         b = bucket(duration) if duration is not None and duration >= 0 else None
         inp, out, total = row["input_tokens"], row["output_tokens"], row["total_tokens"]
+        prompt = row["prompt_name"] or ""
         acc = self._minutes
-        for dims, prompt, version, provider, model, s in _project(
-            row["prompt_name"] or "", row["prompt_version"] or 0, row["model_provider"], row["model_name"], status
+        # The projections with the prompt only: the others are summed from them (rows()).
+        for key in (
+            (BY_VERSION, minute, prompt, row["prompt_version"] or 0, "", "", 0),
+            (BY_PROMPT_MODEL, minute, prompt, 0, row["model_provider"], row["model_name"], 0),
+            (BY_PROMPT_STATUS, minute, prompt, 0, "", "", status),
         ):
-            key = (dims, minute, prompt, version, provider, model, s)
             agg = acc.get(key)
             if agg is None:
                 agg = acc[key] = [0, 0, 0, 0, 0, 0.0, 0, {}]
@@ -223,11 +246,12 @@ class RollupBatch:
     def rows(self) -> dict[StatKey, list[Any]]:
         """Every (dims, grain, period, …key) this batch adds to, with its sums: minutes, then coarser."""
         out: dict[StatKey, list[Any]] = {}
+        coarse = [g for g in GRAINS if g not in FINE_GRAINS]
         for (dims, minute, *rest), agg in self._minutes.items():
-            for grain in GRAINS:
-                if grain in FINE_GRAINS and dims in _WITH_PROMPT:
-                    continue
-                key: StatKey = (dims, grain, minute // grain, *rest)
+            keys: list[tuple[Any, ...]] = [(dims, grain, minute // grain, *rest) for grain in GRAINS]
+            other = _without_prompt(dims, *rest)
+            keys += [(other[0], grain, minute // grain, *other[1:]) for grain in coarse]
+            for key in keys:
                 have = out.get(key)
                 if have is None:
                     out[key] = [*agg[:7], dict(agg[7])]
@@ -282,17 +306,16 @@ def write_sqlite(db: sqlite3.Connection, tenant_id: int, batch: RollupBatch) -> 
             sums = agg[:7]
         else:
             sums = [a + b for a, b in zip(agg[:7], old[:7], strict=True)]
-            hist = _pack_int(hist_int(old[7]) + hist_int(pack_hist(agg[7])))
+            merged = unpack_hist(old[7])
+            for b, n in agg[7].items():
+                merged[b] = merged.get(b, 0) + n
+            hist = pack_hist(merged)
         params.append((tenant_id, *key, *sums, hist))
     db.executemany(
         f"INSERT OR REPLACE INTO trace_stats_rollups(tenant_id, {_SQLITE_KEY}, {_SUMS}, hist) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         params,
     )
-
-
-def _pack_int(value: int) -> bytes:
-    return pack_hist(int_hist(value))
 
 
 #: PostgreSQL: add one row to the stored roll-ups; concurrent writers add up (histograms by agnt_hist_add).
