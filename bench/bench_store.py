@@ -341,9 +341,9 @@ def main() -> None:
         )
     size = disk_bytes(db)
     print(f"disk: {size / 1e6:,.1f} MB for {args.n:,} traces = {size / args.n:,.0f} bytes/trace")
-    print(f"{'query':36} {'p50 ms':>8} {'p95 ms':>8}")
+    print(f"{'query':52} {'p50 ms':>8} {'p95 ms':>8}")
     for name, p50, p95 in asyncio.run(queries(settings)):
-        print(f"{name:36} {p50:8.2f} {p95:8.2f}")
+        print(f"{name:52} {p50:8.2f} {p95:8.2f}")
     p50, p95 = asyncio.run(stdio_get_trace(db))
     print(f"{'get_trace over stdio (SDK client)':36} {p50:8.2f} {p95:8.2f}")
     if tmp:
