@@ -459,6 +459,7 @@ class GroupTotals:
                 have[7] += lanes
 
     def result(self) -> dict[tuple[Any, ...], Agg]:
+        """The groups' Aggs, in the order of their keys (groups of equal size then list in that order)."""
         return {
             g: Agg(
                 count=a[0],
@@ -470,7 +471,7 @@ class GroupTotals:
                 priced=a[6],
                 hist=int_hist(a[7]),
             )
-            for g, a in self._groups.items()
+            for g, a in sorted(self._groups.items())
         }
 
 
