@@ -286,9 +286,19 @@ async def stats_windows(app: Any, rounds: int = 40) -> list[tuple[str, float, fl
             prompt_name=rng.choice([None, None, "prompt-05"]),
         )
         await stats(**kw)
-        p50, _ = await timed(lambda kw=kw: stats(**kw), 3)
-        worst.append(p50)
-    out.append((f"trace_stats, {rounds} random windows: median / slowest", statistics.median(worst), max(worst)))
+        samples = []
+        for _ in range(3):
+            t = time.perf_counter()
+            await stats(**kw)
+            samples.append((time.perf_counter() - t) * 1000)
+        worst.append((statistics.median(samples), min(samples)))
+    medians, bests = [w[0] for w in worst], [w[1] for w in worst]
+    out.append(
+        (f"trace_stats, {rounds} random windows (p50 of 3): median / slowest", statistics.median(medians), max(medians))
+    )
+    out.append(
+        (f"trace_stats, {rounds} random windows (best of 3): median / slowest", statistics.median(bests), max(bests))
+    )
     return out
 
 

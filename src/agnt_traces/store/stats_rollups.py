@@ -292,7 +292,7 @@ def write_sqlite(db: sqlite3.Connection, tenant_id: int, batch: RollupBatch) -> 
         spans[(dims, grain)] = (period, period) if lo_hi is None else (min(lo_hi[0], period), max(lo_hi[1], period))
     stored: dict[StatKey, tuple[Any, ...]] = {}
     for (dims, grain), (lo, hi) in spans.items():
-        for r in db.execute(
+        for r in _tuples(db).execute(
             f"SELECT {_SQLITE_KEY}, {_SUMS}, hist FROM trace_stats_rollups "
             "WHERE tenant_id = ? AND dims = ? AND grain = ? AND period BETWEEN ? AND ?",
             (tenant_id, dims, grain, lo, hi),
@@ -482,6 +482,14 @@ def _dict_lanes(hist: dict[int, int]) -> int:
     return value
 
 
+def _tuples(db: sqlite3.Connection) -> sqlite3.Cursor:
+    """A cursor that returns plain tuples, whatever the connection's row factory (``sqlite3.Row`` costs
+    3-4 times as much per row here)."""
+    cur = db.cursor()
+    cur.row_factory = None
+    return cur
+
+
 def read_sqlite(
     db: sqlite3.Connection,
     tenant_id: int,
@@ -506,12 +514,12 @@ def read_sqlite(
         if prompt:
             sql += " AND prompt_name = ?"
             args.append(prompt)
-        totals.add_rows(db.execute(sql, args))
+        totals.add_rows(_tuples(db).execute(sql, args))
     for start, end in raw:
         sql = f"SELECT {RAW_COLUMNS} FROM traces WHERE tenant_id = ? AND seq >= ? AND seq < ?"
         rargs: list[Any] = [tenant_id, start << slot_bits, end << slot_bits]
         if prompt:
             sql += " AND prompt_name = ?"
             rargs.append(prompt)
-        totals.add_raw(db.execute(sql, rargs))
+        totals.add_raw(_tuples(db).execute(sql, rargs))
     return totals.result()
