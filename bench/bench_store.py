@@ -288,9 +288,9 @@ async def stats_windows(app: Any, rounds: int = 40) -> list[tuple[str, float, fl
         await stats(**kw)
         samples = []
         for _ in range(3):
-            t = time.perf_counter()
+            started = time.perf_counter()
             await stats(**kw)
-            samples.append((time.perf_counter() - t) * 1000)
+            samples.append((time.perf_counter() - started) * 1000)
         worst.append((statistics.median(samples), min(samples)))
     medians, bests = [w[0] for w in worst], [w[1] for w in worst]
     out.append(
