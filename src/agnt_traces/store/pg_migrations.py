@@ -318,7 +318,6 @@ WITH t AS (
         CASE WHEN d.dims IN (5, 6) THEN t.s ELSE 0 END AS status,
         t.s AS err, t.input_tokens, t.output_tokens, t.total_tokens, t.cost, t.b
     FROM t, unnest(ARRAY[1440, 60, 10, 1]) AS g(grain), unnest(ARRAY[1, 2, 3, 4, 5, 6]) AS d(dims)
-    WHERE g.grain > 10 OR d.dims IN (2, 4, 6)  -- the fine grains keep only the projections with the prompt
 ), sums AS (
     SELECT tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status,
         count(*) AS count, sum(err) AS errors, sum(input_tokens) AS input_tokens,

@@ -38,7 +38,6 @@ from .stats_rollups import (
     RAW_COLUMNS,
     GroupTotals,
     batch_of,
-    dims_at,
     dims_for,
     lanes_int,
     plan_window,
@@ -264,7 +263,7 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
                     "input_tokens, output_tokens, total_tokens, cost, priced, hist_lo, hist FROM trace_stats_rollups "
                     f"WHERE tenant_id = %s AND dims = %s AND {where}"
                 )
-                args: list[Any] = [tid, dims_at(dims, segment[0]), *params]
+                args: list[Any] = [tid, dims, *params]
                 if prompt:
                     sql += " AND prompt_name = %s"
                     args.append(prompt)

@@ -8,7 +8,7 @@ reads at most 2 × (23 + 5 + 9) periods besides its days, and at most two minute
 A projection keeps only the key columns one kind of question needs (by prompt; by prompt and version; by
 model; by prompt and model; by status; by prompt and status), so a period has as many rows as the
 answer has groups, not as many as the product of every prompt, version, model and status. Columns a
-projection drops hold '' or 0. The fine grains keep only the three projections with the prompt.
+projection drops hold '' or 0.
 
 Each row holds counts, token and cost sums and a duration histogram with logarithmic buckets 4 % apart
 (store.rollups: percentiles within ±2 %), packed as: one byte for the width of a count (1, 2, 4 or 8
@@ -40,7 +40,6 @@ __all__ = [
     "GroupTotals",
     "RollupBatch",
     "batch_of",
-    "dims_at",
     "dims_for",
     "hist_int",
     "int_hist",
@@ -60,11 +59,6 @@ GRAINS = (1440, 60, 10, 1)
 BY_PROMPT, BY_VERSION, BY_MODEL, BY_PROMPT_MODEL, BY_STATUS, BY_PROMPT_STATUS = 1, 2, 3, 4, 5, 6
 PROJECTIONS = (BY_PROMPT, BY_VERSION, BY_MODEL, BY_PROMPT_MODEL, BY_STATUS, BY_PROMPT_STATUS)
 
-#: The fine grains (minute, ten minutes) only serve a window's edges, a few periods each: there, the
-#: projections without the prompt are left out and answered from the ones with it (summed over prompts).
-FINE_GRAINS = frozenset((1, 10))
-_WITH_PROMPT = {BY_PROMPT: BY_VERSION, BY_MODEL: BY_PROMPT_MODEL, BY_STATUS: BY_PROMPT_STATUS}
-
 _LANE_BITS = 64
 _WIDTH_CODE = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _BIG_ENDIAN = sys.byteorder == "big"
@@ -83,11 +77,6 @@ def dims_for(group_by: str, prompt_filter: bool) -> int:
     if group_by == "model":
         return BY_PROMPT_MODEL if prompt_filter else BY_MODEL
     return BY_PROMPT_STATUS if prompt_filter else BY_STATUS
-
-
-def dims_at(dims: int, grain: int) -> int:
-    """The projection stored at ``grain`` that answers what ``dims`` answers."""
-    return _WITH_PROMPT.get(dims, dims) if grain in FINE_GRAINS else dims
 
 
 def _without_prompt(dims: int, prompt: str, version: int, provider: str, model: str, status: int) -> tuple[Any, ...]:
@@ -136,12 +125,13 @@ def hist_int(blob: bytes) -> int:
         return 0
     width = blob[0]
     lo = int.from_bytes(blob[1:5], "little")
-    if width == 0:
-        value, b = 0, lo
-        for i in range(5, len(blob), 2):
-            b += blob[i]
-            value += blob[i + 1] << (_LANE_BITS * b)
-        return value
+    if width == 0:  # sparse: each count (< 256) into the low byte of its lane
+        sparse = bytearray(8 * (sum(blob[5::2]) + 1))
+        at = 0
+        for gap, count in zip(blob[5::2], blob[6::2], strict=True):
+            at += 8 * gap
+            sparse[at] = count
+        return int.from_bytes(sparse, "little") << (_LANE_BITS * lo)
     if width == 8:
         lanes = bytes(blob[5:])
     else:
@@ -222,7 +212,7 @@ class RollupBatch:
         inp, out, total = row["input_tokens"], row["output_tokens"], row["total_tokens"]
         prompt = row["prompt_name"] or ""
         acc = self._minutes
-        # The projections with the prompt only: the others are summed from them (rows()).
+        # The projections with the prompt only: the three without it are summed from them per batch (rows()).
         for key in (
             (BY_VERSION, minute, prompt, row["prompt_version"] or 0, "", "", 0),
             (BY_PROMPT_MODEL, minute, prompt, 0, row["model_provider"], row["model_name"], 0),
@@ -246,11 +236,10 @@ class RollupBatch:
     def rows(self) -> dict[StatKey, list[Any]]:
         """Every (dims, grain, period, …key) this batch adds to, with its sums: minutes, then coarser."""
         out: dict[StatKey, list[Any]] = {}
-        coarse = [g for g in GRAINS if g not in FINE_GRAINS]
         for (dims, minute, *rest), agg in self._minutes.items():
-            keys: list[tuple[Any, ...]] = [(dims, grain, minute // grain, *rest) for grain in GRAINS]
             other = _without_prompt(dims, *rest)
-            keys += [(other[0], grain, minute // grain, *other[1:]) for grain in coarse]
+            keys: list[tuple[Any, ...]] = [(dims, grain, minute // grain, *rest) for grain in GRAINS]
+            keys += [(other[0], grain, minute // grain, *other[1:]) for grain in GRAINS]
             for key in keys:
                 have = out.get(key)
                 if have is None:
@@ -292,7 +281,7 @@ def write_sqlite(db: sqlite3.Connection, tenant_id: int, batch: RollupBatch) -> 
         spans[(dims, grain)] = (period, period) if lo_hi is None else (min(lo_hi[0], period), max(lo_hi[1], period))
     stored: dict[StatKey, tuple[Any, ...]] = {}
     for (dims, grain), (lo, hi) in spans.items():
-        for r in _tuples(db).execute(
+        for r in db.execute(
             f"SELECT {_SQLITE_KEY}, {_SUMS}, hist FROM trace_stats_rollups "
             "WHERE tenant_id = ? AND dims = ? AND grain = ? AND period BETWEEN ? AND ?",
             (tenant_id, dims, grain, lo, hi),
@@ -510,7 +499,7 @@ def read_sqlite(
             f"output_tokens, total_tokens, cost, priced, hist FROM trace_stats_rollups "
             f"WHERE tenant_id = ? AND dims = ? AND {where}"
         )
-        args: list[Any] = [tenant_id, dims_at(dims, segment[0]), *params]
+        args: list[Any] = [tenant_id, dims, *params]
         if prompt:
             sql += " AND prompt_name = ?"
             args.append(prompt)
