@@ -55,9 +55,9 @@ def store_measures(db: str, n: int) -> None:
     print(f"ingest in-process (batch of 1000): store {store_rate:,.0f} traces/s; with validation {full_rate:,.0f}/s")
     size = db_bytes(db)
     print(f"size: {size / 1e6:,.1f} MB for {n:,} traces = {size / n:,.0f} bytes/trace")
-    print(f"{'query':36} {'p50 ms':>8} {'p95 ms':>8}")
+    print(f"{'query':52} {'p50 ms':>8} {'p95 ms':>8}")
     for name, p50, p95 in asyncio.run(bench_store.queries(settings)):
-        print(f"{name:36} {p50:8.2f} {p95:8.2f}")
+        print(f"{name:52} {p50:8.2f} {p95:8.2f}")
     p50, p95 = asyncio.run(stdio_get_trace(db))
     print(f"{'get_trace over stdio (SDK client)':36} {p50:8.2f} {p95:8.2f}")
 

@@ -140,7 +140,7 @@ async def test_a_killed_copy_continues_and_verifies(direction: str, pg_url: str,
     assert lines["traces"][1:3] == [str(total), str(total)] and lines["traces"][-1] == "ok"
     for table in ("tenants", "api_tokens", "contents", "prompts", "prompt_versions", "prompt_labels"):
         assert lines[table][-1] == "ok" and int(lines[table][1]) > 0, lines[table]
-    for table in ("prompt_label_history", "trace_tags", "trace_rollups", "sessions"):
+    for table in ("prompt_label_history", "trace_tags", "trace_stats_rollups", "sessions"):
         assert lines[table][-1] == "ok" and int(lines[table][1]) > 0, lines[table]
     assert _count(target) == total
 

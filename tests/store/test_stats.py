@@ -87,9 +87,10 @@ async def test_existing_traces_are_rolled_up_by_the_migration(db_path: str) -> N
             await app.traces.ingest("default", trace_payload(output=f"o{i}", createdAt=ms_to_rfc3339(T0 + i * H)))
         before = (await app.traces.stats("default", StatsQuery(group_by="status"))).render()
     db = sqlite3.connect(db_path, isolation_level=None)
-    db.execute("DROP TABLE trace_rollups")
-    db.execute("DELETE FROM schema_migrations WHERE number = 4")
-    assert [m[0] for m in migrations.pending(db)] == [4]
+    db.execute("DROP TABLE trace_stats_rollups")
+    db.execute("CREATE TABLE trace_rollups (x INTEGER)")  # what the migration replaces
+    db.execute("DELETE FROM schema_migrations WHERE number = 7")
+    assert [m[0] for m in migrations.pending(db)] == [7]
     db.close()
     async with open_app(Settings(db_path=db_path)) as app:
         after = (await app.traces.stats("default", StatsQuery(group_by="status"))).render()

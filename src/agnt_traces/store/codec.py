@@ -47,20 +47,49 @@ def decode_duration(value: float | None) -> float | None:
 _BODY_FIELDS = ("variables", "messages", "output", "tool_calls", "error", "metadata")
 
 
+# A preset dictionary for bodies (kind b"d"): the JSON a body is made of and the hundred most common English
+# words (the Oxford English Corpus list), most likely strings last (nearest, so cheapest to refer back to).
+# A body of a few hundred bytes compresses poorly on its own: with this, ~20 % smaller. NEVER change these
+# bytes: stored bodies need them to be read. A new dictionary needs a new kind byte.
+_BODY_DICT = (
+    b"the be to of and a in that have I it for not on with he as you do at this but his by from they we say her "
+    b"she or an will my one all would there their what so up out if about who get which go me when make can like "
+    b"time no just him know take people into year your good some could them see other than then now look only "
+    b"come its over think also back after use two how our work first well way even new want because any these "
+    b"give day most us The I'm you're it's don't can't "
+    b'{"error":{"type":"","message":""},"metadata":{},"tool_calls":[{"id":"","name":"","arguments":{}}],'
+    b'"model_metadata":{},"etag":"","created_ms":'
+    b'{"variables":{"name":"","messages":[{"role":"system","content":"'
+    b'"},{"role":"assistant","content":"'
+    b'"},{"role":"user","content":"'
+    b'"}],"output":"'
+)
+_SMALL = 48  # below this, JSON as is
+
+
 def _compress(data: dict[str, Any]) -> bytes:
     return _compress_raw(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _compress_raw(raw: bytes) -> bytes:
-    # Small bodies barely compress; a leading byte says which form is stored.
-    if len(raw) < 160:
+    # A leading byte says which form is stored: b"j" JSON, b"z" zlib (older rows), b"d" raw deflate with
+    # the preset dictionary.
+    if len(raw) < _SMALL:
         return b"j" + raw
-    return b"z" + zlib.compress(raw, 6)
+    packer = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=_BODY_DICT)
+    packed = packer.compress(raw) + packer.flush()
+    return b"d" + packed if len(packed) < len(raw) else b"j" + raw
 
 
 def _decompress(blob: bytes) -> dict[str, Any]:
     kind, payload = blob[:1], blob[1:]
-    raw = zlib.decompress(payload) if kind == b"z" else payload
+    if kind == b"d":
+        unpacker = zlib.decompressobj(-15, zdict=_BODY_DICT)
+        raw = unpacker.decompress(payload) + unpacker.flush()
+    elif kind == b"z":
+        raw = zlib.decompress(payload)
+    else:
+        raw = payload
     result: dict[str, Any] = json.loads(raw)
     return result
 

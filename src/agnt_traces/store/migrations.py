@@ -329,6 +329,56 @@ def m006_golden_replays(db: sqlite3.Connection) -> None:
     )
 
 
+def m007_stats_rollups(db: sqlite3.Connection) -> None:
+    """Roll-ups at four grains and six projections (store.stats_rollups) replace the hourly ones."""
+    db.execute(
+        """
+        CREATE TABLE trace_stats_rollups (
+            tenant_id INTEGER NOT NULL,
+            dims INTEGER NOT NULL,
+            grain INTEGER NOT NULL,
+            period INTEGER NOT NULL,
+            prompt_name TEXT NOT NULL,
+            prompt_version INTEGER NOT NULL,
+            model_provider TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            total_tokens INTEGER NOT NULL,
+            cost REAL NOT NULL,
+            priced INTEGER NOT NULL,
+            hist BLOB NOT NULL,
+            PRIMARY KEY (tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name,
+                status)
+        ) STRICT, WITHOUT ROWID
+        """
+    )
+    # Traces written before this migration: roll them up now, a chunk at a time.
+    from .stats_rollups import RollupBatch, write_sqlite
+
+    last = -1
+    while True:
+        cur = db.execute(
+            "SELECT seq, tenant_id, prompt_name, prompt_version, model_provider, model_name, status, input_tokens, "
+            "output_tokens, total_tokens, cost, duration FROM traces WHERE seq > ? ORDER BY seq LIMIT 50000",
+            (last,),
+        )
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        if not rows:
+            break
+        by_tenant: dict[int, RollupBatch] = {}
+        for row in rows:
+            by_tenant.setdefault(row["tenant_id"], RollupBatch()).add(row["seq"] >> 12, row)
+        for tenant_id, batch in by_tenant.items():
+            write_sqlite(db, tenant_id, batch)
+        last = rows[-1]["seq"]
+    db.execute("DROP TABLE trace_rollups")
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial", m001_initial),
     (2, "prompts", m002_prompts),
@@ -336,6 +386,7 @@ MIGRATIONS: list[Migration] = [
     (4, "trace_rollups", m004_trace_rollups),
     (5, "tenant_fulltext_and_secrets", m005_tenant_fulltext_and_secrets),
     (6, "golden_replays", m006_golden_replays),
+    (7, "stats_rollups", m007_stats_rollups),
 ]
 
 

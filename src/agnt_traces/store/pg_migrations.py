@@ -262,6 +262,90 @@ CREATE TABLE version_gates (
 );
 """
 
+M007_STATS_ROLLUPS = """
+-- Roll-ups at four grains (minutes per period: 1440, 60, 10, 1) and six projections (store.stats_rollups)
+-- replace the hourly ones. A histogram is (hist_lo, hist): hist[i] counts bucket hist_lo + i - 1.
+CREATE TABLE trace_stats_rollups (
+    tenant_id BIGINT NOT NULL,
+    dims SMALLINT NOT NULL,
+    grain INTEGER NOT NULL,
+    period BIGINT NOT NULL,
+    prompt_name TEXT NOT NULL,
+    prompt_version INTEGER NOT NULL,
+    model_provider TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    status SMALLINT NOT NULL,
+    count BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
+    input_tokens BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    total_tokens BIGINT NOT NULL,
+    cost DOUBLE PRECISION NOT NULL,
+    priced BIGINT NOT NULL,
+    hist_lo INTEGER NOT NULL,
+    hist BIGINT[] NOT NULL,
+    PRIMARY KEY (tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status)
+);
+
+-- The sum of two histograms (first bucket, counts), for roll-ups merged by concurrent writers.
+CREATE FUNCTION agnt_hist_add(a_lo INTEGER, a BIGINT[], b_lo INTEGER, b BIGINT[]) RETURNS BIGINT[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN cardinality(a) = 0 THEN b WHEN cardinality(b) = 0 THEN a ELSE ARRAY(
+        SELECT coalesce(a[i - a_lo + 1], 0) + coalesce(b[i - b_lo + 1], 0)
+        FROM generate_series(least(a_lo, b_lo), greatest(a_lo + cardinality(a), b_lo + cardinality(b)) - 1) AS i
+        ORDER BY i) END
+$$;
+CREATE FUNCTION agnt_hist_lo(a_lo INTEGER, a BIGINT[], b_lo INTEGER, b BIGINT[]) RETURNS INTEGER
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN cardinality(a) = 0 THEN b_lo WHEN cardinality(b) = 0 THEN a_lo ELSE least(a_lo, b_lo) END
+$$;
+
+-- Traces written before this migration. The bucket is store.rollups.bucket: 1 + round(ln(d / 0.1 ms) /
+-- ln(1.04)), rounding half to even like Python (rint); an unknown duration (stored < 0) has none.
+WITH t AS (
+    SELECT tenant_id, created_ms, coalesce(prompt_name, '') AS p, coalesce(prompt_version, 0) AS v,
+        model_provider AS mp, model_name AS mn, status AS s, input_tokens, output_tokens, total_tokens, cost,
+        CASE WHEN duration < 0 THEN NULL WHEN duration < 1e-4 THEN 0
+            ELSE 1 + round(ln(duration / 1e-4::float8) / ln(1.04::float8))::integer END AS b
+    FROM traces
+), k AS (
+    SELECT t.tenant_id, d.dims::smallint AS dims, g.grain,
+        floor(t.created_ms / (g.grain * 60000.0))::bigint AS period,
+        CASE WHEN d.dims IN (1, 2, 4, 6) THEN t.p ELSE '' END AS prompt_name,
+        CASE WHEN d.dims = 2 THEN t.v ELSE 0 END AS prompt_version,
+        CASE WHEN d.dims IN (3, 4) THEN t.mp ELSE '' END AS model_provider,
+        CASE WHEN d.dims IN (3, 4) THEN t.mn ELSE '' END AS model_name,
+        CASE WHEN d.dims IN (5, 6) THEN t.s ELSE 0 END AS status,
+        t.s AS err, t.input_tokens, t.output_tokens, t.total_tokens, t.cost, t.b
+    FROM t, unnest(ARRAY[1440, 60, 10, 1]) AS g(grain), unnest(ARRAY[1, 2, 3, 4, 5, 6]) AS d(dims)
+), sums AS (
+    SELECT tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status,
+        count(*) AS count, sum(err) AS errors, sum(input_tokens) AS input_tokens,
+        sum(output_tokens) AS output_tokens, sum(total_tokens) AS total_tokens, coalesce(sum(cost), 0) AS cost,
+        count(cost) AS priced
+    FROM k GROUP BY tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status
+), hb AS (
+    SELECT tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status, b,
+        count(*) AS n
+    FROM k WHERE b IS NOT NULL
+    GROUP BY tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status, b
+), hr AS (
+    SELECT tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status,
+        min(b) AS lo, max(b) AS hi, array_agg(b ORDER BY b) AS bs, array_agg(n ORDER BY b) AS ns
+    FROM hb GROUP BY tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status
+)
+INSERT INTO trace_stats_rollups(tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider,
+    model_name, status, count, errors, input_tokens, output_tokens, total_tokens, cost, priced, hist_lo, hist)
+SELECT s.*, coalesce(h.lo, 0),
+    CASE WHEN h.lo IS NULL THEN '{}'::bigint[] ELSE ARRAY(
+        SELECT coalesce(h.ns[array_position(h.bs, i)], 0) FROM generate_series(h.lo, h.hi) AS i ORDER BY i) END
+FROM sums s
+LEFT JOIN hr h USING (tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status);
+
+DROP TABLE trace_rollups;
+DROP FUNCTION agnt_merge_hist(JSONB, JSONB);
+"""
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial", M001_INITIAL),
     (2, "prompts", M002_PROMPTS),
@@ -269,6 +353,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (4, "trace_rollups", M004_TRACE_ROLLUPS),
     (5, "tenant_fulltext_and_secrets", M005_FULLTEXT_AND_SECRETS),
     (6, "golden_replays", M006_GOLDEN_REPLAYS),
+    (7, "stats_rollups", M007_STATS_ROLLUPS),
 ]
 
 _RECORD_TABLE = (

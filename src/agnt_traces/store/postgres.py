@@ -33,7 +33,18 @@ from .pg_fulltext import document_vector, to_tsquery_literal
 from .postgres_base import describe_url, is_postgres_url
 from .postgres_golden import PostgresGoldenMixin
 from .postgres_prompts import PostgresPromptsMixin
-from .rollups import HOUR_MS, STATS_GROUPS, Agg, RollupKey, add_trace, rollup_fields, rows_to_aggs, stats_rows
+from .rollups import STATS_GROUPS, rollup_fields, stats_rows
+from .stats_rollups import (
+    PG_UPSERT,
+    RAW_COLUMNS,
+    GroupTotals,
+    batch_of,
+    dims_for,
+    lanes_int,
+    plan_window,
+    postgres_rows,
+    segment_sql,
+)
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -54,18 +65,6 @@ _COPY_COLUMNS = (
     "tenant_id, n, id, created_ms, prompt_name, prompt_version, manifest_id, model_provider, model_name, status, "
     "input_tokens, output_tokens, total_tokens, cost, duration, source, session_id, parent_trace_id, tags, body, "
     "digest, fts"
-)
-_ROLLUP_UPSERT = (
-    "INSERT INTO trace_rollups(tenant_id, hour, prompt_name, prompt_version, model_provider, model_name, status, "
-    "count, errors, input_tokens, output_tokens, total_tokens, cost, priced, hist) "
-    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::jsonb) "
-    "ON CONFLICT (tenant_id, hour, prompt_name, prompt_version, model_provider, model_name, status) DO UPDATE SET "
-    "count = trace_rollups.count + excluded.count, errors = trace_rollups.errors + excluded.errors, "
-    "input_tokens = trace_rollups.input_tokens + excluded.input_tokens, "
-    "output_tokens = trace_rollups.output_tokens + excluded.output_tokens, "
-    "total_tokens = trace_rollups.total_tokens + excluded.total_tokens, "
-    "cost = trace_rollups.cost + excluded.cost, priced = trace_rollups.priced + excluded.priced, "
-    "hist = agnt_merge_hist(trace_rollups.hist, excluded.hist)"
 )
 
 
@@ -123,10 +122,7 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
         manifest_ids = {d: self._manifest_ids[d] for d in trace_manifest.values() if d in self._manifest_ids}
         manifest_ids.update(await self._store_manifests(conn, pending))
 
-        rollup: dict[RollupKey, Agg] = {}
-        for rec in new:
-            add_trace(rollup, record_created_ms(rec), rollup_fields(rec.trace))
-        await _merge_rollups(conn, tid, rollup)
+        await _write_rollups(conn, tid, new)
 
         cur = await conn.execute(
             "SELECT nextval(pg_get_serial_sequence('traces', 'n')) AS n FROM generate_series(1, %s)", (len(new),)
@@ -247,68 +243,42 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
         return list(await cur.fetchall())
 
     async def trace_stats(self, tenant: str, query: StatsFilter) -> list[StatsRow]:
-        """Whole hours of the window from the roll-ups; the partial hours at its edges from the traces."""
+        """Whole days, hours, ten minutes and minutes of the window from the roll-ups; the sub-minute edges
+        from the traces (store.stats_rollups)."""
         tid = await self._tenant_id(tenant)
         if tid is None:
             return []
-        since, until = query.since_ms, query.until_ms
-        lo = None if since is None else -(-since // HOUR_MS) * HOUR_MS
-        hi = None if until is None else until // HOUR_MS * HOUR_MS
-        raw: list[tuple[int, int]] = []
-        hours: tuple[int | None, int | None] | None
-        if since is not None and until is not None and lo is not None and hi is not None and lo >= hi:
-            raw.append((since, until))
-            hours = None
-        else:
-            hours = (None if lo is None else lo // HOUR_MS, None if hi is None else hi // HOUR_MS)
-            if since is not None and lo is not None and since < lo:
-                raw.append((since, lo))
-            if until is not None and hi is not None and hi < until:
-                raw.append((hi, until))
-        group_of = STATS_GROUPS[query.group_by]
-        prompt = query.prompt_name
+        prompt = query.prompt_name or None
+        dims = dims_for(query.group_by, prompt is not None)
+        segments, raw = plan_window(query.since_ms, query.until_ms)
 
-        async def run(conn: AsyncConnection[Any]) -> dict[tuple[Any, ...], Agg]:
+        async def run(conn: AsyncConnection[Any]) -> Any:
             from psycopg.rows import tuple_row
 
-            groups: dict[tuple[Any, ...], Agg] = {}
-            if hours is not None:
-                where, params = ["tenant_id = %s"], [tid]
-                if hours[0] is not None:
-                    where.append("hour >= %s")
-                    params.append(hours[0])
-                if hours[1] is not None:
-                    where.append("hour < %s")
-                    params.append(hours[1])
-                if prompt:
-                    where.append("prompt_name = %s")
-                    params.append(prompt)  # type: ignore[arg-type]
-                cur = conn.cursor(row_factory=tuple_row)
-                await cur.execute(
-                    "SELECT hour, prompt_name, prompt_version, model_provider, model_name, status, count, errors, "
-                    "input_tokens, output_tokens, total_tokens, cost, priced, hist::text FROM trace_rollups "
-                    f"WHERE {' AND '.join(where)}",
-                    params,
-                )
-                for key, agg in rows_to_aggs(await cur.fetchall()):
-                    groups.setdefault(group_of(key), Agg()).add(agg)
-            for start, end in raw:
-                acc: dict[RollupKey, Agg] = {}
+            totals = GroupTotals(STATS_GROUPS[query.group_by])
+            cur = conn.cursor(row_factory=tuple_row)
+            for segment in segments:
+                where, params = segment_sql(segment, "%s")
                 sql = (
-                    "SELECT created_ms, prompt_name, prompt_version, model_provider, model_name, status, "
-                    "input_tokens, output_tokens, total_tokens, cost, duration FROM traces "
-                    "WHERE tenant_id = %s AND created_ms >= %s AND created_ms < %s"
+                    "SELECT prompt_name, prompt_version, model_provider, model_name, status, count, errors, "
+                    "input_tokens, output_tokens, total_tokens, cost, priced, hist_lo, hist FROM trace_stats_rollups "
+                    f"WHERE tenant_id = %s AND dims = %s AND {where}"
                 )
-                args: list[Any] = [tid, start, end]
+                args: list[Any] = [tid, dims, *params]
                 if prompt:
                     sql += " AND prompt_name = %s"
                     args.append(prompt)
-                rcur = await conn.execute(sql, args)
-                for r in await rcur.fetchall():
-                    add_trace(acc, r["created_ms"], r)
-                for key, agg in acc.items():
-                    groups.setdefault(group_of(key), Agg()).add(agg)
-            return groups
+                await cur.execute(sql, args)
+                totals.add_rows(await cur.fetchall(), lanes=lanes_int)
+            for start, end in raw:
+                sql = f"SELECT {RAW_COLUMNS} FROM traces WHERE tenant_id = %s AND created_ms >= %s AND created_ms < %s"
+                rargs: list[Any] = [tid, start, end]
+                if prompt:
+                    sql += " AND prompt_name = %s"
+                    rargs.append(prompt)
+                await cur.execute(sql, rargs)
+                totals.add_raw(await cur.fetchall())
+            return totals.result()
 
         return stats_rows(query.group_by, await self._read(run))
 
@@ -328,25 +298,11 @@ class PostgresStore(PostgresPromptsMixin, PostgresGoldenMixin):
         return "ok" if row is not None and row["orphans"] == 0 else "orphaned tag rows"
 
 
-async def _merge_rollups(conn: AsyncConnection[Any], tenant_id: int, acc: dict[RollupKey, Agg]) -> None:
-    """Add ``acc`` to the stored roll-ups, in key order so concurrent writers never wait in a cycle."""
-    rows = [
-        (
-            tenant_id,
-            *key,
-            agg.count,
-            agg.errors,
-            agg.input_tokens,
-            agg.output_tokens,
-            agg.total_tokens,
-            agg.cost,
-            agg.priced,
-            json.dumps(agg.hist, separators=(",", ":")),
-        )
-        for key, agg in sorted(acc.items())
-    ]
+async def _write_rollups(conn: AsyncConnection[Any], tenant_id: int, new: list[TraceRecord]) -> None:
+    """Add the new traces to the stored roll-ups (store.stats_rollups)."""
+    rows = postgres_rows(tenant_id, batch_of((record_created_ms(r), rollup_fields(r.trace)) for r in new))
     if rows:
-        await conn.cursor().executemany(_ROLLUP_UPSERT, rows)
+        await conn.cursor().executemany(PG_UPSERT, rows)
 
 
 async def _cursor_position(

@@ -32,20 +32,11 @@ from .codec import (
 from .connections import ReadBudgetExceeded
 from .fulltext import check_fulltext_query
 from .migrations import FTS_PROBE, create_fts_sql, fts_table
-from .rollups import (
-    HOUR_MS,
-    STATS_GROUPS,
-    Agg,
-    RollupKey,
-    add_trace,
-    merge_into,
-    rollup_fields,
-    rows_to_aggs,
-    stats_rows,
-)
+from .rollups import STATS_GROUPS, rollup_fields, stats_rows
 from .sqlite_golden import GoldenMixin
 from .sqlite_prompts import PromptsMixin
 from .sqlite_sessions import SessionsMixin
+from .stats_rollups import batch_of, dims_for, read_sqlite, write_sqlite
 
 __all__ = ["SqliteStore", "open_store"]
 
@@ -160,10 +151,7 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
             if t.tags:
                 tag_rows.append((t.id, t.tags))
         seqs: dict[str, int] = {}
-        rollup: dict[RollupKey, Agg] = {}
-        for rec, row in zip(new, rows, strict=True):
-            add_trace(rollup, row[0], rollup_fields(rec.trace))
-        merge_into(db, tid, rollup)
+        write_sqlite(db, tid, batch_of((row[0], rollup_fields(rec.trace)) for rec, row in zip(new, rows, strict=True)))
         for rec, row in zip(new, rows, strict=True):
             seq = _free_seq(db, row[0])  # after this batch's earlier rows are in
             if seq >> SLOT_BITS != row[0]:
@@ -277,67 +265,18 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         return row is not None
 
     async def trace_stats(self, tenant: str, query: StatsFilter) -> list[StatsRow]:
-        """Whole hours of the window from the roll-ups; the partial hours at its edges from the traces."""
+        """Whole days, hours, ten minutes and minutes of the window from the roll-ups; the sub-minute edges
+        from the traces (store.stats_rollups)."""
         tid = await self._tenant_id(tenant)
         if tid is None:
             return []
-        since, until = query.since_ms, query.until_ms
-        lo = None if since is None else -(-since // HOUR_MS) * HOUR_MS  # start of the first whole hour
-        hi = None if until is None else until // HOUR_MS * HOUR_MS  # end of the last whole hour
-        raw: list[tuple[int, int]] = []
-        hours: tuple[int | None, int | None] | None
-        if since is not None and until is not None and lo is not None and hi is not None and lo >= hi:
-            raw.append((since, until))  # the window lies inside one hour
-            hours = None
-        else:
-            hours = (None if lo is None else lo // HOUR_MS, None if hi is None else hi // HOUR_MS)
-            if since is not None and lo is not None and since < lo:
-                raw.append((since, lo))
-            if until is not None and hi is not None and hi < until:
-                raw.append((hi, until))
-        group_of = STATS_GROUPS[query.group_by]
-        prompt = query.prompt_name
+        prompt = query.prompt_name or None
+        dims = dims_for(query.group_by, prompt is not None)
 
-        def run(db: sqlite3.Connection) -> dict[tuple[Any, ...], Agg]:
-            groups: dict[tuple[Any, ...], Agg] = {}
-            if hours is not None:
-                where, params = ["tenant_id = ?"], [tid]
-                if hours[0] is not None:
-                    where.append("hour >= ?")
-                    params.append(hours[0])
-                if hours[1] is not None:
-                    where.append("hour < ?")
-                    params.append(hours[1])
-                if prompt:
-                    where.append("prompt_name = ?")
-                    params.append(prompt)  # type: ignore[arg-type]
-                cur = db.execute(
-                    "SELECT hour, prompt_name, prompt_version, model_provider, model_name, status, count, errors, "
-                    "input_tokens, output_tokens, total_tokens, cost, priced, hist FROM trace_rollups "
-                    f"WHERE {' AND '.join(where)}",
-                    params,
-                )
-                for key, agg in rows_to_aggs(cur):
-                    groups.setdefault(group_of(key), Agg()).add(agg)
-            for start, end in raw:
-                acc: dict[RollupKey, Agg] = {}
-                sql = (
-                    "SELECT seq, prompt_name, prompt_version, model_provider, model_name, status, input_tokens, "
-                    "output_tokens, total_tokens, cost, duration FROM traces "
-                    "WHERE tenant_id = ? AND seq >= ? AND seq < ?"
-                )
-                args: list[Any] = [tid, start << SLOT_BITS, end << SLOT_BITS]
-                if prompt:
-                    sql += " AND prompt_name = ?"
-                    args.append(prompt)
-                cur = db.execute(sql, args)
-                names = [d[0] for d in cur.description]
-                for r in cur:
-                    row = dict(zip(names, r, strict=True))
-                    add_trace(acc, row["seq"] >> SLOT_BITS, row)
-                for key, agg in acc.items():
-                    groups.setdefault(group_of(key), Agg()).add(agg)
-            return groups
+        def run(db: sqlite3.Connection) -> Any:
+            return read_sqlite(
+                db, tid, STATS_GROUPS[query.group_by], dims, query.since_ms, query.until_ms, prompt, SLOT_BITS
+            )
 
         return stats_rows(query.group_by, await self._read(run))
 

@@ -51,6 +51,9 @@ def _sqlite_code(exc: BaseException) -> int | None:
 
 
 def _configure(db: sqlite3.Connection) -> None:
+    # A new database gets 8 KiB pages (no effect on an existing one): a page holds ~20 traces rather than ~10,
+    # so less of it is left over at its end (~1 % of the file).
+    db.execute("PRAGMA page_size=8192")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     db.execute("PRAGMA foreign_keys=ON")
@@ -61,7 +64,8 @@ def _configure(db: sqlite3.Connection) -> None:
     # A batch touches thousands of index pages; checkpointing after every 4 MB of WAL (the default)
     # copied them back after nearly every transaction and halved ingest. Checkpoint every 64 MB, and
     # truncate the WAL back to 64 MB after that.
-    db.execute("PRAGMA wal_autocheckpoint=16384")
+    (page_size,) = db.execute("PRAGMA page_size").fetchone()
+    db.execute(f"PRAGMA wal_autocheckpoint={(64 << 20) // int(page_size)}")
     db.execute("PRAGMA journal_size_limit=67108864")
 
 

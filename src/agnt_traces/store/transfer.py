@@ -29,7 +29,7 @@ from .codec import body_search_text
 from .migrations import create_fts_sql, fts_table
 from .pg_fulltext import document_vector
 from .postgres_base import is_postgres_url
-from .rollups import Agg, RollupKey, add_trace, merge_into
+from .stats_rollups import PG_UPSERT, RollupBatch, hist_int, int_hist, lanes_int, postgres_rows, write_sqlite
 
 __all__ = ["TableCheck", "copy_all", "verify"]
 
@@ -267,7 +267,7 @@ def _copy_trace_batch(dst: Side, page: list[tuple[Any, ...]]) -> int:
     try:
         tenant_ids: dict[str, int] = {}
         inserted = 0
-        acc: dict[int, dict[RollupKey, Agg]] = {}
+        acc: dict[int, RollupBatch] = {}
         for tenant, created_ms, mdigest, mdata, *cols in page:
             tid = tenant_ids.get(tenant)
             if tid is None:
@@ -281,7 +281,7 @@ def _copy_trace_batch(dst: Side, page: list[tuple[Any, ...]]) -> int:
             )
             mid = dst.rows("SELECT id FROM manifests WHERE digest = ?", (_blob(mdigest),))[0][0]
             _insert_trace(dst, tid, int(created_ms), mid, trace)
-            add_trace(acc.setdefault(tid, {}), int(created_ms), trace)
+            acc.setdefault(tid, RollupBatch()).add(int(created_ms), trace)
             inserted += 1
         for tid, aggs in acc.items():
             _merge_rollups(dst, tid, aggs)
@@ -326,29 +326,12 @@ def _insert_trace(dst: Side, tid: int, created_ms: int, mid: int, trace: dict[st
         )
 
 
-def _merge_rollups(dst: Side, tid: int, acc: dict[RollupKey, Agg]) -> None:
+def _merge_rollups(dst: Side, tid: int, batch: RollupBatch) -> None:
     if not dst.pg:
-        merge_into(dst.conn, tid, acc)
+        write_sqlite(dst.conn, tid, batch)
         return
-    from .postgres import _ROLLUP_UPSERT
-
-    for key, agg in sorted(acc.items()):
-        hist = json.dumps(agg.hist, separators=(",", ":"))
-        dst.conn.execute(
-            _ROLLUP_UPSERT,
-            (
-                tid,
-                *key,
-                agg.count,
-                agg.errors,
-                agg.input_tokens,
-                agg.output_tokens,
-                agg.total_tokens,
-                agg.cost,
-                agg.priced,
-                hist,
-            ),
-        )
+    for row in postgres_rows(tid, batch):
+        dst.conn.execute(PG_UPSERT, row)
 
 
 # -- verifying ----------------------------------------------------------------------------------------
@@ -391,11 +374,17 @@ def _neutral(side: Side) -> dict[str, list[str]]:
         f"JOIN traces t ON t.tenant_id = g.tenant_id AND t.{key} = g.{key}",
         lambda r: (tenants[r[0]], *r[1:]),
     )
-    hist = "hist::text" if side.pg else "hist"
-    out["trace_rollups"] = lines(
-        f"SELECT tenant_id, hour, prompt_name, prompt_version, model_provider, model_name, status, count, errors, "
-        f"input_tokens, output_tokens, total_tokens, cost, priced, {hist} FROM trace_rollups",
-        lambda r: (tenants[r[0]], *r[1:12], round(r[12], 9), r[13], sorted(json.loads(r[14]).items())),
+    hist = "hist_lo, hist" if side.pg else "hist"
+    out["trace_stats_rollups"] = lines(
+        "SELECT tenant_id, dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status, "
+        f"count, errors, input_tokens, output_tokens, total_tokens, cost, priced, {hist} FROM trace_stats_rollups",
+        lambda r: (
+            tenants[r[0]],
+            *r[1:14],
+            round(r[14], 9),
+            r[15],
+            sorted(int_hist(lanes_int(r[16], r[17]) if side.pg else hist_int(_blob(r[16]))).items()),
+        ),
     )
     out["sessions"] = lines(
         "SELECT tenant_id, id, trace_id, data, revision, created_at, updated_at FROM sessions",
