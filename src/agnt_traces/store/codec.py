@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ..ids import ms_to_rfc3339, parse_time
 from ..ingest_records import ManifestKey, TraceRecord, manifest_key
 from ..models import ErrorInfo, Manifest, ModelInfo, Trace, message_text
 from ..playground_session import SessionRun
+from ..records import TraceSummary
 
 __all__ = [
     "UNKNOWN_DURATION",
@@ -243,3 +244,26 @@ def manifest_etag_of(blob: bytes) -> str | None:
     """The etag a packed manifest names."""
     etag = _decompress(blob).get("etag")
     return str(etag) if etag is not None else None
+
+
+class Columns(Protocol):
+    """A result row read by column name: ``sqlite3.Row``, or psycopg's dict rows."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def summary_of(row: Columns, created_ms: int, output_preview: str) -> TraceSummary:
+    """A ``list_traces`` row from a traces row (either store's columns) and what its body gave."""
+    return TraceSummary.model_construct(
+        id=row["id"],
+        created_at=created_ms,
+        prompt_name=row["prompt_name"],
+        prompt_version=row["prompt_version"],
+        model=f"{row['model_provider']}/{row['model_name']}",
+        status="error" if row["status"] else "success",
+        total_tokens=row["total_tokens"],
+        cost=row["cost"],
+        duration=decode_duration(row["duration"]),
+        tags=json.loads(row["tags"]) if row["tags"] else [],
+        output_preview=output_preview,
+    )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 __all__ = ["FTS_PROBE", "MIGRATIONS", "applied", "create_fts_sql", "fts_table", "migrate", "pending", "secret"]
 
@@ -196,23 +197,12 @@ def m004_trace_rollups(db: sqlite3.Connection) -> None:
     # Traces written before this migration: roll them up now, a chunk at a time.
     from .rollups import Agg, RollupKey, add_trace, merge_into
 
-    last = -1
-    while True:
-        cur = db.execute(
-            "SELECT seq, tenant_id, prompt_name, prompt_version, model_provider, model_name, status, input_tokens, "
-            "output_tokens, total_tokens, cost, duration FROM traces WHERE seq > ? ORDER BY seq LIMIT 50000",
-            (last,),
-        )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        if not rows:
-            break
+    for rows in _stored_traces(db):
         by_tenant: dict[int, dict[RollupKey, Agg]] = {}
         for row in rows:
             add_trace(by_tenant.setdefault(row["tenant_id"], {}), row["seq"] >> 12, row)
         for tenant_id, acc in by_tenant.items():
             merge_into(db, tenant_id, acc)
-        last = rows[-1]["seq"]
 
 
 # Full text: one FTS5 table per tenant (rowid = traces.seq), so a search reads the postings of its own
@@ -359,24 +349,30 @@ def m007_stats_rollups(db: sqlite3.Connection) -> None:
     # Traces written before this migration: roll them up now, a chunk at a time.
     from .stats_rollups import RollupBatch, write_sqlite
 
-    last = -1
-    while True:
-        cur = db.execute(
-            "SELECT seq, tenant_id, prompt_name, prompt_version, model_provider, model_name, status, input_tokens, "
-            "output_tokens, total_tokens, cost, duration FROM traces WHERE seq > ? ORDER BY seq LIMIT 50000",
-            (last,),
-        )
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        if not rows:
-            break
+    for rows in _stored_traces(db):
         by_tenant: dict[int, RollupBatch] = {}
         for row in rows:
             by_tenant.setdefault(row["tenant_id"], RollupBatch()).add(row["seq"] >> 12, row)
         for tenant_id, batch in by_tenant.items():
             write_sqlite(db, tenant_id, batch)
-        last = rows[-1]["seq"]
     db.execute("DROP TABLE trace_rollups")
+
+
+def _stored_traces(db: sqlite3.Connection, chunk: int = 50_000) -> Iterator[list[dict[str, Any]]]:
+    """The stored traces' roll-up fields, in seq order, ``chunk`` rows at a time (for roll-up migrations)."""
+    last = -1
+    while True:
+        cur = db.execute(
+            "SELECT seq, tenant_id, prompt_name, prompt_version, model_provider, model_name, status, input_tokens, "
+            "output_tokens, total_tokens, cost, duration FROM traces WHERE seq > ? ORDER BY seq LIMIT ?",
+            (last, chunk),
+        )
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]["seq"]
 
 
 MIGRATIONS: list[Migration] = [

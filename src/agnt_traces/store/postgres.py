@@ -17,7 +17,6 @@ from ..ingest_records import IngestResult, TraceRecord
 from ..models import Trace
 from ..records import StatsFilter, StatsRow, TraceFilter, TracePage, TraceSummary
 from .codec import (
-    decode_duration,
     encode_duration,
     pack_body,
     pack_manifest,
@@ -25,6 +24,7 @@ from .codec import (
     record_created_ms,
     record_manifest,
     search_text,
+    summary_of,
     unpack_trace,
 )
 from .connections import ReadBudgetExceeded
@@ -405,16 +405,4 @@ def build_trace_query(
 
 
 def _row_to_summary(row: dict[str, Any]) -> TraceSummary:
-    return TraceSummary.model_construct(
-        id=row["id"],
-        created_at=int(row["created_ms"]),
-        prompt_name=row["prompt_name"],
-        prompt_version=row["prompt_version"],
-        model=f"{row['model_provider']}/{row['model_name']}",
-        status="error" if row["status"] else "success",
-        total_tokens=row["total_tokens"],
-        cost=row["cost"],
-        duration=decode_duration(row["duration"]),
-        tags=json.loads(row["tags"]) if row["tags"] else [],
-        output_preview=preview(bytes(row["body"])),
-    )
+    return summary_of(row, int(row["created_ms"]), preview(bytes(row["body"])))

@@ -19,7 +19,6 @@ from ..ingest_records import IngestResult, TraceRecord
 from ..models import Trace
 from ..records import StatsFilter, StatsRow, TraceFilter, TracePage, TraceSummary
 from .codec import (
-    decode_duration,
     encode_duration,
     pack_body,
     pack_manifest,
@@ -27,6 +26,7 @@ from .codec import (
     record_manifest,
     search_text,
     summary_fields,
+    summary_of,
     unpack_trace,
 )
 from .connections import ReadBudgetExceeded
@@ -443,19 +443,7 @@ def _sort_value(row: sqlite3.Row, sort: str) -> Any:
 
 def _row_to_summary(row: sqlite3.Row) -> TraceSummary:
     created_ms, output_preview = summary_fields(row["seq"], row["body"])
-    return TraceSummary.model_construct(
-        id=row["id"],
-        created_at=created_ms,
-        prompt_name=row["prompt_name"],
-        prompt_version=row["prompt_version"],
-        model=f"{row['model_provider']}/{row['model_name']}",
-        status="error" if row["status"] else "success",
-        total_tokens=row["total_tokens"],
-        cost=row["cost"],
-        duration=decode_duration(row["duration"]),
-        tags=json.loads(row["tags"]) if row["tags"] else [],
-        output_preview=output_preview,
-    )
+    return summary_of(row, created_ms, output_preview)
 
 
 def _free_seq(db: sqlite3.Connection, created_ms: int) -> int:
