@@ -32,7 +32,6 @@ __all__ = [
     "merge_into",
     "percentile",
     "rollup_fields",
-    "stats_label",
     "stats_rows",
 ]
 
@@ -172,16 +171,6 @@ STATS_GROUPS: dict[str, Callable[[RollupKey], tuple[Any, ...]]] = {
     "model": lambda k: (k[3], k[4]),
     "status": lambda k: (k[5],),
 }
-
-
-def stats_label(group_by: str, key: tuple[Any, ...]) -> dict[str, Any]:
-    if group_by == "status":
-        return {"status": "error" if key[0] else "success"}
-    if group_by == "model":
-        return {"provider": key[0], "model": key[1]}
-    if group_by == "version":
-        return {"promptName": key[0] or None, "promptVersion": key[1] or None}
-    return {"promptName": key[0] or None}
 
 
 def rollup_fields(t: Trace) -> dict[str, Any]:
