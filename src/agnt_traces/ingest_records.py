@@ -11,6 +11,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import to_json
+
 from .models import Manifest, Trace, canonical_json
 
 __all__ = ["IngestResult", "ManifestKey", "TraceRecord", "manifest_key", "manifest_key_of"]
@@ -30,10 +32,38 @@ def manifest_key(manifest: Manifest) -> ManifestKey:
     return manifest_key_of(manifest.model_dump(mode="json", by_alias=True))
 
 
+#: Keys of manifests seen lately, by their JSON as dumped (keys in the order given): an app's traces repeat
+#: a few manifests, and this JSON costs a fraction of the canonical one. Bounded in bytes; cleared when full.
+_RECENT: dict[bytes, ManifestKey] = {}
+_RECENT_BYTES = 0
+_RECENT_MAX_BYTES = 8 << 20
+_RECENT_MAX_ONE = 64 << 10
+
+
 def manifest_key_of(dump: dict[str, Any]) -> ManifestKey:
-    """:func:`manifest_key` of a manifest's JSON dump (camelCase names)."""
+    """:func:`manifest_key` of a manifest's JSON dump (camelCase names).
+
+    Raises:
+        ValueError: a number in it is not finite.
+    """
+    global _RECENT_BYTES
+    try:
+        seen: bytes | None = to_json(dump, inf_nan_mode="constants")  # NaN and Infinity stay apart from null
+    except ValueError:  # e.g. a lone surrogate: canonical JSON decides, uncached
+        seen = None
+    key = _RECENT.get(seen) if seen is not None else None
+    if key is not None:
+        return key
     text = canonical_json(dump)
-    return ManifestKey(hashlib.sha256(text.encode()).digest()[:16], text)
+    key = ManifestKey(hashlib.sha256(text.encode()).digest()[:16], text)
+    size = 2 * len(seen) if seen is not None else _RECENT_MAX_ONE + 1  # dumped and canonical: about the same
+    if seen is not None and size <= _RECENT_MAX_ONE:
+        if _RECENT_BYTES + size > _RECENT_MAX_BYTES:
+            _RECENT.clear()
+            _RECENT_BYTES = 0
+        _RECENT[seen] = key
+        _RECENT_BYTES += size
+    return key
 
 
 @dataclass(slots=True)

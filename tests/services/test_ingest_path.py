@@ -89,6 +89,9 @@ BAD = {
     "nan": b'{"variables": {"x": NaN}}',
     "infinity": b'{"metadata": {"x": -Infinity}}',
     "too large for a double": b'{"variables": {"x": 1e400}}',
+    "too large, with a plus": b'{"metadata": {"x": 1E+400}}',
+    "too large, a small mantissa": b'{"variables": {"x": 0.1e999}}',
+    "too large, no exponent": b'{"variables": {"x": 1' + b"0" * 400 + b'.5}}',
     "lone surrogate": b'{"variables": {"x": "\\ud800"}}',
     "lone surrogate key": b'{"metadata": {"\\udc00": 1}}',
     "too deep": json.dumps({"variables": _deep(70)}).encode(),
@@ -116,7 +119,18 @@ def test_a_body_that_is_not_an_object_is_refused_as_a_request_body() -> None:
     assert exc.value.message == "request body must be a JSON object, not list"
 
 
+def test_text_that_only_looks_non_finite_is_stored() -> None:
+    """Without a client id the fast path skips the canonical digest unless a number could be non-finite;
+    strings that say so, big exponents of small numbers and long integers still go through."""
+    for value in ("NaN", "-Infinity", "e400", "9" * 400):
+        raw = json.dumps(trace_payload(output=value, variables={"x": value})).encode()
+        assert SERVICE.prepare_json(raw).trace.output == value
+    for number in (b"1e-400", b"1" + b"0" * 400, b"12.5e2"):
+        raw = b'{"output": "x", "variables": {"x": ' + number + b"}}"
+        assert SERVICE.prepare_json(raw).trace.variables["x"] == json.loads(number)
+
+
 def test_non_finite_numbers_never_reach_a_record() -> None:
-    for raw in (BAD["nan"], BAD["too large for a double"]):
+    for raw in (BAD["nan"], BAD["too large for a double"], BAD["too large, no exponent"]):
         with pytest.raises(InvalidArgument, match="finite"):
             SERVICE.prepare_json(raw)

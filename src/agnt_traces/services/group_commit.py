@@ -29,7 +29,7 @@ _Item = tuple[str, TraceRecord, "asyncio.Future[IngestResult]"]
 class GroupCommit:
     """Writes queued records through ``write(tenant, records)``, at most ``max_batch`` per call."""
 
-    def __init__(self, write: Write, max_batch: int = 256, gather_rounds: int = 4) -> None:
+    def __init__(self, write: Write, max_batch: int = 256, gather_rounds: int = 12) -> None:
         self._write_records = write
         self.max_batch = max_batch
         self.gather_rounds = gather_rounds

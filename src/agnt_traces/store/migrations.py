@@ -358,6 +358,19 @@ def m007_stats_rollups(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE trace_rollups")
 
 
+def m008_stats_pending(db: sqlite3.Connection) -> None:
+    """Traces written but not yet added to the roll-ups (store.stats_rollups: roll-ups lag the writes)."""
+    db.execute(
+        """
+        CREATE TABLE trace_stats_pending (
+            tenant_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, seq)
+        ) STRICT, WITHOUT ROWID
+        """
+    )
+
+
 def _stored_traces(db: sqlite3.Connection, chunk: int = 50_000) -> Iterator[list[dict[str, Any]]]:
     """The stored traces' roll-up fields, in seq order, ``chunk`` rows at a time (for roll-up migrations)."""
     last = -1
@@ -383,6 +396,7 @@ MIGRATIONS: list[Migration] = [
     (5, "tenant_fulltext_and_secrets", m005_tenant_fulltext_and_secrets),
     (6, "golden_replays", m006_golden_replays),
     (7, "stats_rollups", m007_stats_rollups),
+    (8, "stats_pending", m008_stats_pending),
 ]
 
 

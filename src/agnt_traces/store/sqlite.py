@@ -8,14 +8,16 @@ is indexed in a table of its own, and list cursors are sealed (store.cursors).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from ..errors import Conflict, InvalidArgument
 from ..ingest_records import IngestResult, TraceRecord
+from ..logs import log_failure
 from ..models import Trace
 from ..records import StatsFilter, StatsRow, TraceFilter, TracePage, TraceSummary
 from .codec import (
@@ -32,11 +34,11 @@ from .codec import (
 from .connections import ReadBudgetExceeded
 from .fulltext import check_fulltext_query
 from .migrations import FTS_PROBE, create_fts_sql, fts_table
-from .rollups import STATS_GROUPS, rollup_fields, stats_rows
+from .rollups import STATS_GROUPS, stats_rows
 from .sqlite_golden import GoldenMixin
 from .sqlite_prompts import PromptsMixin
 from .sqlite_sessions import SessionsMixin
-from .stats_rollups import batch_of, dims_for, read_sqlite, write_sqlite
+from .stats_rollups import dims_for, read_sqlite, roll_up_pending
 
 __all__ = ["SqliteStore", "open_store"]
 
@@ -61,6 +63,30 @@ SLOT_MASK = (1 << SLOT_BITS) - 1
 class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
     """``Store`` on one SQLite file."""
 
+    #: Traces written and not yet rolled up that start a roll-up (store.stats_rollups); its transaction
+    #: takes ~10 ms per thousand traces.
+    rollup_every = 1000
+    _ROLLUP_CHUNK = 5000
+    _pending_rollups = 0
+    _rollup_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, path: str | Path, *, query_budget_ms: float | None = None, readers: int | None = None) -> Self:
+        store = await super().open(path, query_budget_ms=query_budget_ms, readers=readers)
+        try:
+            await store.roll_up()  # what an earlier process left (e.g. killed between roll-ups)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        try:
+            await self.roll_up()
+        except Exception:  # the noted traces stay noted: reads count them, the next open rolls them up
+            log_failure(logger, "rolling up the last traces' stats failed on close", level=logging.WARNING)
+        await super().close()
+
     # -- traces -----------------------------------------------------------------------------------
 
     async def insert_traces(self, tenant: str, records: list[TraceRecord]) -> list[IngestResult]:
@@ -68,7 +94,30 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         and nothing of the batch is stored; with the same content it is a no-op success."""
         if not records:
             return []
-        return await self._write(self._insert_traces_sync, tenant, records)
+        results = await self._write(self._insert_traces_sync, tenant, records)
+        self._pending_rollups += sum(r.created for r in results)
+        if self._pending_rollups >= self.rollup_every and (self._rollup_task is None or self._rollup_task.done()):
+            self._rollup_task = asyncio.get_running_loop().create_task(self._roll_up_in_background())
+        return results
+
+    async def roll_up(self) -> None:
+        """Add every trace not yet in the stats roll-ups to them (store.stats_rollups)."""
+        task = self._rollup_task
+        if task is not None and not task.done():
+            await asyncio.shield(task)
+        while await self._write(roll_up_pending, self._ROLLUP_CHUNK, SLOT_BITS) == self._ROLLUP_CHUNK:
+            pass
+        self._pending_rollups = 0
+
+    async def _roll_up_in_background(self) -> None:
+        try:
+            while True:
+                done = await self._write(roll_up_pending, self._ROLLUP_CHUNK, SLOT_BITS)
+                self._pending_rollups = max(0, self._pending_rollups - done)
+                if done < self._ROLLUP_CHUNK:
+                    return
+        except Exception:  # nothing is lost: reads count noted traces, and the next roll-up retries them
+            log_failure(logger, "rolling up traces' stats failed", level=logging.WARNING)
 
     def _insert_traces_sync(
         self, db: sqlite3.Connection, tenant: str, records: list[TraceRecord]
@@ -151,7 +200,6 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
             if t.tags:
                 tag_rows.append((t.id, t.tags))
         seqs: dict[str, int] = {}
-        write_sqlite(db, tid, batch_of((row[0], rollup_fields(rec.trace)) for rec, row in zip(new, rows, strict=True)))
         for rec, row in zip(new, rows, strict=True):
             seq = _free_seq(db, row[0])  # after this batch's earlier rows are in
             if seq >> SLOT_BITS != row[0]:
@@ -178,6 +226,10 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         db.executemany(
             "INSERT OR IGNORE INTO trace_tags(tenant_id, tag, seq) VALUES (?, ?, ?)",
             [(tid, tag, seqs[trace_id]) for trace_id, tags in tag_rows for tag in tags],
+        )
+        # Rolled up later, many traces at once (store.stats_rollups); reads count them until then.
+        db.executemany(
+            "INSERT INTO trace_stats_pending(tenant_id, seq) VALUES (?, ?)", [(tid, seq) for seq in seqs.values()]
         )
         return results
 

@@ -18,6 +18,14 @@ non-empty one; or, where few buckets are used (a minute's traces), a zero byte, 
 bucket, the histograms of many rows add up with one integer addition each.
 
 Roll-ups are keyed by the time the trace says it was created (``created_ms``).
+
+On SQLite, roll-ups lag the writes (as a continuous aggregate with real-time reads does): a write only notes
+its traces in ``trace_stats_pending``, in the same transaction; the store adds the noted traces to the
+roll-ups once a thousand or so have gathered (``roll_up_pending``, a transaction of its own), when it
+opens and when it closes. ``read_sqlite`` reads the roll-ups, the sub-minute edges and the noted traces
+inside one read transaction, so every answer counts every committed trace exactly once. A single trace
+touches 24 roll-up rows (six projections at four grains); a thousand traces of a few prompts and models
+touch not many more, so small writes (one trace per request) no longer pay for 24 row updates each.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ __all__ = [
     "plan_window",
     "postgres_rows",
     "read_sqlite",
+    "roll_up_pending",
     "unpack_hist",
     "write_sqlite",
 ]
@@ -307,6 +316,50 @@ def write_sqlite(db: sqlite3.Connection, tenant_id: int, batch: RollupBatch) -> 
     )
 
 
+_RAW_NAMES = (
+    "prompt_name",
+    "prompt_version",
+    "model_provider",
+    "model_name",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cost",
+    "duration",
+)
+
+
+def roll_up_pending(db: sqlite3.Connection, limit: int, slot_bits: int) -> int:
+    """Add up to ``limit`` noted traces (``trace_stats_pending``) to the roll-ups and forget them, inside the
+    caller's write transaction. Returns how many were rolled up (fewer than ``limit``: none is left)."""
+    rows = db.execute(
+        f"SELECT p.tenant_id, p.seq, {RAW_COLUMNS} FROM trace_stats_pending p JOIN traces t ON t.seq = p.seq "
+        "ORDER BY p.tenant_id, p.seq LIMIT ?",
+        (limit,),
+    ).fetchall()
+    spans: dict[int, tuple[int, int]] = {}
+    batches: dict[int, RollupBatch] = {}
+    for tenant_id, seq, *cols in rows:
+        batch = batches.get(tenant_id)
+        if batch is None:
+            batch = batches[tenant_id] = RollupBatch()
+            spans[tenant_id] = (seq, seq)
+        else:
+            spans[tenant_id] = (spans[tenant_id][0], seq)
+        batch.add(seq >> slot_bits, dict(zip(_RAW_NAMES, cols, strict=True)))
+    for tenant_id, batch in batches.items():
+        write_sqlite(db, tenant_id, batch)
+    if len(rows) < limit:
+        db.execute("DELETE FROM trace_stats_pending")  # all of it was read (and no writer runs meanwhile)
+    else:
+        db.executemany(
+            "DELETE FROM trace_stats_pending WHERE tenant_id = ? AND seq BETWEEN ? AND ?",
+            [(tenant_id, lo, hi) for tenant_id, (lo, hi) in spans.items()],
+        )
+    return len(rows)
+
+
 #: PostgreSQL: add one row to the stored roll-ups; concurrent writers add up (histograms by agnt_hist_add).
 PG_UPSERT = (
     f"INSERT INTO trace_stats_rollups(tenant_id, {_SQLITE_KEY}, {_SUMS}, hist_lo, hist) "
@@ -489,7 +542,26 @@ def read_sqlite(
     prompt: str | None,
     slot_bits: int,
 ) -> dict[tuple[Any, ...], Agg]:
-    """trace_stats' groups from the roll-ups and the raw traces of the sub-minute edges."""
+    """trace_stats' groups from the roll-ups, the raw traces of the sub-minute edges and the traces not yet
+    rolled up, read in one transaction (a roll-up committing meanwhile is seen whole or not at all)."""
+    db.execute("BEGIN")
+    try:
+        return _read_sqlite(db, tenant_id, group_of, dims, since, until, prompt, slot_bits)
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+
+
+def _read_sqlite(
+    db: sqlite3.Connection,
+    tenant_id: int,
+    group_of: Any,
+    dims: int,
+    since: int | None,
+    until: int | None,
+    prompt: str | None,
+    slot_bits: int,
+) -> dict[tuple[Any, ...], Agg]:
     segments, raw = plan_window(since, until)
     totals = GroupTotals(group_of)
     for segment in segments:
@@ -511,4 +583,26 @@ def read_sqlite(
             sql += " AND prompt_name = ?"
             rargs.append(prompt)
         totals.add_raw(_tuples(db).execute(sql, rargs))
+    if segments:
+        # Traces in the roll-ups' periods that are not in the roll-ups yet (the raw edges counted them already).
+        sql = (
+            f"SELECT p.seq, {RAW_COLUMNS} FROM trace_stats_pending p JOIN traces t ON t.seq = p.seq "
+            "WHERE p.tenant_id = ?"
+        )
+        pargs: list[Any] = [tenant_id]
+        if since is not None:
+            sql += " AND p.seq >= ?"
+            pargs.append(since << slot_bits)
+        if until is not None:
+            sql += " AND p.seq < ?"
+            pargs.append(until << slot_bits)
+        if prompt:
+            sql += " AND t.prompt_name = ?"
+            pargs.append(prompt)
+        edges = [(start << slot_bits, end << slot_bits) for start, end in raw]
+        totals.add_raw(
+            cols
+            for seq, *cols in _tuples(db).execute(sql, pargs)
+            if not any(start <= seq < end for start, end in edges)
+        )
     return totals.result()
