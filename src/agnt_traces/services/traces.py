@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
@@ -44,6 +45,19 @@ def _digest(data: dict[str, Any]) -> bytes:
     if data.get("duration") is None:
         data["duration"] = 0.0
     return hashlib.sha256(canonical_json(data).encode()).digest()[:16]
+
+
+def _content_digest(dump: dict[str, Any]) -> bytes:
+    """The digest of a trace posted without an id: never compared (its server id is new), so it names the
+    content as dumped rather than costing a canonical dump.
+
+    Raises:
+        ValueError: a number in it is not finite (as :func:`_digest`).
+    """
+    text = to_json(dump, inf_nan_mode="constants")
+    if b"NaN" in text or b"Infinity" in text:  # maybe a non-finite number: canonical JSON refuses it
+        return _digest(dump)
+    return hashlib.sha256(text).digest()[:16]
 
 
 def _stored_trace(
@@ -173,7 +187,7 @@ class TraceService:
         """
         if digest is None or dump is None:
             dump = trace_in.model_dump(mode="json", by_alias=True)
-            digest = _digest(dump)
+            digest = _digest(dump) if trace_in.id is not None else _content_digest(dump)
         if trace_in.created_at is not None:
             try:
                 created_ms = parse_time(trace_in.created_at, "createdAt")
