@@ -91,7 +91,7 @@ BAD = {
     "too large for a double": b'{"variables": {"x": 1e400}}',
     "too large, with a plus": b'{"metadata": {"x": 1E+400}}',
     "too large, a small mantissa": b'{"variables": {"x": 0.1e999}}',
-    "too large, no exponent": b'{"variables": {"x": 1' + b"0" * 400 + b'.5}}',
+    "too large, no exponent": b'{"variables": {"x": 1' + b"0" * 400 + b".5}}",
     "lone surrogate": b'{"variables": {"x": "\\ud800"}}',
     "lone surrogate key": b'{"metadata": {"\\udc00": 1}}',
     "too deep": json.dumps({"variables": _deep(70)}).encode(),

@@ -195,7 +195,10 @@ async def test_windows_count_traces_not_yet_rolled_up(app: App) -> None:
         (None, None),
         (T0 + D - 3 * H - 17, T0 + 2 * D + 2 * H + 33_333),
         (T0 + D + 7 * M - 5, T0 + D + 7 * M + 5),
-        *((a, a + rng.choice([999, 60_001, 11 * M + 7, 3 * H + 1, D + 13])) for a in (T0 + rng.randrange(3 * D) for _ in range(6))),
+        *(
+            (a, a + rng.choice([999, 60_001, 11 * M + 7, 3 * H + 1, D + 13]))
+            for a in (T0 + rng.randrange(3 * D) for _ in range(6))
+        ),
     ]
     for since, until in windows:
         await _check(app, traces, since, until)
