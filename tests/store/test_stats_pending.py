@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import anyio
 import pytest
 
 from agnt_traces.app import App, open_app
@@ -62,7 +62,8 @@ async def test_a_killed_process_leaves_its_noted_traces_to_the_next_open(tmp_pat
         asyncio.run(main())
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    with anyio.fail_after(120):
+        done = await anyio.run_process([sys.executable, "-c", script], check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert _pending(db) == 40  # acknowledged, not rolled up
     async with open_app(Settings(db_path=db)) as app:
