@@ -1,7 +1,10 @@
-"""Trace ids a tenant sees say nothing about other tenants' writes."""
+"""Trace ids a tenant sees say nothing about other tenants' writes; they are ULIDs, spelled exactly."""
 
 from __future__ import annotations
 
+import random
+
+from agnt_traces import ids
 from agnt_traces.ids import new_id
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -29,3 +32,17 @@ def test_ids_of_one_scope_sort_in_creation_order_within_a_millisecond() -> None:
     ms = 1_700_000_000_001
     ids = [new_id(ms, scope="t") for _ in range(500)]
     assert ids == sorted(ids) and len(set(ids)) == 500
+
+
+def test_ids_spell_time_and_random_part_in_crockford_base32() -> None:
+    """26 characters: 10 for the 48-bit millisecond, 16 for the 80-bit random part, 5 bits each."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+    def spelled(value: int, length: int) -> str:
+        return "".join(alphabet[(value >> (5 * i)) & 31] for i in reversed(range(length)))
+
+    rng = random.Random(3)
+    for ms, rand in [(0, 0), (2**48 - 1, 2**80 - 1), *((rng.getrandbits(48), rng.getrandbits(80)) for _ in range(500))]:
+        assert ids._ulid(ms, rand) == spelled(ms, 10) + spelled(rand, 16)
+    made = new_id(1_700_000_000_000, scope="a scope of its own")  # no later id of this scope yet
+    assert len(made) == 26 and set(made) <= set(alphabet) and made[:10] == spelled(1_700_000_000_000, 10)

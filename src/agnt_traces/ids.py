@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
@@ -19,12 +20,13 @@ _STEP_BITS = 40
 _MIN_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
-def _encode(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+
+
+def _ulid(ms: int, rand: int) -> str:
+    """The 26 characters of (48-bit time, 80-bit random part): 130 bits, five to a character (Crockford's
+    base 32), by the standard base-32 encoder over 160 bits whose first 30 are zero."""
+    return base64.b32encode(((ms << 80) | rand).to_bytes(20, "big"))[6:].translate(_FROM_RFC4648).decode()
 
 
 _random = bytearray()  # bytes from os.urandom not used yet (read and refilled under _lock only)
@@ -89,7 +91,7 @@ def new_id(ms: int | None = None, scope: str = "") -> str:
         if ms > now:
             # A time from elsewhere (a client's createdAt) that is still to come: an id of its own. Taking it
             # into the sequence would stamp every later id of this process with that future time.
-            return _encode(ms, 10) + _encode(int.from_bytes(_random_bytes(10), "big") >> 1, 16)
+            return _ulid(ms, int.from_bytes(_random_bytes(10), "big") >> 1)
         seq = _sequence(scope)
         if ms <= seq.ms:
             ms = seq.ms
@@ -100,7 +102,7 @@ def new_id(ms: int | None = None, scope: str = "") -> str:
         else:
             seq.ms = ms
             seq.rand = int.from_bytes(_random_bytes(10), "big") >> 1  # headroom for increments
-        return _encode(ms, 10) + _encode(seq.rand, 16)
+        return _ulid(ms, seq.rand)
 
 
 def now_ms() -> int:
