@@ -6,13 +6,10 @@ manifest key, and for bad input the same error naming the same field."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agnt_traces.app import open_app
-from agnt_traces.config import Settings
 from agnt_traces.errors import InvalidArgument
 from agnt_traces.ingest_records import TraceRecord, manifest_key
 from agnt_traces.jsonlimits import loads_checked
@@ -137,56 +134,3 @@ def test_non_finite_numbers_never_reach_a_record() -> None:
     for raw in (BAD["nan"], BAD["too large for a double"], BAD["too large, no exponent"]):
         with pytest.raises(InvalidArgument, match="finite"):
             SERVICE.prepare_json(raw)
-
-
-# -- a batch body, validated at once ----------------------------------------------------------------------
-
-
-@pytest.mark.anyio
-async def test_a_valid_batch_is_stored_as_the_checked_path_stores_it(tmp_path: Path) -> None:
-    traces = [*CASES, trace_payload(id=None, output="server id", createdAt="2026-02-02T00:00:00Z")]
-    raw = json.dumps({"traces": traces}).encode()
-    async with (
-        open_app(Settings(db_path=str(tmp_path / "fast.db"))) as fast,
-        open_app(Settings(db_path=str(tmp_path / "checked.db"))) as checked,
-    ):
-        got = await fast.traces.ingest_each_json("default", raw)
-        want = await checked.traces.ingest_each("default", loads_checked(raw)["traces"])
-        assert got is not None
-        assert [(r.id, r.created) for r in got[:-1]] == [(r.id, r.created) for r in want[:-1]]  # type: ignore[union-attr]
-        for a, b in zip(got, want, strict=True):
-            stored_a = (await fast.traces.get("default", a.id)).to_json()  # type: ignore[union-attr]
-            stored_b = (await checked.traces.get("default", b.id)).to_json()  # type: ignore[union-attr]
-            stored_a.pop("id")
-            stored_b.pop("id")
-            assert stored_a == stored_b
-        again = await fast.traces.ingest_each_json("default", raw)  # client ids: a no-op, as on the checked path
-        assert again is not None and [r.created for r in again[:-1]] == [False] * (len(traces) - 1)  # type: ignore[union-attr]
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    "bad", [*BAD.values(), json.dumps({"variables": _deep(62)}).encode()], ids=[*BAD, "too deep in a batch"]
-)
-async def test_a_batch_with_anything_to_refuse_takes_the_checked_path(tmp_path: Path, bad: bytes) -> None:
-    """None (nothing stored): the caller takes the checked path, whose answers name each problem."""
-    raw = b'{"traces": [' + json.dumps(trace_payload(id="fine")).encode() + b", " + bad + b"]}"
-    async with open_app(Settings(db_path=str(tmp_path / "t.db"))) as app:
-        assert await app.traces.ingest_each_json("default", raw) is None
-        assert await app.store.count_traces("default") == 0
-
-
-@pytest.mark.anyio
-async def test_a_batch_at_the_depth_limit_is_taken_and_one_level_deeper_is_not(tmp_path: Path) -> None:
-    """The body is level 1, its list 2, each trace 3: a value nested to level 64 in all passes."""
-    async with open_app(Settings(db_path=str(tmp_path / "t.db"))) as app:
-        at_limit = json.dumps({"traces": [trace_payload(variables=_deep(61))]}).encode()
-        loads_checked(at_limit)  # within the limit for the checked path too
-        assert await app.traces.ingest_each_json("default", at_limit) is not None
-        deeper = json.dumps({"traces": [trace_payload(variables=_deep(62))]}).encode()
-        with pytest.raises(InvalidArgument):
-            loads_checked(deeper)
-        assert await app.traces.ingest_each_json("default", deeper) is None
-        too_many = json.dumps({"traces": [trace_payload()] * 1001}).encode()
-        assert await app.traces.ingest_each_json("default", too_many) is None
-        assert await app.store.count_traces("default") == 1

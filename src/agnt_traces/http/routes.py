@@ -320,12 +320,6 @@ async def ingest_traces(c: Call) -> Result:
     if b'"traces"' not in raw and raw.strip():  # one trace: validated once, straight from the body's JSON
         one = await c.app.traces.ingest_json(c.tenant, raw)
         return (201 if one.created else 200), one.render()
-    outcomes = await c.app.traces.ingest_each_json(c.tenant, raw)  # a batch of valid traces, validated at once
-    if outcomes is not None:
-        answer = batch_answer(outcomes)
-        if isinstance(answer, BatchIngested):
-            return (201 if answer.created else 200), answer.render()
-        return 207, answer.render()
     body = json_object(raw)
     if set(body) == {"traces"}:
         batch = parse_body(TraceBatchBody, body)

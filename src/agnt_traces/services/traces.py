@@ -6,13 +6,13 @@ import hashlib
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from pydantic_core import to_json
 
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
 from ..ingest_records import IngestResult, TraceRecord, manifest_key_of
-from ..jsonlimits import MAX_JSON_DEPTH, check_value, loads_checked
+from ..jsonlimits import MAX_JSON_DEPTH, loads_checked
 from ..llm.pricing import estimate_cost
 from ..models import ErrorInfo, Manifest, ModelInfo, Trace, TraceIn, canonical_json
 from ..store.base import Store
@@ -32,15 +32,6 @@ MAX_BATCH = 1000
 #: 300 digits in a row) or anything that looks like one (a string that says "NaN"): such text takes the
 #: digest path, which refuses non-finite numbers.
 _MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|[eE]\+?[0-9]{3}|[0-9]{300}")
-#: A surrogate written as an escape (paired or not): such a batch takes the checked path, which names a lone one.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-class _BatchIn(BaseModel):
-    """A batch body as the fast path reads it: every trace valid, nothing else in the body."""
-
-    model_config = ConfigDict(extra="forbid")
-    traces: list[TraceIn] = Field(max_length=MAX_BATCH)
 
 
 def _digest(data: dict[str, Any]) -> bytes:
@@ -283,31 +274,6 @@ class TraceService:
                 valid.append((i, self.prepare(payload, tenant)))
             except InvalidArgument as exc:
                 outcomes[i] = exc
-        await self._store_each(tenant, valid, outcomes)
-        return [o for o in outcomes if o is not None]
-
-    async def ingest_each_json(self, tenant: str, raw: bytes) -> list[IngestResult | AgntError] | None:
-        """:meth:`ingest_each` for a batch body as JSON text (``{"traces": [...]}``), validated at once from the
-        text when every trace in it is valid and plainly within the JSON limits. ``None`` (nothing stored) when
-        anything needs the checked path: a trace to refuse, a limit to check, a body that is not such a batch;
-        the caller then takes that path, whose answers name each problem.
-        """
-        if _MAYBE_NOT_FINITE.search(raw) or _SURROGATE_ESCAPE.search(raw):
-            return None
-        try:
-            batch = _BatchIn.model_validate_json(raw)
-        except ValidationError:
-            return None
-        valid: list[tuple[int, TraceRecord]] = []
-        for i, trace_in in enumerate(batch.traces):
-            dump = trace_in.model_dump(by_alias=True)
-            try:
-                check_value(dump, f"traces[{i}]", MAX_JSON_DEPTH - 2)  # the body and its list are two levels
-                digest = _digest(dump) if trace_in.id is not None else _content_digest(dump)
-                valid.append((i, self._record(trace_in, tenant, digest, dump)))
-            except (InvalidArgument, ValueError):
-                return None
-        outcomes: list[IngestResult | AgntError | None] = [None] * len(valid)
         await self._store_each(tenant, valid, outcomes)
         return [o for o in outcomes if o is not None]
 
