@@ -34,11 +34,11 @@ from .codec import (
 from .connections import ReadBudgetExceeded
 from .fulltext import check_fulltext_query
 from .migrations import FTS_PROBE, create_fts_sql, fts_table
-from .rollups import STATS_GROUPS, stats_rows
+from .rollups import STATS_GROUPS, rollup_fields, stats_rows
 from .sqlite_golden import GoldenMixin
 from .sqlite_prompts import PromptsMixin
 from .sqlite_sessions import SessionsMixin
-from .stats_rollups import dims_for, read_sqlite, roll_up_pending
+from .stats_rollups import batch_of, dims_for, read_sqlite, roll_up_pending, write_sqlite
 
 __all__ = ["SqliteStore", "open_store"]
 
@@ -66,6 +66,9 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
     #: Traces written and not yet rolled up that start a roll-up (store.stats_rollups); its transaction
     #: takes ~10 ms per thousand traces.
     rollup_every = 1000
+    #: A write of at least this many new traces adds them to the roll-ups itself: its traces share most of
+    #: their roll-up rows already, and noting them would only add work.
+    rollup_inline_from = 100
     _ROLLUP_CHUNK = 5000
     _pending_rollups = 0
     _rollup_task: asyncio.Task[None] | None = None
@@ -95,7 +98,9 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         if not records:
             return []
         results = await self._write(self._insert_traces_sync, tenant, records)
-        self._pending_rollups += sum(r.created for r in results)
+        created = sum(r.created for r in results)
+        if created < self.rollup_inline_from:
+            self._pending_rollups += created
         if self._pending_rollups >= self.rollup_every and (self._rollup_task is None or self._rollup_task.done()):
             self._rollup_task = asyncio.get_running_loop().create_task(self._roll_up_in_background())
         return results
@@ -227,10 +232,12 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
             "INSERT OR IGNORE INTO trace_tags(tenant_id, tag, seq) VALUES (?, ?, ?)",
             [(tid, tag, seqs[trace_id]) for trace_id, tags in tag_rows for tag in tags],
         )
-        # Rolled up later, many traces at once (store.stats_rollups); reads count them until then.
-        db.executemany(
-            "INSERT INTO trace_stats_pending(tenant_id, seq) VALUES (?, ?)", [(tid, seq) for seq in seqs.values()]
-        )
+        if len(new) >= self.rollup_inline_from:
+            write_sqlite(db, tid, batch_of((seqs[rec.trace.id] >> SLOT_BITS, rollup_fields(rec.trace)) for rec in new))
+        else:  # rolled up later, many traces at once (store.stats_rollups); reads count them until then
+            db.executemany(
+                "INSERT INTO trace_stats_pending(tenant_id, seq) VALUES (?, ?)", [(tid, seq) for seq in seqs.values()]
+            )
         return results
 
     async def get_trace(self, tenant: str, trace_id: str) -> Trace | None:
