@@ -110,8 +110,10 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         task = self._rollup_task
         if task is not None and not task.done():
             await asyncio.shield(task)
-        while await self._write(roll_up_pending, self._ROLLUP_CHUNK, SLOT_BITS) == self._ROLLUP_CHUNK:
-            pass
+        # Read first: opening a file to read it (a CLI command beside a server) takes no write lock.
+        while await self._fetchone("SELECT 1 FROM trace_stats_pending LIMIT 1") is not None:
+            if await self._write(roll_up_pending, self._ROLLUP_CHUNK, SLOT_BITS) < self._ROLLUP_CHUNK:
+                break
         self._pending_rollups = 0
 
     async def _roll_up_in_background(self) -> None:
