@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .rollups import Agg, bucket
@@ -524,6 +525,17 @@ def _dict_lanes(hist: dict[int, int]) -> int:
     return value
 
 
+@contextmanager
+def _snapshot(db: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction: every statement inside sees the same committed state."""
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+
+
 def _tuples(db: sqlite3.Connection) -> sqlite3.Cursor:
     """A cursor that returns plain tuples, whatever the connection's row factory (``sqlite3.Row`` costs
     3-4 times as much per row here)."""
@@ -544,65 +556,48 @@ def read_sqlite(
 ) -> dict[tuple[Any, ...], Agg]:
     """trace_stats' groups from the roll-ups, the raw traces of the sub-minute edges and the traces not yet
     rolled up, read in one transaction (a roll-up committing meanwhile is seen whole or not at all)."""
-    db.execute("BEGIN")
-    try:
-        return _read_sqlite(db, tenant_id, group_of, dims, since, until, prompt, slot_bits)
-    finally:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-
-
-def _read_sqlite(
-    db: sqlite3.Connection,
-    tenant_id: int,
-    group_of: Any,
-    dims: int,
-    since: int | None,
-    until: int | None,
-    prompt: str | None,
-    slot_bits: int,
-) -> dict[tuple[Any, ...], Agg]:
-    segments, raw = plan_window(since, until)
-    totals = GroupTotals(group_of)
-    for segment in segments:
-        where, params = segment_sql(segment)
-        sql = (
-            "SELECT prompt_name, prompt_version, model_provider, model_name, status, count, errors, input_tokens, "
-            f"output_tokens, total_tokens, cost, priced, hist FROM trace_stats_rollups "
-            f"WHERE tenant_id = ? AND dims = ? AND {where}"
-        )
-        args: list[Any] = [tenant_id, dims, *params]
-        if prompt:
-            sql += " AND prompt_name = ?"
-            args.append(prompt)
-        totals.add_rows(_tuples(db).execute(sql, args))
-    for start, end in raw:
-        sql = f"SELECT {RAW_COLUMNS} FROM traces WHERE tenant_id = ? AND seq >= ? AND seq < ?"
-        rargs: list[Any] = [tenant_id, start << slot_bits, end << slot_bits]
-        if prompt:
-            sql += " AND prompt_name = ?"
-            rargs.append(prompt)
-        totals.add_raw(_tuples(db).execute(sql, rargs))
-    if segments:
-        # Traces in the roll-ups' periods that are not in the roll-ups yet (the raw edges counted them already).
-        sql = (
-            f"SELECT p.seq, {RAW_COLUMNS} FROM trace_stats_pending p JOIN traces t ON t.seq = p.seq "
-            "WHERE p.tenant_id = ?"
-        )
-        pargs: list[Any] = [tenant_id]
-        if since is not None:
-            sql += " AND p.seq >= ?"
-            pargs.append(since << slot_bits)
-        if until is not None:
-            sql += " AND p.seq < ?"
-            pargs.append(until << slot_bits)
-        if prompt:
-            sql += " AND t.prompt_name = ?"
-            pargs.append(prompt)
-        edges = [(start << slot_bits, end << slot_bits) for start, end in raw]
-        totals.add_raw(
-            cols
-            for seq, *cols in _tuples(db).execute(sql, pargs)
-            if not any(start <= seq < end for start, end in edges)
-        )
-    return totals.result()
+    with _snapshot(db):
+        segments, raw = plan_window(since, until)
+        totals = GroupTotals(group_of)
+        for segment in segments:
+            where, params = segment_sql(segment)
+            sql = (
+                "SELECT prompt_name, prompt_version, model_provider, model_name, status, count, errors, input_tokens, "
+                f"output_tokens, total_tokens, cost, priced, hist FROM trace_stats_rollups "
+                f"WHERE tenant_id = ? AND dims = ? AND {where}"
+            )
+            args: list[Any] = [tenant_id, dims, *params]
+            if prompt:
+                sql += " AND prompt_name = ?"
+                args.append(prompt)
+            totals.add_rows(_tuples(db).execute(sql, args))
+        for start, end in raw:
+            sql = f"SELECT {RAW_COLUMNS} FROM traces WHERE tenant_id = ? AND seq >= ? AND seq < ?"
+            rargs: list[Any] = [tenant_id, start << slot_bits, end << slot_bits]
+            if prompt:
+                sql += " AND prompt_name = ?"
+                rargs.append(prompt)
+            totals.add_raw(_tuples(db).execute(sql, rargs))
+        if segments:
+            # Traces in the roll-ups' periods that are not in the roll-ups yet (the raw edges counted them already).
+            sql = (
+                f"SELECT p.seq, {RAW_COLUMNS} FROM trace_stats_pending p JOIN traces t ON t.seq = p.seq "
+                "WHERE p.tenant_id = ?"
+            )
+            pargs: list[Any] = [tenant_id]
+            if since is not None:
+                sql += " AND p.seq >= ?"
+                pargs.append(since << slot_bits)
+            if until is not None:
+                sql += " AND p.seq < ?"
+                pargs.append(until << slot_bits)
+            if prompt:
+                sql += " AND t.prompt_name = ?"
+                pargs.append(prompt)
+            edges = [(start << slot_bits, end << slot_bits) for start, end in raw]
+            totals.add_raw(
+                cols
+                for seq, *cols in _tuples(db).execute(sql, pargs)
+                if not any(start <= seq < end for start, end in edges)
+            )
+        return totals.result()
