@@ -19,13 +19,14 @@ bucket, the histograms of many rows add up with one integer addition each.
 
 Roll-ups are keyed by the time the trace says it was created (``created_ms``).
 
-On SQLite, roll-ups lag the writes (as a continuous aggregate with real-time reads does): a write only notes
-its traces in ``trace_stats_pending``, in the same transaction; the store adds the noted traces to the
-roll-ups once a thousand or so have gathered (``roll_up_pending``, a transaction of its own), when it
-opens and when it closes. ``read_sqlite`` reads the roll-ups, the sub-minute edges and the noted traces
-inside one read transaction, so every answer counts every committed trace exactly once. A single trace
-touches 24 roll-up rows (six projections at four grains); a thousand traces of a few prompts and models
-touch not many more, so small writes (one trace per request) no longer pay for 24 row updates each.
+On SQLite, roll-ups lag small writes (as a continuous aggregate with real-time reads does): a write of
+fewer than ``SqliteStore.rollup_inline_from`` new traces only notes them in ``trace_stats_pending``, in the
+same transaction; the store adds the noted traces to the roll-ups once a thousand or so have gathered
+(``roll_up_pending``, a transaction of its own), when it opens and when it closes. Larger writes add their
+traces to the roll-ups themselves. ``read_sqlite`` reads the roll-ups, the sub-minute edges and the noted
+traces inside one read transaction, so every answer counts every committed trace exactly once. A single
+trace touches 24 roll-up rows (six projections at four grains); a thousand traces of a few prompts and
+models touch not many more, so small writes (one trace per request) no longer pay for 24 row updates each.
 """
 
 from __future__ import annotations
