@@ -8,6 +8,7 @@ neither owns it.
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,8 @@ def manifest_key_of(dump: dict[str, Any]) -> ManifestKey:
         return key
     text = canonical_json(dump)
     key = ManifestKey(hashlib.sha256(text.encode()).digest()[:16], text)
-    size = 2 * len(seen) if seen is not None else _RECENT_MAX_ONE + 1  # dumped and canonical: about the same
+    # What the entry holds: the dumped JSON, the canonical text, the digest, the key object and the dict slot.
+    size = sys.getsizeof(seen) + sys.getsizeof(text) + 200 if seen is not None else _RECENT_MAX_ONE + 1
     if seen is not None and size <= _RECENT_MAX_ONE:
         if _RECENT_BYTES + size > _RECENT_MAX_BYTES:
             _RECENT.clear()

@@ -92,6 +92,8 @@ BAD = {
     "too large, with a plus": b'{"metadata": {"x": 1E+400}}',
     "too large, a small mantissa": b'{"variables": {"x": 0.1e999}}',
     "too large, no exponent": b'{"variables": {"x": 1' + b"0" * 400 + b".5}}",
+    "too large, long and a short exponent": b'{"metadata": {"x": 1' + b"0" * 298 + b"e11}}",
+    "too large, in the manifest": b'{"manifest": {"model": {"temperature": 1' + b"0" * 250 + b"e99}}}",
     "lone surrogate": b'{"variables": {"x": "\\ud800"}}',
     "lone surrogate key": b'{"metadata": {"\\udc00": 1}}',
     "too deep": json.dumps({"variables": _deep(70)}).encode(),
@@ -125,12 +127,18 @@ def test_text_that_only_looks_non_finite_is_stored() -> None:
     for value in ("NaN", "-Infinity", "e400", "9" * 400):
         raw = json.dumps(trace_payload(output=value, variables={"x": value})).encode()
         assert SERVICE.prepare_json(raw).trace.output == value
-    for number in (b"1e-400", b"1" + b"0" * 400, b"12.5e2"):
+    for number in (b"1e-400", b"1" + b"0" * 400, b"12.5e2", b"9" * 19 + b".5e99", b"-" + b"9" * 19 + b"E+99"):
         raw = b'{"output": "x", "variables": {"x": ' + number + b"}}"
         assert SERVICE.prepare_json(raw).trace.variables["x"] == json.loads(number)
 
 
 def test_non_finite_numbers_never_reach_a_record() -> None:
-    for raw in (BAD["nan"], BAD["too large for a double"], BAD["too large, no exponent"]):
+    for raw in (
+        BAD["nan"],
+        BAD["too large for a double"],
+        BAD["too large, no exponent"],
+        BAD["too large, long and a short exponent"],
+        BAD["too large, in the manifest"],
+    ):
         with pytest.raises(InvalidArgument, match="finite"):
             SERVICE.prepare_json(raw)

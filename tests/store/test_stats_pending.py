@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import anyio
@@ -16,6 +17,7 @@ import pytest
 
 from agnt_traces.app import App, open_app
 from agnt_traces.config import Settings
+from agnt_traces.ids import ms_to_rfc3339, now_ms
 from agnt_traces.services.queries import StatsQuery
 from factories import trace_payload
 
@@ -121,3 +123,45 @@ async def test_reads_racing_roll_ups_count_every_trace_once(tmp_path: Path) -> N
         for before, count, after in seen:
             assert before <= count <= after + 1, (before, count, after)
         assert await _totals(app, since="2020-01-01T00:00:00Z") == (300, sum(range(300)))
+
+
+def _history(path: str, tenant_id: int, days: int) -> None:
+    """Roll-up rows as a month of traffic leaves them: 3 prompts x 3 models x 2 statuses every minute."""
+    now_min = now_ms() // 60_000
+    rows = []
+    for grain in (1, 10, 60, 1440):
+        for period in range((now_min - days * 1440) // grain, now_min // grain - 1):
+            for p in "abc":
+                rows += [(tenant_id, 1, grain, period, p, 0, "", "", 0), (tenant_id, 2, grain, period, p, 1, "", "", 0)]
+                rows += [(tenant_id, 6, grain, period, p, 0, "", "", s) for s in (0, 1)]
+                rows += [(tenant_id, 4, grain, period, p, 0, "openai", m, 0) for m in ("m1", "m2", "m3")]
+            rows += [(tenant_id, 3, grain, period, "", 0, "openai", m, 0) for m in ("m1", "m2", "m3")]
+            rows += [(tenant_id, 5, grain, period, "", 0, "", "", s) for s in (0, 1)]
+    db = sqlite3.connect(path)
+    db.executemany("INSERT OR IGNORE INTO trace_stats_rollups VALUES (?,?,?,?,?,?,?,?,?,1,0,1,1,2,0.0,0,x'')", rows)
+    db.commit()
+    db.close()
+
+
+async def test_one_late_trace_does_not_make_a_roll_up_read_the_history_between(tmp_path: Path) -> None:
+    """A client's retry queue flushed a month late: one trace from then among today's. A roll-up reads the
+    stored rows of the periods its traces touch, never the month of rows between them (that held the one
+    writer, every tenant's writes, for seconds)."""
+    db = str(tmp_path / "traces.db")
+    days = 10
+    async with open_app(Settings(db_path=db)) as app:
+        app.store.rollup_every = 10**9  # type: ignore[attr-defined]
+        await app.traces.ingest_many("default", [_payload(0)])
+        await app.store.roll_up()  # type: ignore[attr-defined]
+        (tenant_id,) = sqlite3.connect(db).execute("SELECT id FROM tenants WHERE name = 'default'").fetchone()
+        _history(db, tenant_id, days)
+        now = now_ms()
+        for i in range(249):
+            await app.traces.ingest_many("default", [{**_payload(i), "createdAt": ms_to_rfc3339(now - i)}])
+        late = ms_to_rfc3339(now - (days - 1) * 86_400_000)
+        await app.traces.ingest_many("default", [{**_payload(999), "createdAt": late}])
+        started = time.perf_counter()
+        await app.store.roll_up()  # type: ignore[attr-defined]
+        held = time.perf_counter() - started
+        assert _pending(db) == 0
+    assert held < 0.25, f"one roll-up of 250 traces took {held:.2f} s"

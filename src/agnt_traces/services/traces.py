@@ -28,10 +28,11 @@ COST_ESTIMATED = "costEstimated"
 
 TRACE_FIELDS = (*(f.alias or name for name, f in Trace.model_fields.items()), "replayable", "replayIssues")
 MAX_BATCH = 1000
-#: JSON text in which a number may parse as non-finite (NaN, ±Infinity, an exponent of three digits or more,
-#: 300 digits in a row) or anything that looks like one (a string that says "NaN"): such text takes the
-#: digest path, which refuses non-finite numbers.
-_MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|[eE]\+?[0-9]{3}|[0-9]{300}")
+#: JSON text in which a number may parse as non-finite, or anything that looks like one (a string that says
+#: "NaN"): such text takes the digest path, which refuses non-finite numbers. A JSON number overflows a double
+#: only as NaN or ±Infinity, with an exponent of three digits or more, with 300 digits or more before any
+#: exponent, or with an integer part of 20 digits or more and an exponent (below that, 10^19 × 10^99 is finite).
+_MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|[eE]\+?[0-9]{3}|[0-9]{300}|[0-9]{20}[0-9.]*[eE]")
 
 
 def _digest(data: dict[str, Any]) -> bytes:
@@ -167,10 +168,9 @@ class TraceService:
                     digest = hashlib.sha256(raw).digest()[:16]
                 else:
                     digest = _digest(dump)
+                return self._record(trace_in, tenant, digest, dump)  # its manifest key refuses non-finite too
             except (ValidationError, ValueError):
                 pass  # answered below, by the checked path, with its exact messages
-            else:
-                return self._record(trace_in, tenant, digest, dump)
         data = loads_checked(raw)
         if not isinstance(data, dict):
             raise InvalidArgument(f"request body must be a JSON object, not {type(data).__name__}")

@@ -276,6 +276,7 @@ def _add_into(have: list[Any], agg: list[Any]) -> None:
         hist[b] = hist.get(b, 0) + n
 
 
+_PERIODS_PER_READ = 400
 _SQLITE_KEY = "dims, grain, period, prompt_name, prompt_version, model_provider, model_name, status"
 _SUMS = "count, errors, input_tokens, output_tokens, total_tokens, cost, priced"
 
@@ -285,19 +286,22 @@ def write_sqlite(db: sqlite3.Connection, tenant_id: int, batch: RollupBatch) -> 
     rows = batch.rows()
     if not rows:
         return
-    # The stored rows of the periods this batch touches, one range read per (dims, grain).
-    spans: dict[tuple[int, int], tuple[int, int]] = {}
+    # The stored rows of exactly the periods this batch touches (never the periods between them: one late
+    # trace among today's would otherwise read a month of rows), a few hundred periods per read.
+    periods: dict[tuple[int, int], set[int]] = {}
     for dims, grain, period, *_ in rows:
-        lo_hi = spans.get((dims, grain))
-        spans[(dims, grain)] = (period, period) if lo_hi is None else (min(lo_hi[0], period), max(lo_hi[1], period))
+        periods.setdefault((dims, grain), set()).add(period)
     stored: dict[StatKey, tuple[Any, ...]] = {}
-    for (dims, grain), (lo, hi) in spans.items():
-        for r in db.execute(
-            f"SELECT {_SQLITE_KEY}, {_SUMS}, hist FROM trace_stats_rollups "
-            "WHERE tenant_id = ? AND dims = ? AND grain = ? AND period BETWEEN ? AND ?",
-            (tenant_id, dims, grain, lo, hi),
-        ):
-            stored[r[:8]] = r[8:]
+    for (dims, grain), touched in periods.items():
+        ordered = sorted(touched)
+        for i in range(0, len(ordered), _PERIODS_PER_READ):
+            chunk = ordered[i : i + _PERIODS_PER_READ]
+            for r in db.execute(
+                f"SELECT {_SQLITE_KEY}, {_SUMS}, hist FROM trace_stats_rollups "
+                f"WHERE tenant_id = ? AND dims = ? AND grain = ? AND period IN ({','.join('?' * len(chunk))})",
+                (tenant_id, dims, grain, *chunk),
+            ):
+                stored[r[:8]] = r[8:]
     params = []
     for key, agg in rows.items():
         old = stored.get(key)
