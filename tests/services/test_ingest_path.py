@@ -142,3 +142,16 @@ def test_non_finite_numbers_never_reach_a_record() -> None:
     ):
         with pytest.raises(InvalidArgument, match="finite"):
             SERVICE.prepare_json(raw)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("trace_id", [None, "with-id"])
+def test_a_non_finite_python_float_is_refused_naming_its_field(value: float, trace_id: str | None) -> None:
+    """The Python API hands over dicts that were never JSON: a NaN there is refused, not stored as null."""
+    for payload, field in (
+        (trace_payload(id=trace_id, metadata={"x": value}), "metadata.x"),
+        (trace_payload(id=trace_id, variables={"v": [1, value]}), "variables.v[1]"),
+    ):
+        with pytest.raises(InvalidArgument) as exc:
+            SERVICE.prepare(payload)
+        assert exc.value.details["field"] == field

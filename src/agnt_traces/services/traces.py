@@ -12,7 +12,7 @@ from pydantic_core import to_json
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
 from ..ingest_records import IngestResult, TraceRecord, manifest_key_of
-from ..jsonlimits import MAX_JSON_DEPTH, loads_checked
+from ..jsonlimits import MAX_JSON_DEPTH, check_value, loads_checked
 from ..llm.pricing import estimate_cost
 from ..models import ErrorInfo, Manifest, ModelInfo, Trace, TraceIn, canonical_json
 from ..store.base import Store
@@ -186,8 +186,12 @@ class TraceService:
             InvalidArgument: ``createdAt`` is not a time, or before 1970.
         """
         if digest is None or dump is None:
-            dump = trace_in.model_dump(mode="json", by_alias=True)
-            digest = _digest(dump) if trace_in.id is not None else _content_digest(dump)
+            dump = trace_in.model_dump(by_alias=True)  # a non-finite number stays one (JSON mode makes it null)
+            try:
+                digest = _digest(dump) if trace_in.id is not None else _content_digest(dump)
+            except ValueError:
+                check_value(dump)  # an InvalidArgument naming the number's field
+                raise
         if trace_in.created_at is not None:
             try:
                 created_ms = parse_time(trace_in.created_at, "createdAt")
