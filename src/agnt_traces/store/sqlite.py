@@ -65,7 +65,7 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
 
     #: Traces written and not yet rolled up that start a roll-up (store.stats_rollups). It runs as
     #: transactions of ``_ROLLUP_CHUNK`` traces, so other writes go in between: a few ms each for an app's
-    #: traces, ~65 ms at most (every trace with a prompt, model, status and minute of its own).
+    #: traces, 40-90 ms when every trace has a prompt, model, status and minute of its own.
     rollup_every = 1000
     #: A write of at least this many new traces adds them to the roll-ups itself: its traces share most of
     #: their roll-up rows already, and noting them would only add work.

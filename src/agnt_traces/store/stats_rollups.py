@@ -21,8 +21,8 @@ Roll-ups are keyed by the time the trace says it was created (``created_ms``).
 
 On SQLite, roll-ups lag small writes (as a continuous aggregate with real-time reads does): a write of
 fewer than ``SqliteStore.rollup_inline_from`` new traces only notes them in ``trace_stats_pending``, in the
-same transaction; the store adds the noted traces to the roll-ups once a thousand or so have gathered
-(``roll_up_pending``, a transaction of its own), when it opens and when it closes. Larger writes add their
+same transaction; the store adds the noted traces to the roll-ups once a thousand or so have gathered,
+when it opens and when it closes (``roll_up_pending``: transactions of their own, a few hundred traces each). Larger writes add their
 traces to the roll-ups themselves. ``read_sqlite`` reads the roll-ups, the sub-minute edges and the noted
 traces inside one read transaction, so every answer counts every committed trace exactly once. A single
 trace touches 24 roll-up rows (six projections at four grains); a thousand traces of a few prompts and
