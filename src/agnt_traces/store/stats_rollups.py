@@ -17,16 +17,19 @@ non-empty one; or, where few buckets are used (a minute's traces), a zero byte, 
 (gap from the previous bucket, count) byte pairs. Read back as one Python integer with a 64-bit lane per
 bucket, the histograms of many rows add up with one integer addition each.
 
-Roll-ups are keyed by the time the trace says it was created (``created_ms``).
+Roll-ups are keyed by the millisecond of a trace's row id (``seq >> SLOT_BITS``), as the raw edges are read:
+the time the trace says it was created, except that a millisecond holding more than 4,096 traces spills
+into the next.
 
 On SQLite, roll-ups lag small writes (as a continuous aggregate with real-time reads does): a write of
 fewer than ``SqliteStore.rollup_inline_from`` new traces only notes them in ``trace_stats_pending``, in the
 same transaction; the store adds the noted traces to the roll-ups once a thousand or so have gathered,
-when it opens and when it closes (``roll_up_pending``: transactions of their own, a few hundred traces each). Larger writes add their
-traces to the roll-ups themselves. ``read_sqlite`` reads the roll-ups, the sub-minute edges and the noted
-traces inside one read transaction, so every answer counts every committed trace exactly once. A single
-trace touches 24 roll-up rows (six projections at four grains); a thousand traces of a few prompts and
-models touch not many more, so small writes (one trace per request) no longer pay for 24 row updates each.
+when it opens and when it closes (``roll_up_pending``: transactions of their own, a few hundred traces
+each). Larger writes add their traces to the roll-ups themselves. ``read_sqlite`` reads the roll-ups, the
+sub-minute edges and the noted traces inside one read transaction, so every answer counts every committed
+trace exactly once. A single trace touches 24 roll-up rows (six projections at four grains); a thousand
+traces of a few prompts and models touch not many more, so small writes (one trace per request) no longer
+pay for 24 row updates each.
 """
 
 from __future__ import annotations
