@@ -111,8 +111,9 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         task = self._rollup_task
         if task is not None and not task.done():
             await asyncio.shield(task)
-        # Read first: opening a file to read it (a CLI command beside a server) takes no write lock.
-        while await self._fetchone("SELECT 1 FROM trace_stats_pending LIMIT 1") is not None:
+        # Look first (a read on the writer's connection, which also sees a ":memory:" database): with nothing
+        # noted, no write transaction is begun.
+        while await self._writer.run(_has_pending):
             if await self._write(roll_up_pending, self._ROLLUP_CHUNK, SLOT_BITS) < self._ROLLUP_CHUNK:
                 break
         self._pending_rollups = 0
@@ -357,6 +358,10 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
             return str(row[0]) if row else "no answer"
 
         return await self._readers.run(run, unbudgeted=True)  # maintenance: runs to the end
+
+
+def _has_pending(db: sqlite3.Connection) -> bool:
+    return db.execute("SELECT 1 FROM trace_stats_pending LIMIT 1").fetchone() is not None
 
 
 def _tag_is_common(db: sqlite3.Connection, tenant_id: int, tag: str) -> bool:
