@@ -113,20 +113,23 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
             await asyncio.shield(task)
         # Look first (a read on the writer's connection, which also sees a ":memory:" database): with nothing
         # noted, no write transaction is begun.
-        while await self._writer.run(_has_pending):
-            if await self._write(roll_up_pending, self._ROLLUP_CHUNK, SLOT_BITS) < self._ROLLUP_CHUNK:
-                break
+        if await self._writer.run(_has_pending):
+            await self._roll_up_chunks()
         self._pending_rollups = 0
 
     async def _roll_up_in_background(self) -> None:
         try:
-            while True:
-                done = await self._write(roll_up_pending, self._ROLLUP_CHUNK, SLOT_BITS)
-                self._pending_rollups = max(0, self._pending_rollups - done)
-                if done < self._ROLLUP_CHUNK:
-                    return
+            await self._roll_up_chunks()
         except Exception:  # nothing is lost: reads count noted traces, and the next roll-up retries them
             log_failure(logger, "rolling up traces' stats failed", level=logging.WARNING)
+
+    async def _roll_up_chunks(self) -> None:
+        """Roll up noted traces, a transaction per chunk, until none is left."""
+        while True:
+            done = await self._write(roll_up_pending, self._ROLLUP_CHUNK, SLOT_BITS)
+            self._pending_rollups = max(0, self._pending_rollups - done)
+            if done < self._ROLLUP_CHUNK:
+                return
 
     def _insert_traces_sync(
         self, db: sqlite3.Connection, tenant: str, records: list[TraceRecord]

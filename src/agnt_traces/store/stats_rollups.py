@@ -235,17 +235,7 @@ class RollupBatch:
             agg = acc.get(key)
             if agg is None:
                 agg = acc[key] = [0, 0, 0, 0, 0, 0.0, 0, {}]
-            agg[0] += 1
-            agg[1] += status
-            agg[2] += inp
-            agg[3] += out
-            agg[4] += total
-            if cost is not None:
-                agg[5] += cost
-                agg[6] += 1
-            if b is not None:
-                hist = agg[7]
-                hist[b] = hist.get(b, 0) + 1
+            _count(agg, status, inp, out, total, cost, b)
 
     def rows(self) -> dict[StatKey, list[Any]]:
         """Every (dims, grain, period, …key) this batch adds to, with its sums: minutes, then coarser."""
@@ -261,6 +251,23 @@ class RollupBatch:
                 else:
                     _add_into(have, agg)
         return out
+
+
+def _count(
+    agg: list[Any], status: int, inp: int, out: int, total: int, cost: float | None, bucket_no: int | None
+) -> None:
+    """Add one trace to ``agg`` ([count, errors, in, out, total, cost, priced, {bucket: count}])."""
+    agg[0] += 1
+    agg[1] += status
+    agg[2] += inp
+    agg[3] += out
+    agg[4] += total
+    if cost is not None:
+        agg[5] += cost
+        agg[6] += 1
+    if bucket_no is not None:
+        hist = agg[7]
+        hist[bucket_no] = hist.get(bucket_no, 0) + 1
 
 
 def batch_of(traces: Iterable[tuple[int, dict[str, Any]]]) -> RollupBatch:
@@ -486,18 +493,9 @@ class GroupTotals:
             agg = acc.get(g)
             if agg is None:
                 agg = acc[g] = [0, 0, 0, 0, 0, 0.0, 0, {}]
-            agg[0] += 1
-            agg[1] += status
-            agg[2] += inp
-            agg[3] += out
-            agg[4] += total
-            if cost is not None:
-                agg[5] += cost
-                agg[6] += 1
-            if duration is not None and duration >= 0:  # unknown (the store's negative sentinel): no bucket
-                hist = agg[7]
-                b = bucket(duration)
-                hist[b] = hist.get(b, 0) + 1
+            # An unknown duration (the store's negative sentinel) has no bucket.
+            b = bucket(duration) if duration is not None and duration >= 0 else None
+            _count(agg, status, inp, out, total, cost, b)
         groups = self._groups
         for g, agg in acc.items():
             have = groups.get(g)
