@@ -36,6 +36,7 @@ import anyio
 from agnt_traces.errors import ModelError
 from agnt_traces.llm._runtime import load_litellm, preload
 from agnt_traces.llm.failures import CallContext, EmptyResponse, Failure, classify
+from agnt_traces.llm.litellm_seams import unobserved
 from agnt_traces.llm.policy import Endpoint, ModelPolicy, parse_endpoint_url
 from agnt_traces.llm.pricing import (
     LOCAL_PROVIDER,
@@ -392,7 +393,7 @@ async def call_model(
     while True:
         attempt += 1
         try:
-            with anyio.fail_after(req.timeout):
+            with anyio.fail_after(req.timeout), unobserved(litellm):
                 response, ttft = await _attempt(litellm, req)
         except Exception as exc:
             failure = classify(exc, req.ctx)
