@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,7 +11,7 @@ from pydantic_core import to_json
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
 from ..ingest_records import IngestResult, TraceRecord, manifest_key_of
-from ..jsonlimits import MAX_JSON_DEPTH, check_value, loads_checked
+from ..jsonlimits import MAX_JSON_DEPTH, check_value, loads_checked, may_hold_non_finite
 from ..llm.pricing import estimate_cost
 from ..models import ErrorInfo, Manifest, ModelInfo, Trace, TraceIn, canonical_json
 from ..store.base import Store
@@ -28,11 +27,6 @@ COST_ESTIMATED = "costEstimated"
 
 TRACE_FIELDS = (*(f.alias or name for name, f in Trace.model_fields.items()), "replayable", "replayIssues")
 MAX_BATCH = 1000
-#: JSON text in which a number may parse as non-finite, or anything that looks like one (a string that says
-#: "NaN"): such text takes the digest path, which refuses non-finite numbers. A JSON number overflows a double
-#: only as NaN or ±Infinity, with an exponent of three digits or more, with 300 digits or more before any
-#: exponent, or with an integer part of 20 digits or more and an exponent (below that, 10^19 × 10^99 is finite).
-_MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|[eE]\+?[0-9]{3}|[0-9]{300}|[0-9]{20}[0-9.]*[eE]")
 
 
 def _digest(data: dict[str, Any]) -> bytes:
@@ -162,7 +156,7 @@ class TraceService:
                 # From JSON, the Python dump is the JSON one, except that a non-finite number (NaN, 1e400)
                 # stays one here, and canonical JSON refuses it.
                 dump = trace_in.model_dump(by_alias=True)
-                if trace_in.id is None and not _MAYBE_NOT_FINITE.search(raw):
+                if trace_in.id is None and not may_hold_non_finite(raw):
                     # No client id: the digest is never compared (a server id is new), so it names the text
                     # as posted instead of costing a canonical dump; and no number in it can be non-finite.
                     digest = hashlib.sha256(raw).digest()[:16]
