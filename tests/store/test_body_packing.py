@@ -6,7 +6,9 @@ import json
 import zlib
 
 import pytest
+from pydantic_core import to_json
 
+from agnt_traces.models import ErrorInfo, ModelInfo, Trace
 from agnt_traces.store import codec
 
 
@@ -24,7 +26,7 @@ from agnt_traces.store import codec
     ],
 )
 def test_a_body_reads_back_as_it_was_packed(body: dict[str, object]) -> None:
-    assert codec._decompress(codec._compress(body)) == body
+    assert codec._decompress(codec._compress_raw(to_json(body))) == body
 
 
 def test_older_forms_still_read() -> None:
@@ -41,6 +43,38 @@ def test_the_dictionary_makes_a_typical_body_smaller() -> None:
         "output": "I can see your order is on its way: it should come to you in two days. Thank you for your time.",
     }
     raw = json.dumps(body, separators=(",", ":")).encode()
-    packed = codec._compress(body)
+    packed = codec._compress_raw(to_json(body))
     assert packed[:1] == b"d"
     assert len(packed) < 0.85 * (1 + len(zlib.compress(raw, 6)))
+
+
+BODY_FIELDS = ("variables", "messages", "output", "tool_calls", "error", "metadata")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"output": ""},  # an empty answer is an answer: kept
+        {
+            "variables": {"who": "Zoë 日本", "n": 3, "ratio": 0.1, "nested": {"deep": [1, None, True]}},
+            "messages": [{"role": "user", "content": 'é \u2028 \\ "'}],
+            "output": "fine",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            "metadata": {"k": "v", "big": 10**30, "tiny": 1e-300},
+            "error": ErrorInfo(type="RateLimitError", message="slow down"),
+            "model": ModelInfo(provider="openai", name="gpt-4o-mini", metadata={"finishReason": "stop"}),
+            "etag": "not-the-manifests",
+        },
+    ],
+)
+def test_pack_body_keeps_what_the_model_dump_of_the_trace_says(fields: dict[str, object]) -> None:
+    trace = Trace(id="01J0000000000000000000000A", created_at="2026-11-30T12:00:00.000Z", **fields)
+    dumped = trace.model_dump(mode="json")
+    expected = {key: dumped[key] for key in BODY_FIELDS if dumped[key] not in (None, [], {})}
+    if trace.model.metadata:
+        expected["model_metadata"] = dumped["model"]["metadata"]
+    if trace.etag is not None:
+        expected["etag"] = trace.etag
+    assert codec._decompress(codec.pack_body(trace)) == expected
+    assert codec._decompress(codec.pack_body(trace, created_ms=5)) == {"created_ms": 5, **expected}

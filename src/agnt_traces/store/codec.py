@@ -7,6 +7,8 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from pydantic_core import to_json
+
 from ..ids import ms_to_rfc3339, parse_time
 from ..ingest_records import ManifestKey, TraceRecord, manifest_key
 from ..models import ErrorInfo, Manifest, ModelInfo, Trace, message_text
@@ -45,9 +47,6 @@ def decode_duration(value: float | None) -> float | None:
     return None if value is None or value < 0 else value
 
 
-_BODY_FIELDS = ("variables", "messages", "output", "tool_calls", "error", "metadata")
-
-
 # A preset dictionary for bodies (kind b"d"): the JSON a body is made of and the hundred most common English
 # words (the Oxford English Corpus list), most likely strings last (nearest, so cheapest to refer back to).
 # A body of a few hundred bytes compresses poorly on its own: with this, ~20 % smaller. NEVER change these
@@ -66,10 +65,6 @@ _BODY_DICT = (
     b'"}],"output":"'
 )
 _SMALL = 48  # below this, JSON as is
-
-
-def _compress(data: dict[str, Any]) -> bytes:
-    return _compress_raw(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _compress_raw(raw: bytes) -> bytes:
@@ -116,16 +111,24 @@ def pack_body(trace: Trace, created_ms: int | None = None) -> bytes:
     data: dict[str, Any] = {}
     if created_ms is not None:
         data["created_ms"] = created_ms
-    dumped = trace.model_dump(mode="json", include=set(_BODY_FIELDS))
-    for key in _BODY_FIELDS:
-        value = dumped.get(key)
-        if value not in (None, [], {}):
-            data[key] = value
+    # The fields as they are (an empty one is left out): to_json writes what model_dump(mode="json") would.
+    if trace.variables:
+        data["variables"] = trace.variables
+    if trace.messages:
+        data["messages"] = trace.messages
+    if trace.output is not None:
+        data["output"] = trace.output
+    if trace.tool_calls:
+        data["tool_calls"] = trace.tool_calls
+    if trace.error is not None:
+        data["error"] = trace.error.model_dump(mode="json")
+    if trace.metadata:
+        data["metadata"] = trace.metadata
     if trace.model.metadata:
         data["model_metadata"] = trace.model.metadata
     if trace.etag is not None and trace.etag != trace.manifest.etag:
         data["etag"] = trace.etag
-    return _compress(data)
+    return _compress_raw(to_json(data))
 
 
 def created_ms_of(seq: int, body: dict[str, Any]) -> int:
