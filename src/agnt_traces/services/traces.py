@@ -60,7 +60,7 @@ def _stored_trace(
 ) -> Trace:
     """The ``Trace`` of a validated client trace: its parts are already validated models and values, so it is
     assembled, not validated again. ``messages``: the messages as plain objects, when already dumped."""
-    return Trace.model_construct(
+    return Trace.assemble(
         id=trace_id,
         created_at=ms_to_rfc3339(created_ms),
         prompt_name=trace_in.prompt_name,
