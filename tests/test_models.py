@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from agnt_traces.models import ErrorInfo, Manifest, ModelInfo, Trace
 
 
-def _fields(**overrides: object) -> dict[str, object]:
-    fields: dict[str, object] = dict(
+def _fields(**overrides: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(
         id="01J0000000000000000000000A",
         created_at="2026-11-30T12:00:00.000Z",
         prompt_name="support",
