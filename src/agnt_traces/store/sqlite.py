@@ -212,21 +212,22 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
             if t.tags:
                 tag_rows.append((t.id, t.tags))
         seqs: dict[str, int] = {}
-        for rec, row in zip(new, rows, strict=True):
-            seq = _free_seq(db, row[0])  # after this batch's earlier rows are in
+        free: dict[int, int] = {}  # millisecond → its next free seq, for those this batch has looked at
+        for i, (rec, row) in enumerate(zip(new, rows, strict=True)):
+            seq = _free_seq(db, row[0], free)
             if seq >> SLOT_BITS != row[0]:
                 # Another tenant (or this one) filled the millisecond: the seq moves on, the trace's own time
                 # does not — the body keeps it.
                 row = (*row[:18], pack_body(rec.trace, created_ms=row[0]), row[19])
-            row = (seq, *row[1:])
-            db.execute(
-                "INSERT INTO traces(seq, tenant_id, id, prompt_name, prompt_version, manifest_id, "
-                "model_provider, model_name, status, input_tokens, output_tokens, total_tokens, cost, "
-                "duration, source, session_id, parent_trace_id, tags, body, digest) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                row,
-            )
-            seqs[row[2]] = row[0]
+            rows[i] = (seq, *row[1:])
+            seqs[row[2]] = seq
+        db.executemany(
+            "INSERT INTO traces(seq, tenant_id, id, prompt_name, prompt_version, manifest_id, "
+            "model_provider, model_name, status, input_tokens, output_tokens, total_tokens, cost, "
+            "duration, source, session_id, parent_trace_id, tags, body, digest) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
         fts = fts_table(tid)
         if tid not in self._fts_tables:
             db.execute(create_fts_sql(fts))  # the tenant's first traces: its own full-text table
@@ -516,18 +517,26 @@ def _row_to_summary(row: sqlite3.Row) -> TraceSummary:
     return summary_of(row, created_ms, output_preview)
 
 
-def _free_seq(db: sqlite3.Connection, created_ms: int) -> int:
-    """The first free seq of this millisecond (4096 slots; a full millisecond spills into the next)."""
-    base = max(0, created_ms) << SLOT_BITS
+def _free_seq(db: sqlite3.Connection, created_ms: int, free: dict[int, int]) -> int:
+    """The first free seq of this millisecond (4096 slots; a full millisecond spills into the next), taken.
+
+    ``free`` holds, for each millisecond one write has taken seqs in (or looked at), its next free seq: the
+    stored rows are read once per millisecond, and the rows of the write need not be inserted yet.
+    """
+    ms = max(0, created_ms)
     while True:
-        (top,) = db.execute(
-            "SELECT max(seq) FROM traces WHERE seq BETWEEN ? AND ?", (base, base + SLOT_MASK)
-        ).fetchone()
-        if top is None:
-            return base
-        if top < base + SLOT_MASK:
-            return int(top) + 1
-        base += 1 << SLOT_BITS
+        base = ms << SLOT_BITS
+        seq = free.get(ms)
+        if seq is None:
+            (top,) = db.execute(
+                "SELECT max(seq) FROM traces WHERE seq BETWEEN ? AND ?", (base, base + SLOT_MASK)
+            ).fetchone()
+            seq = base if top is None else int(top) + 1
+        if seq <= base + SLOT_MASK:
+            free[ms] = seq + 1
+            return seq
+        free[ms] = seq  # full
+        ms += 1
 
 
 async def open_store(path: str | Path) -> SqliteStore:

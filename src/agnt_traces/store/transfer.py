@@ -309,7 +309,7 @@ def _insert_trace(dst: Side, tid: int, created_ms: int, mid: int, trace: dict[st
     else:
         from .sqlite import _free_seq
 
-        seq = _free_seq(dst.conn, created_ms)
+        seq = _free_seq(dst.conn, created_ms, {})  # inserted at once: the next call reads it
         dst.run(
             f"INSERT INTO traces(seq, tenant_id, manifest_id, {_TRACE_COLUMNS}) "
             f"VALUES (?,?,?,{','.join('?' * len(values))})",
