@@ -155,3 +155,73 @@ def test_a_non_finite_python_float_is_refused_naming_its_field(value: float, tra
         with pytest.raises(InvalidArgument) as exc:
             SERVICE.prepare(payload)
         assert exc.value.details["field"] == field
+
+
+# -- batches: {"traces": [...]} validated straight from the JSON when every trace is valid --------------------
+
+
+def _batch(*payloads: dict[str, Any]) -> bytes:
+    return json.dumps({"traces": list(payloads)}).encode()
+
+
+def test_a_valid_batch_makes_the_records_of_the_checked_path() -> None:
+    raw = _batch(*CASES, trace_payload(id="unicode", createdAt="2026-01-01T00:00:00Z", output="日本 \U0001f600"))
+    fast = SERVICE.prepare_batch_json(raw)
+    assert fast is not None, "a batch of valid traces took the slow path"
+    checked = [SERVICE.prepare(t) for t in loads_checked(raw)["traces"]]
+    assert len(fast) == len(checked) == len(CASES) + 1
+    for one, other in zip(fast, checked, strict=True):  # every case has a client id: canonical digests
+        assert (one.digest, one.manifest, one.created_ms, one.client_id) == (
+            other.digest,
+            other.manifest,
+            other.created_ms,
+            other.client_id,
+        )
+        assert one.trace.to_json() == other.trace.to_json()
+
+
+def test_traces_without_ids_get_new_ids_and_digests_of_their_own() -> None:
+    payloads = [trace_payload(createdAt="2026-01-01T00:00:00Z", output="the same answer") for _ in range(3)]
+    fast = SERVICE.prepare_batch_json(_batch(*payloads))
+    again = SERVICE.prepare_batch_json(_batch(*payloads))
+    assert fast is not None and again is not None
+    checked = [SERVICE.prepare(p) for p in payloads]
+    assert len({r.trace.id for r in fast + again + checked}) == 9
+    assert len({r.digest for r in fast}) == 3 and all(len(r.digest) == 16 for r in fast)
+    assert [r.digest for r in fast] == [r.digest for r in again], "the digest names what was posted"
+    assert [r.trace.to_json() | {"id": ""} for r in fast] == [r.trace.to_json() | {"id": ""} for r in checked]
+
+
+@pytest.mark.parametrize("raw", BAD.values(), ids=BAD.keys())
+def test_a_batch_holding_bad_input_is_left_to_the_checked_path(raw: bytes) -> None:
+    """Nothing the checked path would refuse (or answer differently) is accepted by the batch's fast path."""
+    good = json.dumps(trace_payload()).encode()
+    assert SERVICE.prepare_batch_json(b'{"traces": [' + good + b", " + raw + b"]}") is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"[]",
+        b'{"traces": {}}',
+        b'{"traces": [], "extra": 1}',
+        b'{"traces": [1]}',
+        json.dumps({"traces": [trace_payload()] * 1001}).encode(),
+        b'\xef\xbb\xbf{"traces": []}',
+    ],
+    ids=["empty", "a list", "not a list", "another key", "not an object", "too many", "a BOM"],
+)
+def test_a_body_that_is_not_a_plain_batch_is_left_to_the_checked_path(raw: bytes) -> None:
+    assert SERVICE.prepare_batch_json(raw) is None
+
+
+def test_depth_is_counted_as_the_checked_path_counts_it() -> None:
+    """The body is level 1, its list level 2, a trace level 3: a trace may nest 62 levels, not 63."""
+    at_limit = trace_payload(variables=_deep(61))  # the trace, then 61 dicts (variables the first): 62 levels
+    loads_checked(_batch(at_limit))  # within the limit for the checked path
+    assert SERVICE.prepare_batch_json(_batch(at_limit)) is not None
+    past = trace_payload(variables=_deep(62))
+    with pytest.raises(InvalidArgument):
+        loads_checked(_batch(past))
+    assert SERVICE.prepare_batch_json(_batch(past)) is None

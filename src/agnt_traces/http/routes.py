@@ -320,15 +320,17 @@ async def ingest_traces(c: Call) -> Result:
     if b'"traces"' not in raw and raw.strip():  # one trace: validated once, straight from the body's JSON
         one = await c.app.traces.ingest_json(c.tenant, raw)
         return (201 if one.created else 200), one.render()
-    body = json_object(raw)
-    if set(body) == {"traces"}:
-        batch = parse_body(TraceBatchBody, body)
-        answer = batch_answer(await c.app.traces.ingest_each(c.tenant, batch.traces))
-        if isinstance(answer, BatchIngested):  # every trace stored: the all-or-nothing era's answer, unchanged
-            return (201 if answer.created else 200), answer.render()
-        return 207, answer.render()
-    one = await c.app.traces.ingest(c.tenant, body)
-    return (201 if one.created else 200), one.render()
+    each = await c.app.traces.ingest_each_json(c.tenant, raw)  # a batch of valid traces: validated once
+    if each is None:  # anything else: parsed and checked, then answered per trace
+        body = json_object(raw)
+        if set(body) != {"traces"}:
+            one = await c.app.traces.ingest(c.tenant, body)
+            return (201 if one.created else 200), one.render()
+        each = await c.app.traces.ingest_each(c.tenant, parse_body(TraceBatchBody, body).traces)
+    answer = batch_answer(each)
+    if isinstance(answer, BatchIngested):  # every trace stored: the all-or-nothing era's answer, unchanged
+        return (201 if answer.created else 200), answer.render()
+    return 207, answer.render()
 
 
 async def get_trace(c: Call) -> Result:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import to_json
 
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
@@ -105,6 +105,27 @@ def build_trace(fields: dict[str, Any]) -> Trace:
     )
 
 
+class _BatchIn(BaseModel):
+    """A batch body validated straight from its JSON (``TraceService.prepare_batch_json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    traces: list[TraceIn] = Field(max_length=MAX_BATCH)
+
+
+def _nested_deeper_than(value: Any, levels: int) -> bool:
+    """True when JSON-like ``value`` (dicts and lists) nests more than ``levels`` deep (``value`` is level 1)."""
+    level, depth = [value], 1
+    while level:
+        if depth > levels:
+            return True
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            below += [child for child in children if type(child) is dict or type(child) is list]
+        level, depth = below, depth + 1
+    return False
+
+
 def _truncate(value: Any, max_chars: int) -> Any:
     if isinstance(value, str) and len(value) > max_chars:
         return value[:max_chars] + f"…[truncated {len(value) - max_chars} chars]"
@@ -169,6 +190,32 @@ class TraceService:
         if not isinstance(data, dict):
             raise InvalidArgument(f"request body must be a JSON object, not {type(data).__name__}")
         return self.prepare(data, tenant)
+
+    def prepare_batch_json(self, raw: bytes, tenant: str = "") -> list[TraceRecord] | None:
+        """The records of a batch body (``{"traces": [...]}``) validated straight from its JSON, when every
+        trace in it is valid and plainly within the limits of ``jsonlimits``; None otherwise, and the caller
+        takes the checked path (``json_object`` + :meth:`ingest_each`), which answers each trace on its own.
+        The records are those the checked path makes (the same validation, ids and digests of client ids),
+        except the digest of a trace without an id, never compared (its id is new): the batch's hash and the
+        trace's place in it, instead of a hash of the trace's dump."""
+        if may_hold_non_finite(raw):
+            return None
+        try:
+            batch = _BatchIn.model_validate_json(raw)  # refuses lone surrogates and invalid UTF-8 itself
+        except ValueError:  # ValidationError included
+            return None
+        records = []
+        posted = hashlib.sha256(raw).digest()[:12]  # no id: the batch as posted and the trace's place in it
+        for i, trace_in in enumerate(batch.traces):
+            dump = trace_in.model_dump(by_alias=True)
+            if _nested_deeper_than(dump, MAX_JSON_DEPTH - 2):  # the body and its list are two levels
+                return None
+            try:
+                digest = _digest(dump) if trace_in.id is not None else posted + i.to_bytes(4, "big")
+                records.append(self._record(trace_in, tenant, digest, dump))
+            except (ValueError, InvalidArgument):
+                return None
+        return records
 
     def _record(
         self, trace_in: TraceIn, tenant: str, digest: bytes | None = None, dump: dict[str, Any] | None = None
@@ -273,6 +320,16 @@ class TraceService:
             except InvalidArgument as exc:
                 outcomes[i] = exc
         await self._store_each(tenant, valid, outcomes)
+        return [o for o in outcomes if o is not None]
+
+    async def ingest_each_json(self, tenant: str, raw: bytes) -> list[IngestResult | AgntError] | None:
+        """:meth:`ingest_each` for a batch body's JSON whose traces are all valid (see
+        :meth:`prepare_batch_json`); None, with nothing stored, when the checked path must answer it."""
+        records = self.prepare_batch_json(raw, tenant)
+        if records is None:
+            return None
+        outcomes: list[IngestResult | AgntError | None] = [None] * len(records)
+        await self._store_each(tenant, list(enumerate(records)), outcomes)
         return [o for o in outcomes if o is not None]
 
     async def ingest_spans(
