@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +28,7 @@ COST_ESTIMATED = "costEstimated"
 
 TRACE_FIELDS = (*(f.alias or name for name, f in Trace.model_fields.items()), "replayable", "replayIssues")
 MAX_BATCH = 1000
+_MAX_FLOAT = sys.float_info.max
 
 
 def _digest(data: dict[str, Any]) -> bytes:
@@ -112,16 +114,21 @@ class _BatchIn(BaseModel):
     traces: list[TraceIn] = Field(max_length=MAX_BATCH)
 
 
-def _nested_deeper_than(value: Any, levels: int) -> bool:
-    """True when JSON-like ``value`` (dicts and lists) nests more than ``levels`` deep (``value`` is level 1)."""
+def _outside_json_limits(value: Any, levels: int) -> bool:
+    """True when a parsed value (dicts and lists; ``value`` is level 1) nests more than ``levels`` deep or holds
+    a number that is not finite (NaN, ±Infinity, or what overflowed to one, such as 1e400)."""
     level, depth = [value], 1
     while level:
         if depth > levels:
             return True
         below: list[Any] = []
         for item in level:
-            children = item.values() if type(item) is dict else item
-            below += [child for child in children if type(child) is dict or type(child) is list]
+            for child in item.values() if type(item) is dict else item:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    below.append(child)
+                elif kind is float and not -_MAX_FLOAT <= child <= _MAX_FLOAT:  # NaN compares False
+                    return True
         level, depth = below, depth + 1
     return False
 
@@ -198,8 +205,6 @@ class TraceService:
         The records are those the checked path makes (the same validation, ids and digests of client ids),
         except the digest of a trace without an id, never compared (its id is new): the batch's hash and the
         trace's place in it, instead of a hash of the trace's dump."""
-        if may_hold_non_finite(raw):
-            return None
         try:
             batch = _BatchIn.model_validate_json(raw)  # refuses lone surrogates and invalid UTF-8 itself
         except ValueError:  # ValidationError included
@@ -207,8 +212,8 @@ class TraceService:
         records = []
         posted = hashlib.sha256(raw).digest()[:12]  # no id: the batch as posted and the trace's place in it
         for i, trace_in in enumerate(batch.traces):
-            dump = trace_in.model_dump(by_alias=True)
-            if _nested_deeper_than(dump, MAX_JSON_DEPTH - 2):  # the body and its list are two levels
+            dump = trace_in.model_dump(by_alias=True)  # every value as parsed: checked, not the bytes
+            if _outside_json_limits(dump, MAX_JSON_DEPTH - 2):  # the body and its list are two levels
                 return None
             try:
                 digest = _digest(dump) if trace_in.id is not None else posted + i.to_bytes(4, "big")
