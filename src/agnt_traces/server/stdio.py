@@ -41,6 +41,7 @@ __all__ = ["SHUTDOWN_GRACE", "serve_stdio"]
 
 SHUTDOWN_GRACE = 4.0
 _CHUNK = 1 << 16
+_BACKLOG = 1 << 22  # bytes of answers that may wait for a client that does not read them
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,32 +96,78 @@ class _LineReader:
 
 
 class _LineWriter:
-    """The SDK's ``stdout``: whole lines, written off the event loop, one at a time."""
+    """The SDK's ``stdout``: whole lines, in the order they were written, written by a daemon thread of its
+    own. ``flush`` hands the lines over and returns: the event loop never waits for the pipe (a client that
+    stops reading blocks that thread, not the loop), answers that come while a write is under way go out
+    together in the next one, and the loop is not woken when a write is done. At most ``_BACKLOG`` bytes wait
+    for the thread; past that, ``flush`` waits (off the loop) until the client has read some."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._lock = anyio.Lock()
-        self._pending = b""
+        self._line = bytearray()  # written, not yet flushed (the SDK writes, then flushes)
+        self._pending = bytearray()  # flushed, not yet written to the pipe
+        self._cond = threading.Condition()
+        self._writing = 0  # bytes the thread took and has not written yet
+        self._closing = False
+        self._failed: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="agnt-traces-stdout", daemon=True)
+        self._thread.start()
 
-    def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                data = bytes(self._pending)
+                self._pending.clear()
+                self._writing = len(data)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                    with self._cond:
+                        self._writing = len(view)
+                        self._cond.notify_all()  # room again for a flush waiting on the backlog
+            except OSError as exc:  # the client closed its end: nothing more can be answered
+                with self._cond:
+                    self._failed = exc
+                    self._pending.clear()
+                    self._writing = 0
+                    self._cond.notify_all()
+                return
 
     async def write(self, text: str) -> None:
-        self._pending += text.encode("utf-8")
+        self._line += text.encode("utf-8")
 
     async def flush(self) -> None:
-        data, self._pending = self._pending, b""
-        if data:
-            async with self._lock:
-                await anyio.to_thread.run_sync(self._write_all, data)
+        data = bytes(self._line)
+        self._line.clear()
+        with self._cond:
+            if self._failed is not None:
+                raise self._failed
+            self._pending += data
+            self._cond.notify()
+            backlog = len(self._pending) + self._writing > _BACKLOG
+        if backlog:
+            await anyio.to_thread.run_sync(self._wait_for_room)
+
+    def _wait_for_room(self) -> None:
+        with self._cond:
+            while len(self._pending) + self._writing > _BACKLOG and self._failed is None:
+                self._cond.wait()
 
     async def send(self, message: dict[str, Any]) -> None:
-        async with self._lock:
-            data = (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
-            await anyio.to_thread.run_sync(self._write_all, data)
+        self._line += (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
+        await self.flush()
+
+    async def aclose(self, grace: float) -> None:
+        """Let the thread write what is pending, then stop it (waiting at most ``grace`` seconds)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        await anyio.to_thread.run_sync(self._thread.join, grace)
 
 
 _HANDSHAKE = frozenset({"initialize", "server/discover"})
@@ -228,8 +275,12 @@ async def serve_stdio(settings: Settings) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            async with stdio_server(stdin=_ScreenedStdin(reader, writer, register), stdout=writer) as (read, write):  # type: ignore[arg-type]
-                await server.run(read, write, server.create_initialization_options())
+            try:
+                async with stdio_server(stdin=_ScreenedStdin(reader, writer, register), stdout=writer) as (read, write):  # type: ignore[arg-type]
+                    await server.run(read, write, server.create_initialization_options())
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await writer.aclose(SHUTDOWN_GRACE)  # the last answers, before the store closes
             tg.cancel_scope.cancel()  # EOF: stop the signal watcher
     if signalled:
         return 130 if signalled[0] == signal.SIGINT else 143

@@ -1,0 +1,102 @@
+"""The stdio server's stdout: answers go out whole and in order from a thread of their own; a client that
+stops reading holds at most the backlog in memory (then the writer waits, off the event loop), and what is
+flushed before the end is written before the server exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import anyio
+import pytest
+
+from agnt_traces.server import stdio
+
+pytestmark = pytest.mark.anyio
+
+
+def _read_all(fd: int, into: bytearray, done: threading.Event) -> None:
+    while chunk := os.read(fd, 1 << 16):
+        into += chunk
+    done.set()
+
+
+async def test_lines_go_out_whole_and_in_order() -> None:
+    read_end, write_end = os.pipe()
+    got, done = bytearray(), threading.Event()
+    threading.Thread(target=_read_all, args=(read_end, got, done), daemon=True).start()
+    writer = stdio._LineWriter(write_end)
+
+    async def answer(i: int) -> None:
+        await writer.write(json.dumps({"id": i, "pad": "x" * (i % 700)}) + "\n")
+        await writer.flush()
+
+    for i in range(2000):
+        await answer(i)
+        if i % 100 == 0:
+            await writer.send({"id": f"sent {i}"})
+    await writer.aclose(5)
+    os.close(write_end)
+    assert done.wait(5)
+    os.close(read_end)
+    lines = [json.loads(line) for line in got.decode().splitlines()]
+    numbered = [m["id"] for m in lines if isinstance(m["id"], int)]
+    assert numbered == list(range(2000)), "an answer was lost, cut or reordered"
+    assert len(lines) == 2020
+
+
+async def test_a_client_that_stops_reading_holds_at_most_the_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stdio, "_BACKLOG", 256 * 1024)
+    read_end, write_end = os.pipe()  # nobody reads: the pipe fills (64 KiB), then the backlog
+    writer = stdio._LineWriter(write_end)
+    line = "y" * 1023 + "\n"
+    flushed, ticks, stop, filler_done = 0, 0, False, anyio.Event()
+
+    async def filler() -> None:  # an SDK writer answering as fast as it can
+        nonlocal flushed
+        while not stop:
+            await writer.write(line)
+            await writer.flush()
+            flushed += len(line)
+        filler_done.set()
+
+    async def ticker() -> None:  # the event loop keeps running while a flush waits for room
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    got, done = bytearray(), threading.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(filler)
+        tg.start_soon(ticker)
+        await anyio.sleep(1.0)
+        held, ticked = flushed, ticks
+        stop = True
+        threading.Thread(target=_read_all, args=(read_end, got, done), daemon=True).start()  # reading again
+        with anyio.fail_after(5):
+            await filler_done.wait()
+        tg.cancel_scope.cancel()
+    assert held < 256 * 1024 + 64 * 1024 + 8 * 1024, f"{held} bytes accepted for a client that reads nothing"
+    assert ticked >= 50, f"the event loop stalled while a flush waited for room ({ticked} ticks in 1 s)"
+    await writer.aclose(5)
+    os.close(write_end)
+    assert done.wait(5)
+    os.close(read_end)
+    assert len(got) == flushed, "an answer flushed while the client was not reading was lost"
+
+
+async def test_a_closed_client_fails_the_next_flush() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    writer = stdio._LineWriter(write_end)
+    await writer.write("{}\n")
+    await writer.flush()  # handed over; the thread's write fails (EPIPE)
+    with pytest.raises(OSError):
+        for _ in range(100):
+            await anyio.sleep(0.01)
+            await writer.write("{}\n")
+            await writer.flush()
+    await writer.aclose(1)
+    os.close(write_end)
