@@ -46,3 +46,13 @@ def test_ids_spell_time_and_random_part_in_crockford_base32() -> None:
         assert ids._ulid(ms, rand) == spelled(ms, 10) + spelled(rand, 16)
     made = new_id(1_700_000_000_000, scope="a scope of its own")  # no later id of this scope yet
     assert len(made) == 26 and set(made) <= set(alphabet) and made[:10] == spelled(1_700_000_000_000, 10)
+
+
+def test_times_are_written_exactly_to_the_millisecond_up_to_year_9999() -> None:
+    from agnt_traces.ids import ms_to_rfc3339, parse_time
+
+    rng = random.Random(5)
+    last = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+    for ms in [0, 1, last, 64_975_809_334_420, *(rng.randrange(0, last + 1) for _ in range(2000))]:
+        assert parse_time(ms_to_rfc3339(ms), "t") == ms, ms
+    assert ms_to_rfc3339(253_402_300_799_999) == "9999-12-31T23:59:59.999Z"

@@ -18,6 +18,8 @@ _MAX_MS = 2**48 - 1  # the ULID time field
 _RAND_LIMIT = 2**80  # the ULID random field; a new millisecond starts below 2**79, leaving room for steps
 _STEP_BITS = 40
 _MIN_MS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # every 10 bits as two characters
@@ -113,7 +115,8 @@ def now_ms() -> int:
 
 @functools.lru_cache(maxsize=1024)  # the traces of a batch share their millisecond
 def ms_to_rfc3339(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Exact to the millisecond (a float of seconds is not, past the year 2100)."""
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -145,4 +148,4 @@ def parse_time(value: str, field: str, *, now: int | None = None) -> int:
         ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    return (dt - _EPOCH) // _ONE_MS  # exact (a float of seconds is not, past the year 2100)

@@ -14,9 +14,10 @@ import anyio
 import pytest
 
 from agnt_traces import llm
-from agnt_traces.llm import call_model, load_litellm
+from agnt_traces.llm import CallSettings, call_model, load_litellm
 from agnt_traces.llm.litellm_seams import CALLBACK_LISTS, PINNED_LITELLM_VERSION, has_callbacks, unobserved
 from agnt_traces.models import ModelConfig
+from modelserver import ModelServer
 from netguard import no_network  # noqa: F401
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_network")]
@@ -75,12 +76,16 @@ async def test_a_plain_call_logs_but_ours_does_not(handled: list[str]) -> None:
 class _Listener:
     def __init__(self) -> None:
         self.events: list[str] = []
+        self.failures: list[str] = []
 
     async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self.events.append(str(kwargs.get("model")))
 
+    async def async_log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self.failures.append(str(kwargs.get("model")))
 
-async def test_an_applications_callback_still_hears_our_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+
+def _listen(monkeypatch: pytest.MonkeyPatch) -> _Listener:
     litellm = load_litellm()
     from litellm.integrations.custom_logger import CustomLogger
 
@@ -90,10 +95,33 @@ async def test_an_applications_callback_still_hears_our_calls(monkeypatch: pytes
         monkeypatch.setattr(litellm, name, list(getattr(litellm, name)))
     litellm.callbacks.append(listener)
     assert has_callbacks(litellm)
-    result = await call_model(ECHO, "be brief", MESSAGES)
+    return listener
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+async def test_an_applications_callback_still_hears_our_calls(monkeypatch: pytest.MonkeyPatch, stream: bool) -> None:
+    listener = _listen(monkeypatch)
+    result = await call_model(ECHO, "be brief", MESSAGES, settings=CallSettings(stream=stream))
     await _settle()
     assert result.status == "success"
     assert listener.events == ["echo"], "a registered callback missed a call made by the server"
+
+
+async def test_an_applications_callback_hears_our_failed_calls(
+    monkeypatch: pytest.MonkeyPatch, model_server: ModelServer
+) -> None:
+    listener = _listen(monkeypatch)
+    failing = ModelConfig(provider="openai", name="mock-fail-500", params={"api_base": model_server.openai_base})
+    result = await call_model(failing, "be brief", MESSAGES, settings=CallSettings(max_attempts=1))
+    await _settle()
+    assert result.status == "error"
+    assert listener.failures, "a registered callback missed a failed call made by the server"
+
+
+async def test_without_a_callback_a_failed_call_is_still_a_failed_trace(model_server: ModelServer) -> None:
+    failing = ModelConfig(provider="openai", name="mock-fail-401", params={"api_base": model_server.openai_base})
+    result = await call_model(failing, "be brief", MESSAGES, settings=CallSettings(max_attempts=1))
+    assert result.status == "error" and result.error is not None
 
 
 @pytest.mark.parametrize("name", CALLBACK_LISTS)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import zlib
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
 
+from agnt_traces.app import App
+from agnt_traces.ids import ms_to_rfc3339, new_id, now_ms
 from agnt_traces.models import ErrorInfo, ModelInfo, Trace
 from agnt_traces.store import codec
 
@@ -78,3 +82,31 @@ def test_pack_body_keeps_what_the_model_dump_of_the_trace_says(fields: dict[str,
         expected["etag"] = trace.etag
     assert codec._decompress(codec.pack_body(trace)) == expected
     assert codec._decompress(codec.pack_body(trace, created_ms=5)) == {"created_ms": 5, **expected}
+
+
+class _Aliased(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    my_field: int = Field(1, alias="myField")
+
+
+@pytest.mark.anyio
+async def test_a_model_in_free_form_fields_reads_back_by_field_name(app: App) -> None:
+    """A Python API user may put a pydantic model in metadata or variables: stored as model_dump gives it."""
+    r = await app.traces.ingest("t", {"output": "o", "metadata": {"k": _Aliased()}, "variables": {"v": [_Aliased()]}})
+    t = await app.traces.get("t", r.id)
+    assert t.metadata == {"k": {"my_field": 1}} and t.variables == {"v": [{"my_field": 1}]}
+
+
+@pytest.mark.anyio
+async def test_a_non_finite_number_in_a_recorded_trace_reads_back_as_null(app: App) -> None:
+    ms = now_ms()
+    trace = Trace(
+        id=new_id(ms, scope="t"),
+        created_at=ms_to_rfc3339(ms),
+        output="o",
+        metadata={"x": math.nan, "y": math.inf},
+        variables={"v": -math.inf},
+    )
+    await app.traces.record("t", trace)
+    t = await app.traces.get("t", trace.id)
+    assert t.metadata == {"x": None, "y": None} and t.variables == {"v": None}

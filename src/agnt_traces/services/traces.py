@@ -29,6 +29,7 @@ COST_ESTIMATED = "costEstimated"
 TRACE_FIELDS = (*(f.alias or name for name, f in Trace.model_fields.items()), "replayable", "replayIssues")
 MAX_BATCH = 1000
 _MAX_FLOAT = sys.float_info.max
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time RFC 3339 can write
 
 
 def _digest(data: dict[str, Any]) -> bytes:
@@ -244,6 +245,10 @@ class TraceService:
                 if created_ms < 0:
                     raise ValueError(
                         f"createdAt {trace_in.created_at!r} is before 1970: traces are timestamped in Unix time"
+                    )
+                if created_ms > _LAST_MS:
+                    raise ValueError(
+                        f"createdAt {trace_in.created_at!r} is after 9999-12-31T23:59:59.999Z in UTC: send a real time"
                     )
             except ValueError as exc:
                 raise InvalidArgument(str(exc), {"field": "createdAt"}) from None

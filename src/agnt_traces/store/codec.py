@@ -128,7 +128,7 @@ def pack_body(trace: Trace, created_ms: int | None = None) -> bytes:
         data["model_metadata"] = trace.model.metadata
     if trace.etag is not None and trace.etag != trace.manifest.etag:
         data["etag"] = trace.etag
-    return _compress_raw(to_json(data))
+    return _compress_raw(to_json(data, by_alias=False, inf_nan_mode="null"))  # as model_dump(mode="json")
 
 
 def created_ms_of(seq: int, body: dict[str, Any]) -> int:
