@@ -32,6 +32,14 @@ async def _close_litellm_clients() -> AsyncIterator[None]:
     await llm.aclose()
 
 
+@pytest.fixture(autouse=True)
+def _no_callbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever other tests of this process registered with LiteLLM is set aside (and put back after)."""
+    litellm = load_litellm()
+    for name in CALLBACK_LISTS:
+        monkeypatch.setattr(litellm, name, [])
+
+
 @pytest.fixture
 def handled(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Counts LiteLLM's async success logging, the work the seam skips (one entry per logged call)."""
