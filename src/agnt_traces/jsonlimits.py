@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "check_value",
     "loads_checked",
     "may_hold_non_finite",
+    "outside_limits",
     "plainly_within_limits",
     "recover_id",
     "rejection",
@@ -30,6 +32,7 @@ __all__ = [
 ]
 
 MAX_JSON_DEPTH = 64
+_MAX_FLOAT = sys.float_info.max
 
 _Path = tuple[Any, ...] | None  # a linked list (parent, key), built into text only on error
 
@@ -88,6 +91,26 @@ def check_value(value: Any, where: str = "", max_depth: int = MAX_JSON_DEPTH) ->
                 )
         elif isinstance(item, str) and _has_lone_surrogate(item):
             raise _surrogate(_path_text(where, path))
+
+
+def outside_limits(value: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """True when a parsed value breaks the depth or finiteness limit (``value`` is level 1): what
+    :func:`check_value` checks, answered yes or no by one walk over the containers, without naming the field.
+    Strings are not looked at (a JSON parser that refuses lone surrogates has checked them already)."""
+    level, depth = [value], 1
+    while level:
+        if depth > max_depth:
+            return True
+        below: list[Any] = []
+        for item in level:
+            for child in item.values() if type(item) is dict else item:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    below.append(child)
+                elif kind is float and not -_MAX_FLOAT <= child <= _MAX_FLOAT:  # NaN compares False
+                    return True
+        level, depth = below, depth + 1
+    return False
 
 
 def _too_deep(field: str, max_depth: int) -> InvalidArgument:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -12,7 +11,7 @@ from pydantic_core import to_json
 from ..errors import AgntError, Conflict, InvalidArgument, NotFound, from_validation_error
 from ..ids import ms_to_rfc3339, new_id, now_ms, parse_time
 from ..ingest_records import IngestResult, TraceRecord, manifest_key_of
-from ..jsonlimits import MAX_JSON_DEPTH, check_value, loads_checked, may_hold_non_finite
+from ..jsonlimits import MAX_JSON_DEPTH, check_value, loads_checked, may_hold_non_finite, outside_limits
 from ..llm.pricing import estimate_cost
 from ..models import ErrorInfo, Manifest, ModelInfo, Trace, TraceIn, canonical_json
 from ..store.base import Store
@@ -28,7 +27,6 @@ COST_ESTIMATED = "costEstimated"
 
 TRACE_FIELDS = (*(f.alias or name for name, f in Trace.model_fields.items()), "replayable", "replayIssues")
 MAX_BATCH = 1000
-_MAX_FLOAT = sys.float_info.max
 _LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time RFC 3339 can write
 
 
@@ -115,25 +113,6 @@ class _BatchIn(BaseModel):
     traces: list[TraceIn] = Field(max_length=MAX_BATCH)
 
 
-def _outside_json_limits(value: Any, levels: int) -> bool:
-    """True when a parsed value (dicts and lists; ``value`` is level 1) nests more than ``levels`` deep or holds
-    a number that is not finite (NaN, ±Infinity, or what overflowed to one, such as 1e400)."""
-    level, depth = [value], 1
-    while level:
-        if depth > levels:
-            return True
-        below: list[Any] = []
-        for item in level:
-            for child in item.values() if type(item) is dict else item:
-                kind = type(child)
-                if kind is dict or kind is list:
-                    below.append(child)
-                elif kind is float and not -_MAX_FLOAT <= child <= _MAX_FLOAT:  # NaN compares False
-                    return True
-        level, depth = below, depth + 1
-    return False
-
-
 def _truncate(value: Any, max_chars: int) -> Any:
     if isinstance(value, str) and len(value) > max_chars:
         return value[:max_chars] + f"…[truncated {len(value) - max_chars} chars]"
@@ -214,7 +193,7 @@ class TraceService:
         posted = hashlib.sha256(raw).digest()[:12]  # no id: the batch as posted and the trace's place in it
         for i, trace_in in enumerate(batch.traces):
             dump = trace_in.model_dump(by_alias=True)  # every value as parsed: checked, not the bytes
-            if _outside_json_limits(dump, MAX_JSON_DEPTH - 2):  # the body and its list are two levels
+            if outside_limits(dump, MAX_JSON_DEPTH - 2):  # the body and its list are two levels
                 return None
             try:
                 digest = _digest(dump) if trace_in.id is not None else posted + i.to_bytes(4, "big")
