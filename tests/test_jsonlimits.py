@@ -11,7 +11,7 @@ import random
 import pydantic_core
 import pytest
 
-from agnt_traces.jsonlimits import may_hold_non_finite, plainly_within_limits, screen_rpc
+from agnt_traces.jsonlimits import may_hold_non_finite, plainly_within_limits, screen_rpc, screen_rpc_line
 
 OVERFLOWING = [
     b"1e400",
@@ -89,3 +89,26 @@ def test_screen_rpc_refuses_an_overflowing_argument_naming_it() -> None:
     assert rejected is not None and rejected.response is not None
     assert rejected.error.details["field"] == "trace.cost"
     assert rejected.response["result"]["isError"] is True
+
+
+def test_screen_rpc_line_still_refuses_a_plain_line_that_is_not_json() -> None:
+    # stdio parses every line (the SDK drops a line it cannot parse without answering): a line with nothing
+    # that could break a limit is parsed but not walked, and a parse error is still answered with its id.
+    broken = b'{"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {'
+    assert plainly_within_limits(broken)
+    assert screen_rpc(broken) is None  # HTTP: the SDK answers a parse error itself
+    rejected, _ = screen_rpc_line(broken)
+    assert rejected is not None and rejected.response is not None
+    assert rejected.response["id"] == 7 and rejected.response["error"]["code"] == -32700
+    not_utf8 = b'{"jsonrpc": "2.0", "id": 8, "method": "ping", "params": {"x": "\xed\xa0\x80"}}'
+    assert not plainly_within_limits(not_utf8)  # a surrogate as raw bytes: json.loads would let it through
+    rejected, _ = screen_rpc_line(not_utf8)
+    assert rejected is not None and rejected.response is not None and rejected.response["id"] == 8
+    assert plainly_within_limits('{"x": "\ud7ff \ue000 \U0001f600"}'.encode())  # ED 9F BF, EE 80 80, F0 9F…
+
+
+def test_screen_rpc_line_passes_a_plain_message() -> None:
+    line = json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x", "arguments": {"a": [1.5, "é"]}}}
+    ).encode()
+    assert screen_rpc_line(line) == (None, json.loads(line))

@@ -29,6 +29,7 @@ __all__ = [
     "recover_id",
     "rejection",
     "screen_rpc",
+    "screen_rpc_line",
 ]
 
 MAX_JSON_DEPTH = 64
@@ -150,6 +151,8 @@ def loads_checked(raw: bytes | str, what: str = "request body") -> Any:
 
 # A lone surrogate escape, which the SDK's parser chokes on (as on nesting past 200 levels: a bare parse error).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A surrogate written as raw bytes (not valid UTF-8, but Python's json.loads decodes bytes with "surrogatepass").
+_SURROGATE_BYTES = re.compile(rb"\xed[\xa0-\xbf]")
 # Every digit and the decimal point read as 0, E as e, and plus signs dropped: the shapes of numbers, to look
 # for with plain substring searches (a regular expression over the whole text costs 5-40 ns a byte).
 _NUMBER_SHAPES = bytes.maketrans(b"0123456789.E", b"00000000000e")
@@ -210,37 +213,50 @@ def may_hold_non_finite(raw: bytes) -> bool:
 
 def plainly_within_limits(raw: bytes) -> bool:
     """True when JSON text cannot break a limit above, by a quick look at its bytes: at most
-    ``MAX_JSON_DEPTH`` brackets in all, and nothing that could be a non-finite number or a lone surrogate.
+    ``MAX_JSON_DEPTH`` brackets in all, and nothing that could be a non-finite number or a lone surrogate
+    (escaped, or as raw bytes).
     False says only "check it" (``loads_checked``), not that it breaks one."""
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH or may_hold_non_finite(raw):
+        return False
+    if b"\xed" in raw and _SURROGATE_BYTES.search(raw) is not None:
         return False
     return b"\\u" not in raw or _SURROGATE_ESCAPE.search(raw) is None
 
 
-def screen_rpc(raw: bytes, *, parse_always: bool = False) -> RpcRejection | None:
+def screen_rpc(raw: bytes) -> RpcRejection | None:
     """Check one JSON-RPC message (or batch) at a transport's edge; None if it may go on to the SDK.
 
-    Cheap for ordinary messages: they are parsed only when they could hold a problem, unless
-    ``parse_always`` (stdio, where the SDK drops an unparsable line without any answer).
+    Cheap for ordinary messages: they are parsed only when they could hold a problem (the SDK answers a
+    message that is not JSON itself).
     """
-    if not parse_always and plainly_within_limits(raw):
+    if plainly_within_limits(raw):
         return None
+    return screen_rpc_line(raw)[0]
+
+
+def screen_rpc_line(raw: bytes) -> tuple[RpcRejection | None, Any]:
+    """:func:`screen_rpc` for stdio, where the SDK drops a line it cannot parse without any answer: the line
+    is always parsed. ``(None, the parsed message)`` if it may go on, else ``(the rejection, None)``."""
+    plain = plainly_within_limits(raw)
     try:
         message = json.loads(raw)
     except RecursionError:
         err = _too_deep("message", MAX_JSON_DEPTH)
-        return rejection(recover_id(raw), None, err, code=INVALID_REQUEST)
+        return rejection(recover_id(raw), None, err, code=INVALID_REQUEST), None
     except ValueError as exc:  # includes UnicodeDecodeError
-        return rejection(
+        refused = rejection(
             recover_id(raw), None, InvalidArgument(f"the message is not valid JSON: {exc}"), code=PARSE_ERROR
         )
+        return refused, None
+    if plain:
+        return None, message  # JSON, and nothing in it can break a limit: no need to walk it
     if not isinstance(message, dict):
         if isinstance(message, list):
             try:
                 check_value(message, "message", MAX_JSON_DEPTH + 3)
             except InvalidArgument as err:
-                return rejection(None, None, err, code=INVALID_REQUEST)
-        return None  # the SDK answers anything else that is not a message
+                return rejection(None, None, err, code=INVALID_REQUEST), None
+        return None, message  # the SDK answers anything else that is not a message
     msg_id = message.get("id")
     method = message.get("method") if isinstance(message.get("method"), str) else None
     params = message.get("params")
@@ -254,5 +270,5 @@ def screen_rpc(raw: bytes, *, parse_always: bool = False) -> RpcRejection | None
     except InvalidArgument as err:
         if msg_id is not None and not isinstance(msg_id, str | int):
             msg_id = None
-        return rejection(msg_id, method, err)
-    return None
+        return rejection(msg_id, method, err), None
+    return None, message

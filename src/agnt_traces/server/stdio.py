@@ -4,7 +4,7 @@
   default the HTTP body limit) is read no further than the limit (the rest is discarded as it streams
   in), answered with a JSON-RPC -32600 error (with the request's id when it appears before ``params``),
   and the server keeps serving.
-- Every line is checked before the SDK sees it (``jsonlimits.screen_rpc``): a line that is not JSON gets a
+- Every line is checked before the SDK sees it (``jsonlimits.screen_rpc_line``): a line that is not JSON gets a
   -32700 answer (the SDK would drop it silently and the client would wait forever); nesting over the
   limit, non-finite numbers and lone surrogates get ``invalid_argument``.
 - SIGINT / SIGTERM: in-flight calls are cancelled, the store is closed (a trace is written in one
@@ -34,7 +34,7 @@ import anyio
 from ..app import open_app
 from ..config import Settings
 from ..errors import InvalidArgument
-from ..jsonlimits import INVALID_REQUEST, recover_id, rejection, screen_rpc
+from ..jsonlimits import INVALID_REQUEST, recover_id, rejection, screen_rpc_line
 from ..store.postgres_base import describe_url
 
 __all__ = ["SHUTDOWN_GRACE", "serve_stdio"]
@@ -213,7 +213,7 @@ class _ScreenedStdin:
                 continue
             if not item.strip():
                 continue
-            refused_line = screen_rpc(item, parse_always=True)
+            refused_line, _ = screen_rpc_line(item)
             if refused_line is not None:
                 if refused_line.response is not None:
                     await self._writer.send(refused_line.response)
