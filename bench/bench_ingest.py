@@ -13,7 +13,9 @@ Phases (each on its own tenant of one fresh database):
 - ``single``: ``--clients`` keep-alive connections POST one trace per request to ``/api/v1/.../traces``;
 - ``batch``: ``--batch-clients`` connections POST ``{"traces": [...]}`` of ``--batch`` traces each;
 - ``mcp-http``: ``--clients`` MCP sessions over streamable HTTP (raw JSON-RPC: initialize, then
-  ``tools/call ingest_trace``), one call at a time each;
+  ``tools/call ingest_trace``), one call at a time each; answered as SSE streams (the server's default), or
+  as JSON bodies when this process runs with ``AGNT_TRACES_MCP_RESPONSES=json`` (the server inherits it;
+  the phase is then named ``mcp-http/json``);
 - ``mcp-stdio``: ``agnt-traces serve`` over stdio (raw JSON-RPC, ``--clients`` calls in flight).
 
 For each: traces/s acknowledged, the server process's CPU time per trace (user + system from
@@ -252,7 +254,7 @@ class PhaseResult:
         cpu_ms = self.cpu * 1000 / n if n else float("nan")
         client_ms = self.client_cpu * 1000 / n if n else float("nan")
         print(
-            f"{self.name:<10} {rate:>8,.0f} traces/s  server CPU {cpu_ms:5.2f} ms/trace (client {client_ms:4.2f})  "
+            f"{self.name:<13} {rate:>8,.0f} traces/s  server CPU {cpu_ms:5.2f} ms/trace (client {client_ms:4.2f})  "
             f"p50 {pct(self.latencies, 0.5) * 1000:7.2f} ms  p99 {pct(self.latencies, 0.99) * 1000:7.2f} ms  "
             f"acked {n}  lost {lost}  duplicated {dup}  unexpected {extra}  failed {self.failures}",
             flush=True,
@@ -352,7 +354,8 @@ def _tool_ok(answer: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def phase_mcp_http(base: str, token: str, tenant: str, pid: int, args: argparse.Namespace) -> PhaseResult:
-    res = PhaseResult("mcp-http")
+    json_mode = os.environ.get("AGNT_TRACES_MCP_RESPONSES", "").strip().lower() == "json"
+    res = PhaseResult("mcp-http/json" if json_mode else "mcp-http")
     accept = "accept: application/json, text/event-stream\r\n"
     init = {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}
 

@@ -21,6 +21,7 @@ ALL = [
     "AGNT_TRACES_MCP_SESSIONS_PER_TENANT",
     "AGNT_TRACES_MCP_SESSIONS_PER_TOKEN",
     "AGNT_TRACES_MCP_SESSION_IDLE_SECONDS",
+    "AGNT_TRACES_MCP_RESPONSES",
     "AGNT_TRACES_STDIO_MAX_LINE_BYTES",
     "AGNT_TRACES_SESSION_BUDGET_USD",
     "AGNT_TRACES_SESSION_BUDGET_TOKENS",
@@ -45,6 +46,7 @@ def test_defaults_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert s.model_timeout == 60.0
     assert s.max_body_bytes == 1_000_000
     assert (s.mcp_sessions_per_tenant, s.mcp_sessions_per_token, s.mcp_session_idle_seconds) == (32, 16, 600.0)
+    assert s.mcp_responses == "stream"
     assert s.stdio_line_limit == s.max_body_bytes  # 0 means: the HTTP body limit
     assert (s.otlp_max_body_bytes, s.otlp_max_spans, s.otlp_max_attribute_chars) == (8_000_000, 5_000, 256_000)
     assert s.price_overrides == {}
@@ -70,6 +72,7 @@ def test_every_variable_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         "AGNT_TRACES_MCP_SESSIONS_PER_TENANT": "3",
         "AGNT_TRACES_MCP_SESSIONS_PER_TOKEN": "2",
         "AGNT_TRACES_MCP_SESSION_IDLE_SECONDS": "30",
+        "AGNT_TRACES_MCP_RESPONSES": " JSON ",
         "AGNT_TRACES_STDIO_MAX_LINE_BYTES": "4096",
         "AGNT_TRACES_SESSION_BUDGET_USD": "0.5",
         "AGNT_TRACES_SESSION_BUDGET_TOKENS": "1000",
@@ -86,6 +89,7 @@ def test_every_variable_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert s.max_body_bytes == 2048
     assert s.session_idle_seconds == 90
     assert (s.mcp_sessions_per_tenant, s.mcp_sessions_per_token, s.mcp_session_idle_seconds) == (3, 2, 30)
+    assert s.mcp_responses == "json"
     assert s.stdio_line_limit == 4096
     assert (s.session_budget_usd, s.session_budget_tokens) == (0.5, 1000)
     assert (s.otlp_max_body_bytes, s.otlp_max_spans, s.otlp_max_attribute_chars) == (100_000, 10, 500)
@@ -108,6 +112,8 @@ def test_every_variable_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         ("AGNT_TRACES_MCP_SESSIONS_PER_TENANT", "0"),
         ("AGNT_TRACES_MCP_SESSIONS_PER_TENANT", "2.5"),
         ("AGNT_TRACES_MCP_SESSION_IDLE_SECONDS", "inf"),
+        ("AGNT_TRACES_MCP_RESPONSES", "sse"),
+        ("AGNT_TRACES_MCP_RESPONSES", "true"),
         ("AGNT_TRACES_STDIO_MAX_LINE_BYTES", "-1"),
         ("AGNT_TRACES_SESSION_BUDGET_USD", "0"),
         ("AGNT_TRACES_OTLP_MAX_SPANS", "many"),

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPILE_LIMITS",
+    "MCP_RESPONSES",
     "Settings",
     "check_compile_limits",
     "check_tenant",
@@ -64,6 +65,19 @@ def _positive_int_env(name: str, default: int, minimum: int = 1) -> int:
     if not minimum <= value < float("inf") or value != int(value):
         raise InvalidArgument(f"{name}={os.environ.get(name)!r} must be a whole number of at least {minimum}")
     return int(value)
+
+
+MCP_RESPONSES = ("stream", "json")  # the first is the default
+
+
+def _choice_env(name: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return choices[0]
+    value = raw.strip().lower()
+    if value not in choices:
+        raise InvalidArgument(f"{name}={raw!r} must be one of: {', '.join(choices)} (default {choices[0]})")
+    return value
 
 
 def env_number(name: str, default: float, minimum: float) -> float:
@@ -125,6 +139,9 @@ class Settings:
     mcp_sessions_per_tenant: int = 32
     mcp_sessions_per_token: int = 16
     mcp_session_idle_seconds: float = 600.0
+    # How MCP over HTTP answers a request: "stream" (an SSE stream: progress notifications reach the client
+    # while a long call runs) or "json" (one JSON body: about half the server CPU a call, no progress).
+    mcp_responses: str = "stream"
     # MCP over stdio: the longest request line (default: the HTTP body limit).
     stdio_max_line_bytes: int = 0
     # Where model calls may go and what their params may do (AGNT_TRACES_MODEL_ENDPOINTS,
@@ -171,6 +188,7 @@ class Settings:
             mcp_sessions_per_tenant=_positive_int_env("AGNT_TRACES_MCP_SESSIONS_PER_TENANT", 32),
             mcp_sessions_per_token=_positive_int_env("AGNT_TRACES_MCP_SESSIONS_PER_TOKEN", 16),
             mcp_session_idle_seconds=_positive_float_env("AGNT_TRACES_MCP_SESSION_IDLE_SECONDS", 600.0),
+            mcp_responses=_choice_env("AGNT_TRACES_MCP_RESPONSES", MCP_RESPONSES),
             stdio_max_line_bytes=_positive_int_env("AGNT_TRACES_STDIO_MAX_LINE_BYTES", 0, minimum=0),
             session_budget_usd=_positive_float_env("AGNT_TRACES_SESSION_BUDGET_USD", 5.0),
             session_budget_tokens=_positive_int_env("AGNT_TRACES_SESSION_BUDGET_TOKENS", 2_000_000),

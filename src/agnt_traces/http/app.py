@@ -126,6 +126,7 @@ def build_http_app(
     mcp_app = McpEdge(
         mcp.streamable_http_app(
             streamable_http_path=MCP_PATH,
+            json_response=settings.mcp_responses == "json",
             host=host,
             max_request_body_size=settings.max_body_bytes,
             session_idle_timeout=settings.mcp_session_idle_seconds,
