@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -260,10 +261,16 @@ async def main(calls: int, mode: str, before_src: str | None) -> None:
             for _ in range(30):  # warm-up: connections, pools, lazy imports, caches
                 for fn in paths.values():
                     await fn()
-            for i in range(calls):
+            order = random.Random(0)
+            last = None
+            for _ in range(calls):
+                # A fresh order each round, and never the same path twice in a row (a process called right
+                # after itself is warmer: reversing every other round gave the first and last paths that edge).
                 names = list(paths)
-                if i % 2:
-                    names.reverse()  # no path always runs right after another
+                order.shuffle(names)
+                if names[0] == last:
+                    names.append(names.pop(0))
+                last = names[-1]
                 for name in names:
                     t0 = time.perf_counter()
                     await paths[name]()
