@@ -129,3 +129,40 @@ async def test_one_trace_alone_is_written_at_once_without_waiting_for_company(ap
         result = await app.traces.ingest("default", trace_payload(id="solo"))
     assert result.render() == {"id": "solo", "created": True}
     assert calls == [["solo"]]
+
+
+async def test_the_gathering_widens_once_writes_are_shared_and_narrows_when_they_are_not() -> None:
+    """One loop turn of waiting for company while writes go one at a time (an agent's calls cost no more than
+    that), a few once a write was shared: a caller a few turns behind joins the write then, not before."""
+    from agnt_traces.services.traces import TraceService
+
+    prepare = TraceService(None).prepare  # type: ignore[arg-type]  # validation only
+    calls: list[list[str]] = []
+
+    async def write(tenant: str, records: list[TraceRecord]) -> list[IngestResult]:
+        calls.append([r.trace.id for r in records])
+        return [IngestResult(r.trace.id, created=True) for r in records]
+
+    group = GroupCommit(write, gather_rounds=12)
+
+    async def submit(trace_id: str, turns_late: int = 0) -> None:
+        for _ in range(turns_late):
+            await anyio.lowlevel.checkpoint()
+        await group.submit("default", prepare(trace_payload(id=trace_id)))
+
+    async def pair(first: str, second: str) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(submit, first)
+            tg.start_soon(submit, second, 4)  # four turns behind the first
+
+    with anyio.fail_after(10):
+        await submit("alone")
+        await pair("a1", "a2")  # after a write alone: one turn, so a2 misses a1's write
+        async with anyio.create_task_group() as tg:  # two at once: one shared write
+            tg.start_soon(submit, "b1")
+            tg.start_soon(submit, "b2")
+        await pair("c1", "c2")  # after a shared write: c2 catches up with c1's
+        await submit("d1")
+        await submit("d2")  # alone again: no wait for company
+        await pair("e1", "e2")
+    assert calls == [["alone"], ["a1"], ["a2"], ["b1", "b2"], ["c1", "c2"], ["d1"], ["d2"], ["e1"], ["e2"]]

@@ -4,8 +4,9 @@ Under load, every single-trace ingest (``POST /traces`` with one trace, MCP ``in
 stdio) would otherwise be a write transaction of its own, handed to the store's writer one at a time.
 Here each caller validates its own trace first (its errors stay its own), then queues the record; one
 flusher writes whatever has queued up meanwhile in one call per tenant; before each write it lets the event
-loop turn a few times, so that requests already being read join it. With one caller in flight a group is
-that caller alone, and the added latency is those few turns (microseconds). If a grouped write fails (e.g.
+loop turn a few times, so that requests already being read join it; while writes go one at a time (one
+caller in flight: an agent's calls, a quiet server) it lets the loop turn once, and goes back to a few turns
+as soon as a write is shared again. If a grouped write fails (e.g.
 one trace conflicts with a stored one), its records are written again one by one, so each caller gets
 exactly the answer it would have got alone. A caller is answered only after its trace is committed.
 """
@@ -36,6 +37,7 @@ class GroupCommit:
         self._queue: list[_Item] = []
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._shared = False  # the last write carried more than one record: others are likely on their way
 
     async def submit(self, tenant: str, record: TraceRecord) -> IngestResult:
         """Store ``record`` (grouped with whatever else is queued) and return its result once committed.
@@ -54,11 +56,12 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         while self._queue:
-            for _ in range(self.gather_rounds):
+            for _ in range(self.gather_rounds if self._shared or len(self._queue) > 1 else 1):
                 # A few turns of the event loop (microseconds): requests already being read and validated
                 # reach the queue and share this write instead of waiting for the next one.
                 await asyncio.sleep(0)
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            self._shared = len(batch) > 1
             by_tenant: dict[str, list[_Item]] = {}
             for item in batch:
                 by_tenant.setdefault(item[0], []).append(item)
