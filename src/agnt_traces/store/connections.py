@@ -34,6 +34,7 @@ T = TypeVar("T")
 # A backstop for the watchdog: SQLite calls back into Python (taking the GIL) only every this many
 # virtual-machine steps, a few milliseconds of work; most reads finish before the first call.
 _PROGRESS_EVERY = 100_000
+_IDLE_WAKE = 1.0  # seconds between looks of the read-budget watchdog while no read is running
 
 
 class ReadBudgetExceeded(InvalidArgument):
@@ -126,6 +127,9 @@ class _Watchdog:
         self._calls: dict[int, tuple[sqlite3.Connection, list[bool]]] = {}
         self._numbers = itertools.count()
         self._thread: threading.Thread | None = None
+        # When the watchdog wakes up next (monotonic): a call whose deadline is later need not wake it, so a
+        # quiet server's reads (an agent's) cost no thread wake-up each; idle, it looks every _IDLE_WAKE s.
+        self._wake_at = 0.0
 
     def run(self, budget_ms: float, conn: sqlite3.Connection, call: Callable[[], T]) -> T:
         """``call()`` (which uses ``conn``), interrupted once it runs ``budget_ms`` long.
@@ -139,9 +143,10 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._watch, name="sqlite-read-budget", daemon=True)
                 self._thread.start()
-            heapq.heappush(self._deadlines, (time.monotonic() + budget_ms / 1000, number))
+            deadline = time.monotonic() + budget_ms / 1000
+            heapq.heappush(self._deadlines, (deadline, number))
             self._calls[number] = (conn, fired)
-            if self._deadlines[0][1] == number:
+            if deadline < self._wake_at:
                 self._lock.notify()
         conn.set_progress_handler(lambda: fired[0], _PROGRESS_EVERY)
         try:
@@ -164,13 +169,15 @@ class _Watchdog:
             while True:
                 while self._deadlines and self._deadlines[0][1] not in self._calls:
                     heapq.heappop(self._deadlines)  # finished in time
+                now = time.monotonic()
                 if not self._deadlines:
-                    self._lock.wait()
+                    self._wake_at = now + _IDLE_WAKE
+                    self._lock.wait(_IDLE_WAKE)
                     continue
                 deadline, number = self._deadlines[0]
-                wait = deadline - time.monotonic()
-                if wait > 0:
-                    self._lock.wait(wait)
+                if deadline > now:
+                    self._wake_at = deadline
+                    self._lock.wait(deadline - now)
                     continue
                 heapq.heappop(self._deadlines)
                 conn, fired = self._calls[number]
