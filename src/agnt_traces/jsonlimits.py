@@ -239,7 +239,8 @@ def screen_rpc_line(raw: bytes) -> tuple[RpcRejection | None, Any]:
     is always parsed. ``(None, the parsed message)`` if it may go on, else ``(the rejection, None)``."""
     plain = plainly_within_limits(raw)
     try:
-        message = json.loads(raw)
+        # UTF-8 only, as the SDK reads it (json.loads would also take UTF-16 and UTF-32, and surrogates).
+        message = json.loads(raw.decode("utf-8"))
     except RecursionError:
         err = _too_deep("message", MAX_JSON_DEPTH)
         return rejection(recover_id(raw), None, err, code=INVALID_REQUEST), None

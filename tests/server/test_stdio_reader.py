@@ -1,139 +1,49 @@
-"""The stdio server's stdin: a pipe or socket is read by the event loop (``_PipeLineReader``), anything else
-by a daemon thread (``_LineReader``). Both must yield the same items for the same bytes, however they arrive:
-whole lines, an over-long line as ``_TooLong`` (its head and full size, the rest discarded as it streams), a
-last line without its newline, then EOF. And the event loop's reader holds at most two waiting lines before
-it stops reading."""
+"""The stdio server's stdin, whatever it is (a file, a pipe, a socket, the same socket as stdout): every
+request read is answered, also when stdin ends right behind it; a call still running at the end of stdin
+holds the exit for the grace only, and a request the client cancelled or the SDK drops not at all; a line
+that is not UTF-8 JSON is answered with a parse error, a leading byte order mark is ignored; and the
+descriptor is left as it was found (blocking), for the processes that share it."""
 
 from __future__ import annotations
 
+import json
 import os
-import random
+import socket
 import subprocess
 import sys
-import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from agnt_traces.server import stdio
 from modelserver import ModelServer
 
-pytestmark = pytest.mark.anyio
-
-LIMIT = 100
+INIT = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
 
 
-def _stream(rng: random.Random) -> bytes:
-    lines = []
-    for _ in range(rng.randrange(1, 40)):
-        size = rng.choice([0, 1, LIMIT - 1, LIMIT, LIMIT + 1, LIMIT + 2, rng.randrange(300), rng.randrange(20_000)])
-        lines.append(bytes(rng.randrange(32, 127) for _ in range(size)) + b"\n")
-    if rng.random() < 0.5:  # a last line without its newline
-        lines.append(bytes(rng.randrange(32, 127) for _ in range(rng.choice([3, LIMIT, LIMIT + 1, 5000]))))
-    return b"".join(lines)
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT_TRACES_") or k.endswith("MODEL_ENDPOINTS")}
+    return {**env, **extra}
 
 
-def _norm(item: Any) -> Any:
-    if item is stdio._EOF:
-        return "EOF"
-    if isinstance(item, stdio._TooLong):
-        return ("too long", item.head, item.size)
-    return item
-
-
-async def _by_thread(data: bytes) -> list[Any]:
-    with tempfile.TemporaryFile() as f:
-        f.write(data)
-        f.seek(0)
-        reader = stdio._LineReader(f.fileno(), LIMIT)
-        items = []
-        with anyio.fail_after(10):
-            while (item := await reader.next()) is not stdio._EOF:
-                items.append(_norm(item))
-    return [*items, "EOF"]
-
-
-class _Transport:
-    def __init__(self) -> None:
-        self.paused = False
-        self.pauses = 0
-
-    def pause_reading(self) -> None:
-        assert not self.paused
-        self.paused, self.pauses = True, self.pauses + 1
-
-    def resume_reading(self) -> None:
-        assert self.paused
-        self.paused = False
-
-
-async def _by_loop(data: bytes, rng: random.Random) -> list[Any]:
-    reader = stdio._PipeLineReader(LIMIT)
-    transport = _Transport()
-    reader._transport = transport  # type: ignore[assignment]
-    items: list[Any] = []
-    at = 0
-    while at < len(data):
-        if transport.paused:  # the loop would not read now: take a line first
-            items.append(_norm(await reader.next()))
-            continue
-        size = rng.choice([1, 2, 7, 64, 1000, 70_000])
-        reader.data_received(data[at : at + size])
-        at += size
-    reader.eof_received()
-    reader.connection_lost(None)
-    with anyio.fail_after(10):
-        while (item := await reader.next()) is not stdio._EOF:
-            items.append(_norm(item))
-    assert await reader.next() is stdio._EOF  # EOF stays EOF
-    return [*items, "EOF"]
-
-
-@pytest.mark.parametrize("seed", range(40))
-async def test_the_loop_reader_yields_what_the_thread_reader_yields(seed: int) -> None:
-    rng = random.Random(seed)
-    data = _stream(rng)
-    expected = await _by_thread(data)
-    assert await _by_loop(data, rng) == expected
-    assert any(isinstance(i, tuple) for i in expected) or seed > 5  # over-long lines are in the mix
-
-
-async def test_an_over_long_line_keeps_its_head_and_counts_every_byte() -> None:
-    reader = stdio._PipeLineReader(LIMIT)
-    reader._transport = _Transport()  # type: ignore[assignment]
-    line = b'{"id": 42, "x": "' + b"a" * 10_000 + b'"}\n'
-    for i in range(0, len(line), 333):
-        reader.data_received(line[i : i + 333])
-    reader.data_received(b"next\n")
-    first = await reader.next()
-    assert isinstance(first, stdio._TooLong)
-    assert first.head == line[: LIMIT + 1] and first.size == len(line)
-    assert await reader.next() == b"next\n"
-    assert len(reader._buf) == 0  # the discarded bytes were not kept
-
-
-async def test_reading_pauses_while_two_lines_wait() -> None:
-    reader = stdio._PipeLineReader(LIMIT)
-    transport = _Transport()
-    reader._transport = transport  # type: ignore[assignment]
-    reader.data_received(b"a\n")
-    assert not transport.paused
-    reader.data_received(b"b\nc\nd\n")
-    assert transport.paused and transport.pauses == 1
-    assert [await reader.next() for _ in range(3)] == [b"a\n", b"b\n", b"c\n"]
-    assert not transport.paused  # one line left: reading goes on
-    assert await reader.next() == b"d\n"
+def _rpc(msg_id: Any, method: str, params: Any = None) -> bytes:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if msg_id is not None:
+        message["id"] = msg_id
+    if params is not None:
+        message["params"] = params
+    return json.dumps(message).encode() + b"\n"
 
 
 def _serve_with_stdin(stdin: Any, db: Path) -> list[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT_TRACES_")}
     proc = subprocess.run(
         [sys.executable, "-m", "agnt_traces", "serve", "--db", str(db)],
         stdin=stdin,
         capture_output=True,
-        env={**env, "AGNT_TRACES_STDIO_MAX_LINE_BYTES": "2000"},
+        env=_env(AGNT_TRACES_STDIO_MAX_LINE_BYTES="2000"),
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
@@ -150,94 +60,186 @@ REQUESTS = (
 )
 
 
-@pytest.mark.parametrize("kind", ["file", "pipe", "socket"])
-def test_the_server_reads_requests_from_a_file_a_pipe_or_a_socket(tmp_path: Path, kind: str) -> None:
-    import socket
-    import threading
+def _fed(data: bytes, kind: str) -> Any:
+    """The reading end of a pipe or socket that a thread fills with ``data`` in pieces, then closes."""
+    if kind == "pipe":
+        read_end, write_end = os.pipe()
+        ours, theirs = os.fdopen(write_end, "wb"), os.fdopen(read_end, "rb")
+    else:
+        a, b = socket.socketpair()
+        ours, theirs = a.makefile("wb"), b.makefile("rb")
+        a.close()
+        b.close()
 
+    def feed() -> None:
+        for i in range(0, len(data), 500):  # in pieces, as a client's writes arrive
+            ours.write(data[i : i + 500])
+            ours.flush()
+        ours.close()
+
+    threading.Thread(target=feed, daemon=True).start()
+    return theirs
+
+
+@pytest.mark.parametrize("kind", ["file", "pipe", "socket"])
+def test_every_request_is_answered_from_a_file_a_pipe_or_a_socket_also_right_before_the_end(
+    tmp_path: Path, kind: str
+) -> None:
     if kind == "file":
         path = tmp_path / "requests.jsonl"
         path.write_bytes(REQUESTS)
         with path.open("rb") as f:
             out = _serve_with_stdin(f, tmp_path / "t.db")
     else:
-        if kind == "pipe":
-            read_end, write_end = os.pipe()
-            ours, theirs = os.fdopen(write_end, "wb"), os.fdopen(read_end, "rb")
-        else:
-            a, b = socket.socketpair()
-            ours, theirs = a.makefile("wb"), b.makefile("rb")
-            a.close()
-            b.close()
-
-        def feed() -> None:
-            for i in range(0, len(REQUESTS), 500):  # in pieces, as a client's writes arrive
-                ours.write(REQUESTS[i : i + 500])
-                ours.flush()
-            ours.close()
-
-        threading.Thread(target=feed, daemon=True).start()
-        with theirs:
-            out = _serve_with_stdin(theirs, tmp_path / "t.db")
-    import json
-
+        with _fed(REQUESTS, kind) as stdin:
+            out = _serve_with_stdin(stdin, tmp_path / "t.db")
     answers = {m["id"]: m for m in map(json.loads, out)}
     assert answers[1]["result"]["serverInfo"]["name"] == "agnt-traces"
     assert answers[2]["error"]["code"] == -32600 and "2000 bytes" in answers[2]["error"]["message"]
-    assert any(t["name"] == "ingest_trace" for t in answers[3]["result"]["tools"])
+    assert any(t["name"] == "ingest_trace" for t in answers[3]["result"]["tools"])  # stdin ended right behind it
 
 
-def test_a_long_call_in_flight_at_the_end_of_stdin_holds_the_exit_for_the_grace_only(
-    tmp_path: Path, model_server: ModelServer
-) -> None:
-    import json
-    import time
+def test_a_burst_of_calls_then_the_end_of_stdin_gets_every_answer_and_leaves_the_pipe_blocking(tmp_path: Path) -> None:
+    calls = b"".join(
+        _rpc(i, "tools/call", {"name": "ingest_trace", "arguments": {"trace": {"output": f"t{i}", "messages": []}}})
+        for i in range(2, 602)
+    )
+    read_end, write_end = os.pipe()
+    os.write(write_end, _rpc(1, "initialize", INIT) + _rpc(None, "notifications/initialized"))
+    writer = threading.Thread(target=lambda: (os.write(write_end, calls), os.close(write_end)), daemon=True)
+    writer.start()
+    started = time.monotonic()
+    out = _serve_with_stdin(read_end, tmp_path / "t.db")
+    took = time.monotonic() - started
+    assert os.get_blocking(read_end)  # a descriptor shared with other processes is left as it was
+    os.close(read_end)
+    answered = {m["id"] for m in map(json.loads, out) if "result" in m and not m["result"].get("isError")}
+    assert answered == set(range(1, 602))
+    assert took < stdio.EOF_GRACE + 20
 
-    model_server.script(["slow:60"])
+
+def test_one_socket_for_stdin_and_stdout_as_inetd_and_socat_give_it(tmp_path: Path) -> None:
+    ours, theirs = socket.socketpair()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
+        stdin=theirs,
+        stdout=theirs,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )
+    theirs.close()
+    try:
+        ours.sendall(_rpc(1, "initialize", INIT) + _rpc(None, "notifications/initialized"))
+        ours.sendall(b"".join(_rpc(i, "tools/list") for i in range(2, 202)))
+        time.sleep(1)  # the client does not read for a while: the server's writes fill the socket and wait
+        got = b""
+        ours.settimeout(30)
+        while got.count(b"\n") < 201:
+            chunk = ours.recv(1 << 20)
+            assert chunk, "the server closed the socket"
+            got += chunk
+        ours.sendall(_rpc(999, "ping"))
+        while b'"id":999' not in got:
+            got += ours.recv(1 << 16)
+        ours.shutdown(socket.SHUT_WR)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        ours.close()
+
+
+def test_a_line_that_is_not_utf8_json_is_answered_and_a_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    lines = (
+        _rpc(1, "initialize", INIT)
+        + _rpc(None, "notifications/initialized")
+        + b"\xef\xbb\xbf"
+        + _rpc(2, "ping")  # as PowerShell writes it
+        + '{"jsonrpc": "2.0", "id": 3, "method": "ping"}\n'.encode("utf-16-be")
+        + b'{"jsonrpc": "2.0", "id": 4, "method": "ping", "params": {"x": "\xed\xa0\x80"}}\n'
+        + _rpc(5, "ping")
+    )
+    with _fed(lines, "pipe") as stdin:
+        out = _serve_with_stdin(stdin, tmp_path / "t.db")
+    answers = [json.loads(m) for m in out]
+    by_id = {a.get("id"): a for a in answers}
+    assert by_id[2]["result"] == {}
+    assert by_id[4]["error"]["code"] == -32700  # not UTF-8
+    assert by_id[5]["result"] == {}
+    parse_errors = [a for a in answers if a.get("error", {}).get("code") == -32700]
+    assert len(parse_errors) == 2  # the UTF-16 line too (its id cannot be read: null)
+
+
+def _serve_slowly(tmp_path: Path, model_server: ModelServer) -> subprocess.Popen[bytes]:
+    """A server with a prompt whose model call takes a minute; initialized and ready for calls."""
+    model_server.script(["slow:60"] * 10)
     content = {
         "blocks": [{"id": "s", "role": "system", "content": "Be brief."}],
         "model": {"provider": "openai", "name": "gpt-4o-mini", "params": {"api_base": model_server.openai_base}},
     }
-    lines = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": json.loads(REQUESTS.split(b"\n")[0])["params"]},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {
-            "jsonrpc": "2.0",
-            "id": 2,
-            "method": "tools/call",
-            "params": {"name": "upsert_prompt", "arguments": {"name": "slow", "content": content}},
-        },
-    ]
-    run = {"name": "run_prompt", "arguments": {"name": "slow", "label": "draft"}}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNT_TRACES_") or k.endswith("MODEL_ENDPOINTS")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=_env(),
     )
     assert proc.stdin is not None and proc.stdout is not None
+    upsert = {"name": "upsert_prompt", "arguments": {"name": "slow", "content": content}}
+    proc.stdin.write(
+        _rpc(1, "initialize", INIT) + _rpc(None, "notifications/initialized") + _rpc(2, "tools/call", upsert)
+    )
+    proc.stdin.flush()
+    answers = [json.loads(proc.stdout.readline()), json.loads(proc.stdout.readline())]
+    assert [a["id"] for a in answers] == [1, 2] and not answers[1]["result"].get("isError")
+    return proc
+
+
+def _start_slow_calls(proc: subprocess.Popen[bytes], model_server: ModelServer, ids: list[int]) -> None:
+    assert proc.stdin is not None
+    run = {"name": "run_prompt", "arguments": {"name": "slow", "label": "draft"}}
+    for msg_id in ids:
+        proc.stdin.write(_rpc(msg_id, "tools/call", run))
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    while len(model_server.requests) < len(ids) and time.monotonic() < deadline:  # the calls are under way
+        time.sleep(0.05)
+    assert len(model_server.requests) == len(ids)
+
+
+def _seconds_to_exit_after_eof(proc: subprocess.Popen[bytes]) -> float:
+    assert proc.stdin is not None and proc.stdout is not None
     try:
-        for line in lines:
-            proc.stdin.write(json.dumps(line).encode() + b"\n")
-        proc.stdin.flush()
-        answers = [json.loads(proc.stdout.readline()), json.loads(proc.stdout.readline())]
-        assert [a["id"] for a in answers] == [1, 2] and not answers[1]["result"].get("isError")
-        proc.stdin.write(
-            json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": run}).encode() + b"\n"
-        )
-        proc.stdin.flush()
-        deadline = time.monotonic() + 30
-        while not model_server.requests and time.monotonic() < deadline:  # the model call is under way
-            time.sleep(0.05)
-        assert model_server.requests
         closed = time.monotonic()
         proc.stdin.close()
         assert proc.wait(timeout=30) == 0
-        took = time.monotonic() - closed
+        return time.monotonic() - closed
     finally:
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+def test_a_long_call_in_flight_at_the_end_of_stdin_holds_the_exit_for_the_grace_only(
+    tmp_path: Path, model_server: ModelServer
+) -> None:
+    proc = _serve_slowly(tmp_path, model_server)
+    _start_slow_calls(proc, model_server, [3])
+    took = _seconds_to_exit_after_eof(proc)
     assert stdio.EOF_GRACE - 0.5 < took < stdio.EOF_GRACE + 6, took  # waited for the answer, then gave up
+
+
+def test_calls_the_client_cancelled_or_the_sdk_drops_do_not_hold_the_exit(
+    tmp_path: Path, model_server: ModelServer
+) -> None:
+    proc = _serve_slowly(tmp_path, model_server)
+    _start_slow_calls(proc, model_server, [3, 4])
+    assert proc.stdin is not None
+    for msg_id in (3, 4):
+        proc.stdin.write(_rpc(None, "notifications/cancelled", {"requestId": msg_id, "reason": "enough"}))
+    for odd_id in (1.5, True, [1]):  # ids the SDK drops without an answer
+        proc.stdin.write(_rpc(odd_id, "ping"))
+    proc.stdin.write(_rpc(7, "ping", [1, 2]))  # params must be an object: dropped too
+    proc.stdin.flush()
+    took = _seconds_to_exit_after_eof(proc)
+    assert took < stdio.EOF_GRACE - 1, took

@@ -7,11 +7,12 @@
 - Every line is checked before the SDK sees it (``jsonlimits.screen_rpc_line``): a line that is not JSON gets a
   -32700 answer (the SDK would drop it silently and the client would wait forever); nesting over the
   limit, non-finite numbers and lone surrogates get ``invalid_argument``.
-- stdin is read by the event loop when it is a pipe or a socket (how MCP clients spawn a server: no thread
-  hop per line), else (a terminal, a file) on a daemon thread that never holds up the exit. Either way at
-  most two request lines wait to be handled before reading pauses.
+- stdin is read on a daemon thread that never holds up the exit (and never changes the descriptor's
+  blocking mode, which a terminal or a pipe shared with other processes would keep); at most two request
+  lines wait to be handled before it stops reading.
 - End of stdin: requests already read are answered (the SDK would cancel them at once) for up to
   ``EOF_GRACE`` seconds; then the process exits, so ``agnt-traces serve < requests.jsonl`` answers them all.
+  A request the client cancelled (``notifications/cancelled``) is not waited for.
 - SIGINT / SIGTERM: in-flight calls are cancelled, the store is closed (a trace is written in one
   transaction: whole or not at all), and the process exits. If shutting down takes longer than
   ``SHUTDOWN_GRACE`` seconds the process exits anyway.
@@ -24,13 +25,11 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import os
 import re
 import signal
-import stat
 import sys
 import threading
 from collections.abc import Callable
@@ -50,7 +49,7 @@ __all__ = ["SHUTDOWN_GRACE", "serve_stdio"]
 SHUTDOWN_GRACE = 4.0
 EOF_GRACE = 4.0  # seconds the requests in flight at the end of stdin have to be answered
 # How the SDK writes an answer (a response or an error) to one of the client's requests.
-_ANSWER = re.compile(r'\{"jsonrpc":"2\.0","id":(?:-?[0-9]+|"(?:[^"\\]|\\.)*"),"(?:result|error)":')
+_ANSWER = re.compile(r'\{"jsonrpc":"2\.0","id":(-?[0-9]+|"(?:[^"\\]|\\.)*"),"(?:result|error)":')
 _CHUNK = 1 << 16
 _BACKLOG = 1 << 22  # bytes of answers that may wait for a client that does not read them
 
@@ -63,6 +62,7 @@ class _TooLong:
 
 _EOF = object()
 _HEAD = 4096  # bytes kept of an over-long line, to find its request id in
+_BOM = b"\xef\xbb\xbf"
 
 
 class _LineReader:
@@ -101,106 +101,9 @@ class _LineReader:
             pass
         self._put(_EOF)
 
-    def close(self) -> None:
-        pass  # a daemon thread: it ends with the process
-
     async def next(self) -> Any:
         item = await self._queue.get()
         self._room.release()
-        return item
-
-
-class _PipeLineReader(asyncio.Protocol):
-    """Lines from a pipe or socket, read by the event loop itself (no thread to hand each line over):
-    the same items as :class:`_LineReader`, the same bound on memory (reading pauses while two lines wait)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._head = min(_HEAD, limit + 1)  # what _LineReader keeps of an over-long line
-        self._buf = bytearray()
-        self._lines: collections.deque[Any] = collections.deque()
-        self._too_long: _TooLong | None = None  # the line being discarded
-        self._waiter: asyncio.Future[None] | None = None
-        self._transport: asyncio.ReadTransport | None = None
-        self._paused = False
-
-    @classmethod
-    async def open(cls, fd: int, limit: int) -> _PipeLineReader:
-        reader = cls(limit)
-        pipe = open(fd, "rb", buffering=0, closefd=False)  # noqa: SIM115, ASYNC230 - an open fd, wrapped
-        await asyncio.get_running_loop().connect_read_pipe(lambda: reader, pipe)
-        return reader
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.ReadTransport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        start = 0
-        while True:
-            end = buf.find(b"\n", start)
-            if end < 0:
-                break
-            if self._too_long is not None:
-                self._lines.append(_TooLong(self._too_long.head, self._too_long.size + end + 1 - start))
-                self._too_long = None
-            elif end - start > self.limit:
-                self._lines.append(_TooLong(bytes(buf[start : start + self._head]), end + 1 - start))
-            else:
-                self._lines.append(bytes(buf[start : end + 1]))
-            start = end + 1
-        del buf[:start]
-        if self._too_long is not None:  # the rest of an over-long line: counted, not kept
-            self._too_long = _TooLong(self._too_long.head, self._too_long.size + len(buf))
-            buf.clear()
-        elif len(buf) > self.limit:
-            self._too_long = _TooLong(bytes(buf[: self._head]), len(buf))
-            buf.clear()
-        if len(self._lines) >= 2 and self._transport is not None and not self._paused:
-            self._paused = True
-            self._transport.pause_reading()
-        self._wake()
-
-    def eof_received(self) -> bool:
-        self._finish()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._finish()
-
-    def _finish(self) -> None:
-        if self._lines and self._lines[-1] is _EOF:
-            return
-        if self._too_long is not None:
-            self._lines.append(self._too_long)
-            self._too_long = None
-        elif self._buf:  # a last line without its newline, as readline() gives it
-            self._lines.append(bytes(self._buf))
-            self._buf.clear()
-        self._lines.append(_EOF)
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    async def next(self) -> Any:
-        while not self._lines:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        item = self._lines[0] if self._lines[0] is _EOF else self._lines.popleft()
-        if self._paused and len(self._lines) < 2 and self._transport is not None:
-            self._paused = False
-            self._transport.resume_reading()
         return item
 
 
@@ -219,9 +122,8 @@ class _LineWriter:
         self._writing = 0  # bytes the thread took and has not written yet
         self._closing = False
         self._failed: OSError | None = None
-        self.asked = 0  # requests handed to the SDK (counted by the stdin side)
-        self.answered = 0  # answers the SDK wrote
-        self._all_answered: anyio.Event | None = None  # set when answered catches up with asked, if awaited
+        self.unanswered: set[int | str] = set()  # ids of requests handed to the SDK and not yet answered
+        self._all_answered: anyio.Event | None = None  # set when none is left, if awaited
         self._thread = threading.Thread(target=self._run, name="agnt-traces-stdout", daemon=True)
         self._thread.start()
 
@@ -251,15 +153,24 @@ class _LineWriter:
                 return
 
     async def write(self, text: str) -> None:
-        if _ANSWER.match(text) is not None:
-            self.answered += 1
-            if self._all_answered is not None and self.answered >= self.asked:
-                self._all_answered.set()
+        if self.unanswered and (match := _ANSWER.match(text)) is not None:
+            with contextlib.suppress(ValueError):
+                self.answered(json.loads(match.group(1)))
         self._line += text.encode("utf-8")
 
+    def asked(self, request_id: int | str) -> None:
+        """The SDK was handed a request with this id: it will answer it (unless the client cancels it)."""
+        self.unanswered.add(request_id)
+
+    def answered(self, request_id: Any) -> None:
+        """The request is answered, or was cancelled by the client (then the SDK does not answer it)."""
+        self.unanswered.discard(request_id)
+        if not self.unanswered and self._all_answered is not None:
+            self._all_answered.set()
+
     async def wait_for_answers(self, grace: float) -> None:
-        """Wait (at most ``grace`` seconds) until the SDK has answered as many requests as it was given."""
-        if self.answered >= self.asked:
+        """Wait (at most ``grace`` seconds) until every request handed to the SDK is answered or cancelled."""
+        if not self.unanswered:
             return
         self._all_answered = anyio.Event()
         with anyio.move_on_after(grace):
@@ -305,6 +216,26 @@ def _is_handshake(line: bytes) -> bool:
     return _is_handshake_message(message)
 
 
+def _note_request(message: Any, writer: _LineWriter) -> None:
+    """Tell the writer about a request the SDK will answer, or a request the client cancelled."""
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(message.get("method"), str):
+        return
+    request_id = message.get("id")
+    params = message.get("params")
+    if request_id is None:
+        if message["method"] == "notifications/cancelled" and isinstance(params, dict):
+            cancelled = params.get("requestId")
+            if isinstance(cancelled, int | str) and not isinstance(cancelled, bool):
+                writer.answered(cancelled)
+        return
+    if (
+        isinstance(request_id, int | str)
+        and not isinstance(request_id, bool)
+        and (params is None or isinstance(params, dict))
+    ):
+        writer.asked(request_id)
+
+
 def _is_handshake_message(message: Any) -> bool:
     return isinstance(message, dict) and message.get("method") in _HANDSHAKE
 
@@ -315,7 +246,7 @@ class _ScreenedStdin:
 
     def __init__(
         self,
-        reader: _LineReader | _PipeLineReader,
+        reader: _LineReader,
         writer: _LineWriter,
         before_requests: Callable[[], None] | None = None,
     ) -> None:
@@ -345,6 +276,8 @@ class _ScreenedStdin:
                 if refused.response is not None:
                     await self._writer.send(refused.response)
                 continue
+            if item.startswith(_BOM):  # as some Windows tools start their output: not part of the message
+                item = item[len(_BOM) :]
             if not item.strip():
                 continue
             refused_line, message = screen_rpc_line(item)
@@ -352,21 +285,11 @@ class _ScreenedStdin:
                 if refused_line.response is not None:
                     await self._writer.send(refused_line.response)
                 continue
-            if isinstance(message, dict) and "method" in message and message.get("id") is not None:
-                self._writer.asked += 1  # a request: the SDK will answer it
+            _note_request(message, self._writer)
             if self._before_requests is not None and not _is_handshake_message(message):
                 setup, self._before_requests = self._before_requests, None
                 setup()
             return str(item.decode("utf-8", "replace"))
-
-
-async def _open_reader(fd: int, limit: int) -> _LineReader | _PipeLineReader:
-    """A pipe or a socket (how MCP clients spawn a server) is read by the event loop; anything else (a
-    terminal, whose non-blocking mode would outlive the process, or a file) by a daemon thread."""
-    mode = os.fstat(fd).st_mode
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-        return await _PipeLineReader.open(fd, limit)
-    return _LineReader(fd, limit)
 
 
 def _claim_std_fds() -> tuple[int, int]:
@@ -401,7 +324,7 @@ async def serve_stdio(settings: Settings) -> int:
     async with open_app(settings) as app:  # closed outside the cancelled scope: a clean close
         mcp, register = build_server_deferred(settings, shared_app=lambda: app)
         server = lowlevel_server(mcp)
-        reader = await _open_reader(wire_in, settings.stdio_line_limit)
+        reader = _LineReader(wire_in, settings.stdio_line_limit)
         writer = _LineWriter(wire_out)
         async with anyio.create_task_group() as tg:
 
@@ -424,7 +347,6 @@ async def serve_stdio(settings: Settings) -> int:
                 async with stdio_server(stdin=_ScreenedStdin(reader, writer, register), stdout=writer) as (read, write):  # type: ignore[arg-type]
                     await server.run(read, write, server.create_initialization_options())
             finally:
-                reader.close()
                 with anyio.CancelScope(shield=True):
                     await writer.aclose(SHUTDOWN_GRACE)  # the last answers, before the store closes
             tg.cancel_scope.cancel()  # EOF: stop the signal watcher
