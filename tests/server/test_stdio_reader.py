@@ -237,9 +237,46 @@ def test_calls_the_client_cancelled_or_the_sdk_drops_do_not_hold_the_exit(
     assert proc.stdin is not None
     for msg_id in (3, 4):
         proc.stdin.write(_rpc(None, "notifications/cancelled", {"requestId": msg_id, "reason": "enough"}))
-    for odd_id in (1.5, True, [1]):  # ids the SDK drops without an answer
+    for odd_id in (1.5, True, [1]):  # ids the SDK would drop without an answer (answered at the screen)
         proc.stdin.write(_rpc(odd_id, "ping"))
-    proc.stdin.write(_rpc(7, "ping", [1, 2]))  # params must be an object: dropped too
+    proc.stdin.write(_rpc(7, "ping", [1, 2]))  # params must be an object
     proc.stdin.flush()
     took = _seconds_to_exit_after_eof(proc)
     assert took < stdio.EOF_GRACE - 1, took
+
+
+def test_messages_the_sdk_would_drop_without_an_answer_are_answered(tmp_path: Path) -> None:
+    odd = [
+        b'{"jsonrpc": "2.0", "id": 1.5, "method": "ping"}',
+        b'{"jsonrpc": "2.0", "id": true, "method": "ping"}',
+        b'{"id": 2, "method": "ping"}',
+        b'{"jsonrpc": "1.0", "id": 3, "method": "tools/call", "params": {"name": "list_traces", "arguments": {}}}',
+        b'{"jsonrpc": "2.0", "id": 4, "method": 5}',
+        b'{"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": [1]}',
+        b'[{"jsonrpc": "2.0", "id": 6, "method": "ping"}]',
+        b'{"method": "notifications/initialized"}',  # a notification: no answer, whatever is wrong with it
+    ]
+    lines = _rpc(1, "initialize", INIT) + _rpc(None, "notifications/initialized") + b"\n".join(odd) + b"\n"
+    with _fed(lines + _rpc(7, "ping"), "pipe") as stdin:
+        started = time.monotonic()
+        out = _serve_with_stdin(stdin, tmp_path / "t.db")
+    assert time.monotonic() - started < stdio.EOF_GRACE + 10
+    answers = [json.loads(m) for m in out]
+    errors = [
+        (a["id"], a["error"]["code"], a["error"]["data"]["error"]["details"].get("field"))
+        for a in answers
+        if "error" in a
+    ]
+    assert sorted(errors, key=repr) == sorted(
+        [
+            (None, -32600, "id"),
+            (None, -32600, "id"),
+            (2, -32600, "jsonrpc"),
+            (3, -32600, "jsonrpc"),  # a JSON-RPC error, not a tool result: the envelope is wrong
+            (4, -32600, "method"),
+            (5, -32602, "params"),
+            (None, -32600, None),  # the batch
+        ],
+        key=repr,
+    )
+    assert {a["id"] for a in answers if "result" in a} == {1, 7}

@@ -6,7 +6,9 @@
   and the server keeps serving.
 - Every line is checked before the SDK sees it (``jsonlimits.screen_rpc_line``): a line that is not JSON gets a
   -32700 answer (the SDK would drop it silently and the client would wait forever); nesting over the
-  limit, non-finite numbers and lone surrogates get ``invalid_argument``.
+  limit, non-finite numbers and lone surrogates get ``invalid_argument``. So do the other messages the SDK
+  would drop without an answer: a batch, an id that is not a string or an integer, a wrong ``jsonrpc``,
+  ``method`` or ``params`` (-32600 / -32602).
 - stdin is read on a daemon thread that never holds up the exit (and never changes the descriptor's
   blocking mode, which a terminal or a pipe shared with other processes would keep); at most two request
   lines wait to be handled before it stops reading.
@@ -41,7 +43,7 @@ import anyio
 from ..app import open_app
 from ..config import Settings
 from ..errors import InvalidArgument
-from ..jsonlimits import INVALID_REQUEST, recover_id, rejection, screen_rpc_line
+from ..jsonlimits import INVALID_PARAMS, INVALID_REQUEST, RpcRejection, recover_id, rejection, screen_rpc_line
 from ..store.postgres_base import describe_url
 
 __all__ = ["SHUTDOWN_GRACE", "serve_stdio"]
@@ -216,6 +218,38 @@ def _is_handshake(line: bytes) -> bool:
     return _is_handshake_message(message)
 
 
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def _malformed(message: Any) -> RpcRejection | None:
+    """An answer to a message the SDK would drop without one (the client would wait for ever): a batch, a
+    request whose id is not a string or an integer, or whose ``jsonrpc``, ``method`` or ``params`` is wrong.
+    None for anything else (the SDK answers it, or it needs no answer)."""
+    if isinstance(message, list):
+        err = InvalidArgument("JSON-RPC batches are not part of MCP: send one message per line")
+        return rejection(None, None, err, code=INVALID_REQUEST)
+    if not isinstance(message, dict) or "method" not in message:
+        return None  # a response to a request of ours, or no message at all: the SDK's to judge
+    request_id = message.get("id")
+    if request_id is not None and not _valid_id(request_id):
+        err = InvalidArgument("the request's id must be a string or an integer", {"field": "id"})
+        return rejection(None, None, err, code=INVALID_REQUEST)
+    method = message["method"] if isinstance(message["method"], str) else "?"  # "?": a notification all the same
+    if message.get("jsonrpc") != "2.0":
+        problem, field, code = '"jsonrpc" must be "2.0"', "jsonrpc", INVALID_REQUEST
+    elif not isinstance(message["method"], str):
+        problem, field, code = "the method must be a string", "method", INVALID_REQUEST
+    elif message.get("params") is not None and not isinstance(message["params"], dict):
+        problem, field, code = "params must be an object", "params", INVALID_PARAMS
+    else:
+        return None
+    # A JSON-RPC error even for tools/call (its envelope is wrong, not its arguments); a notification gets none.
+    return rejection(
+        request_id, None if request_id is not None else method, InvalidArgument(problem, {"field": field}), code=code
+    )
+
+
 def _note_request(message: Any, writer: _LineWriter) -> None:
     """Tell the writer about a request the SDK will answer, or a request the client cancelled."""
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(message.get("method"), str):
@@ -284,6 +318,11 @@ class _ScreenedStdin:
             if refused_line is not None:
                 if refused_line.response is not None:
                     await self._writer.send(refused_line.response)
+                continue
+            malformed = _malformed(message)
+            if malformed is not None:
+                if malformed.response is not None:
+                    await self._writer.send(malformed.response)
                 continue
             _note_request(message, self._writer)
             if self._before_requests is not None and not _is_handshake_message(message):
