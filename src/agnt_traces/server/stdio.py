@@ -251,23 +251,17 @@ def _malformed(message: Any) -> RpcRejection | None:
 
 
 def _note_request(message: Any, writer: _LineWriter) -> None:
-    """Tell the writer about a request the SDK will answer, or a request the client cancelled."""
-    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0" or not isinstance(message.get("method"), str):
+    """Tell the writer about a request the SDK will answer, or a request the client cancelled. ``message``
+    passed :func:`_malformed`: a message with a method has a valid envelope."""
+    if not isinstance(message, dict) or "method" not in message:
         return
     request_id = message.get("id")
-    params = message.get("params")
-    if request_id is None:
-        if message["method"] == "notifications/cancelled" and isinstance(params, dict):
-            cancelled = params.get("requestId")
-            if isinstance(cancelled, int | str) and not isinstance(cancelled, bool):
-                writer.answered(cancelled)
-        return
-    if (
-        isinstance(request_id, int | str)
-        and not isinstance(request_id, bool)
-        and (params is None or isinstance(params, dict))
-    ):
+    if request_id is not None:
         writer.asked(request_id)
+    elif message["method"] == "notifications/cancelled" and isinstance(message.get("params"), dict):
+        cancelled = message["params"].get("requestId")
+        if _valid_id(cancelled):
+            writer.answered(cancelled)
 
 
 def _is_handshake_message(message: Any) -> bool:

@@ -6,9 +6,9 @@ Here each caller validates its own trace first (its errors stay its own), then q
 flusher writes whatever has queued up meanwhile in one call per tenant; before each write it lets the event
 loop turn a few times, so that requests already being read join it; while writes go one at a time (one
 caller in flight: an agent's calls, a quiet server) it lets the loop turn once, and goes back to a few turns
-as soon as a write is shared again. If a grouped write fails (e.g.
-one trace conflicts with a stored one), its records are written again one by one, so each caller gets
-exactly the answer it would have got alone. A caller is answered only after its trace is committed.
+as soon as a write is shared again. If a grouped write fails (e.g. one trace conflicts with a stored one),
+its records are written again one by one, so each caller gets exactly the answer it would have got alone.
+A caller is answered only after its trace is committed.
 """
 
 from __future__ import annotations
