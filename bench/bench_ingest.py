@@ -354,8 +354,8 @@ def _tool_ok(answer: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def phase_mcp_http(base: str, token: str, tenant: str, pid: int, args: argparse.Namespace) -> PhaseResult:
-    json_mode = os.environ.get("AGNT_TRACES_MCP_RESPONSES", "").strip().lower() == "json"
-    res = PhaseResult("mcp-http/json" if json_mode else "mcp-http")
+    mode = os.environ.get("AGNT_TRACES_MCP_RESPONSES", "").strip().lower() or "auto"
+    res = PhaseResult("mcp-http" if mode == "auto" else f"mcp-http/{mode}")
     accept = "accept: application/json, text/event-stream\r\n"
     init = {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}
 

@@ -46,7 +46,7 @@ def test_defaults_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert s.model_timeout == 60.0
     assert s.max_body_bytes == 1_000_000
     assert (s.mcp_sessions_per_tenant, s.mcp_sessions_per_token, s.mcp_session_idle_seconds) == (32, 16, 600.0)
-    assert s.mcp_responses == "stream"
+    assert s.mcp_responses == "auto"
     assert s.stdio_line_limit == s.max_body_bytes  # 0 means: the HTTP body limit
     assert (s.otlp_max_body_bytes, s.otlp_max_spans, s.otlp_max_attribute_chars) == (8_000_000, 5_000, 256_000)
     assert s.price_overrides == {}

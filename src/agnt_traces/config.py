@@ -67,7 +67,7 @@ def _positive_int_env(name: str, default: int, minimum: int = 1) -> int:
     return int(value)
 
 
-MCP_RESPONSES = ("stream", "json")  # the first is the default
+MCP_RESPONSES = ("auto", "stream", "json")  # the first is the default
 
 
 def _choice_env(name: str, choices: tuple[str, ...]) -> str:
@@ -139,9 +139,10 @@ class Settings:
     mcp_sessions_per_tenant: int = 32
     mcp_sessions_per_token: int = 16
     mcp_session_idle_seconds: float = 600.0
-    # How MCP over HTTP answers a request: "stream" (an SSE stream: progress notifications reach the client
-    # while a long call runs) or "json" (one JSON body: about half the server CPU a call, no progress).
-    mcp_responses: str = "stream"
+    # How MCP over HTTP answers a request: "auto" (an SSE stream for a request that asked for progress
+    # notifications, one JSON body for any other), "stream" (always a stream) or "json" (always one JSON body:
+    # no progress notifications). A JSON body costs the server about half the CPU of a stream.
+    mcp_responses: str = "auto"
     # MCP over stdio: the longest request line (default: the HTTP body limit).
     stdio_max_line_bytes: int = 0
     # Where model calls may go and what their params may do (AGNT_TRACES_MODEL_ENDPOINTS,

@@ -503,3 +503,26 @@ def test_sdk_seam_matches_the_pinned_sdk() -> None:
     for tool in tools:  # what _forbid_unknown_arguments changes
         assert tool.fn_metadata.arg_model.model_config["extra"] == "forbid"
         assert tool.parameters["additionalProperties"] is False
+
+
+def test_per_request_answer_seam_matches_the_pinned_sdk() -> None:
+    """JSON or SSE per request (sdk_seams.json_answer): the session manager builds its transports from the
+    module-level name we replace, and the transport reads the attribute we turn into a property."""
+    import inspect
+
+    from mcp.server import streamable_http, streamable_http_manager
+
+    from agnt_traces.server.sdk_seams import PerRequestAnswerTransport, install_per_request_answers, json_answer
+
+    install_per_request_answers()
+    assert streamable_http_manager.StreamableHTTPServerTransport is PerRequestAnswerTransport
+    admit = inspect.getsource(streamable_http_manager.StreamableHTTPSessionManager._admit_session)
+    assert "StreamableHTTPServerTransport(" in admit and "is_json_response_enabled=" in admit
+    post = inspect.getsource(streamable_http.StreamableHTTPServerTransport._handle_post_request)
+    assert post.count("self.is_json_response_enabled") >= 1
+    for json_setting in (False, True):
+        transport = PerRequestAnswerTransport(mcp_session_id="s", is_json_response_enabled=json_setting)
+        assert transport.is_json_response_enabled is json_setting
+        with json_answer():
+            assert transport.is_json_response_enabled is True
+        assert transport.is_json_response_enabled is json_setting

@@ -1,7 +1,9 @@
 """How MCP over HTTP answers a request (``AGNT_TRACES_MCP_RESPONSES``), on a real socket with the SDK client.
 
-- ``stream`` (the default): each request's answer is an SSE stream, so progress notifications reach the
-  client while a long call runs;
+- ``auto`` (the default): a request in an open session that asked for no progress is answered with one
+  JSON body, one that did (``_meta.progressToken``) with an SSE stream that carries its progress;
+- ``stream``: each request's answer is an SSE stream, so progress notifications reach the client while a
+  long call runs;
 - ``json``: each answer is one JSON body; the same tools answer the same results, without progress.
 """
 
@@ -37,17 +39,19 @@ class Served:
     mode: str
 
 
-@pytest.fixture(params=["stream", "json"])
+@pytest.fixture(params=["auto", "stream", "json"])
 def served(request: pytest.FixtureRequest, settings: Settings, app: App) -> Iterator[Served]:
     with live_server(dataclasses.replace(settings, mcp_responses=request.param)) as srv:
         yield Served(srv, request.param)
 
 
 @asynccontextmanager
-async def mcp_client(server: LiveServer, token: str) -> AsyncIterator[Client]:
+async def mcp_client(server: LiveServer, token: str, mode: str = "auto") -> AsyncIterator[Client]:
+    """The SDK's client: ``legacy`` opens a session (protocol 2025-11-25, the transport this module is about);
+    ``auto`` speaks the stateless 2026-07-28 protocol, which the SDK serves on a path of its own."""
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
-        Client(streamable_http_client(server.url + "/mcp", http_client=http)) as client,
+        Client(streamable_http_client(server.url + "/mcp", http_client=http), mode=mode) as client,  # type: ignore[arg-type]
     ):
         yield client
 
@@ -93,12 +97,13 @@ async def test_a_tools_call_is_answered_in_the_configured_form(served: Served, a
         answer = _answer(r)
         assert answer["id"] == 2 and answer["result"]["structuredContent"] == {"id": "t-1", "created": True}
         await http.delete("/mcp", headers=session)
-    expected = "application/json" if served.mode == "json" else "text/event-stream"
+    expected = "text/event-stream" if served.mode == "stream" else "application/json"
     assert kind.startswith(expected), kind
 
 
+@pytest.mark.parametrize("client_mode", ["legacy", "auto"])
 async def test_a_long_call_reports_progress_only_as_a_stream(
-    served: Served, app: App, model_server: ModelServer
+    served: Served, app: App, model_server: ModelServer, client_mode: str
 ) -> None:
     token, _ = await add_token(app, "acme")
     content = {
@@ -111,7 +116,7 @@ async def test_a_long_call_reports_progress_only_as_a_stream(
         seen.append(progress)
 
     with anyio.fail_after(60):
-        async with mcp_client(served.server, token) as c:
+        async with mcp_client(served.server, token, client_mode) as c:
             await call(c, "upsert_prompt", name="slow", content=content)
             result = await c.call_tool("run_prompt", {"name": "slow", "label": "draft"}, progress_callback=on_progress)
             assert not result.is_error, result
@@ -121,5 +126,100 @@ async def test_a_long_call_reports_progress_only_as_a_stream(
             assert (await call(c, "get_trace", trace_id=trace_id))["id"] == trace_id
     if served.mode == "json":
         assert seen == []  # one JSON body carries the answer only
-    else:
+    else:  # stream, and auto: the call asked for progress (the SDK sends a progressToken with a callback)
         assert seen and seen == sorted(seen)  # a heartbeat during the 4 s call
+
+
+@pytest.fixture
+def auto(settings: Settings, app: App) -> Iterator[LiveServer]:
+    with live_server(dataclasses.replace(settings, mcp_responses="auto")) as srv:
+        yield srv
+
+
+@asynccontextmanager
+async def raw_session(server: LiveServer, token: str, accept: str) -> AsyncIterator[tuple[httpx2.AsyncClient, dict]]:
+    headers = {"authorization": f"Bearer {token}", "accept": accept, "content-type": "application/json"}
+    init = {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    async with httpx2.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+        opened = await http.post(
+            "/mcp", json=_rpc(1, "initialize", init), headers={"accept": "application/json, text/event-stream"}
+        )
+        assert opened.status_code == 200, opened.text
+        assert opened.headers["content-type"].startswith("text/event-stream")  # the opening request: as configured
+        session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": PROTOCOL}
+        http.headers.update(session)
+        both = {"accept": "application/json, text/event-stream"}
+        assert (await http.post("/mcp", json=_rpc(None, "notifications/initialized"), headers=both)).status_code == 202
+        yield http, session
+
+
+async def test_auto_streams_a_request_that_asks_for_progress_however_its_key_is_spelled(
+    auto: LiveServer, app: App
+) -> None:
+    token, _ = await add_token(app, "acme")
+    async with raw_session(auto, token, "application/json, text/event-stream") as (http, _):
+        plain = await http.post("/mcp", json=_rpc(2, "tools/list"))
+        asked = await http.post("/mcp", json=_rpc(3, "tools/list", {"_meta": {"progressToken": "p-1"}}))
+        # The same key with an escaped letter: JSON reads it as progressToken, so it must stream too.
+        escaped_key = b'{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"progress\\u0054oken":7}}}'
+        escaped = await http.post("/mcp", content=escaped_key)
+        # The word in the data (not a key of _meta) does not make it stream.
+        args = {"name": "ingest_trace", "arguments": {"trace": trace_payload(id="t-2", output="progressToken \\u0041")}}
+        in_data = await http.post("/mcp", json=_rpc(5, "tools/call", args))
+    assert plain.headers["content-type"].startswith("application/json")
+    assert asked.headers["content-type"].startswith("text/event-stream")
+    assert escaped.headers["content-type"].startswith("text/event-stream")
+    assert in_data.headers["content-type"].startswith("application/json")
+    assert [_answer(r)["id"] for r in (plain, asked, escaped, in_data)] == [2, 3, 4, 5]
+    assert _answer(plain)["result"] == _answer(asked)["result"] == _answer(escaped)["result"]
+    assert _answer(in_data)["result"]["structuredContent"] == {"id": "t-2", "created": True}
+
+
+async def test_auto_refuses_a_client_that_does_not_accept_streams_as_stream_mode_does(
+    auto: LiveServer, app: App
+) -> None:
+    token, _ = await add_token(app, "acme")
+    async with raw_session(auto, token, "application/json") as (http, _):
+        r = await http.post("/mcp", json=_rpc(2, "tools/list"))
+    assert r.status_code == 406, r.text
+
+
+async def test_auto_answers_quick_calls_in_json_while_a_long_call_streams_its_progress(
+    auto: LiveServer, app: App, model_server: ModelServer
+) -> None:
+    """One session: a 4 s run_prompt with progress in flight, and 40 ingest_trace calls answered meanwhile.
+    The session's messages are routed by request: no answer lands on the wrong request, no progress is lost."""
+    token, _ = await add_token(app, "acme")
+    content = {
+        "blocks": [{"id": "ask", "role": "user", "content": "hello"}],
+        "model": {"provider": "openai", "name": "mock-slow-4", "params": {"api_base": model_server.openai_base}},
+    }
+    seen: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+
+    ingested: list[str] = []
+    with anyio.fail_after(60):
+        async with mcp_client(auto, token, "legacy") as c:
+            await call(c, "upsert_prompt", name="slow", content=content)
+
+            async def long_call() -> None:
+                result = await c.call_tool(
+                    "run_prompt", {"name": "slow", "label": "draft"}, progress_callback=on_progress
+                )
+                assert not result.is_error and result.structured_content is not None
+                assert result.structured_content["trace"]["status"] == "success"
+
+            async def quick_calls() -> None:
+                await anyio.sleep(0.5)
+                for i in range(40):
+                    out = await call(c, "ingest_trace", trace=trace_payload(id=f"q-{i}"))
+                    ingested.append(out["id"])
+                    await anyio.sleep(0.05)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(long_call)
+                tg.start_soon(quick_calls)
+    assert ingested == [f"q-{i}" for i in range(40)]
+    assert seen and seen == sorted(seen)

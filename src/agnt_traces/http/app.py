@@ -31,6 +31,7 @@ from ..app import App, open_app
 from ..config import Settings
 from ..errors import InvalidArgument
 from ..logs import log_failure
+from ..server.sdk_seams import install_per_request_answers
 from ..store.postgres_base import describe_url
 from .auth import DEFAULT_TOKEN_TTL, McpTokenVerifier, TokenAuth
 from .errors import BodyLimitMiddleware, http_exception_handler, unexpected_error_handler
@@ -118,6 +119,7 @@ def build_http_app(
     public = (public_url or _public_url(host, port)).rstrip("/")
     rt = Runtime(TokenAuth(lambda: rt.app.tokens, ttl=token_ttl))
     mcp = _mcp_server(settings, rt, McpTokenVerifier(rt.auth), public)
+    install_per_request_answers()  # JSON or SSE per request (AGNT_TRACES_MCP_RESPONSES=auto, see McpEdge)
     limiter = SessionLimiter(
         per_tenant=settings.mcp_sessions_per_tenant,
         per_token=settings.mcp_sessions_per_token,
@@ -134,6 +136,7 @@ def build_http_app(
         auth=rt.auth,
         limiter=limiter,
         limit=settings.max_body_bytes,
+        per_request=settings.mcp_responses == "auto",
     )
 
     async def otlp_tenant(request: Request) -> str:

@@ -8,11 +8,15 @@
 - Messages the SDK would mis-handle are answered here (``jsonlimits.screen_rpc``): nesting over the limit,
   non-finite numbers, lone surrogates. A ``tools/call`` gets an ``is_error`` result with
   ``invalid_argument``; other requests a JSON-RPC -32602 error.
+- With ``AGNT_TRACES_MCP_RESPONSES=auto`` (the default), a request in an open session that can receive
+  nothing but its answer (it carries no ``progressToken``) is answered with one JSON body instead of an SSE
+  stream: the MCP specification lets the server choose either, and a stream costs about 0.6 ms of server CPU
+  a request (``server.sdk_seams.json_answer``). Requests that asked for progress get a stream.
 - The SDK's own HTTP errors (401, 403 Origin, 421 Host, 413, 400 Content-Type) become JSON-RPC error
   bodies whose ``message`` says what is wrong and whose ``data`` is the one error shape: MCP clients show a
   JSON-RPC error's message, and nothing of any other body.
 
-Only public SDK behaviour is relied on: the ``Mcp-Session-Id`` and ``MCP-Protocol-Version`` headers, the
+Otherwise only public SDK behaviour is relied on: the ``Mcp-Session-Id`` and ``MCP-Protocol-Version`` headers, the
 documented ``session_idle_timeout`` of the session manager, and the HTTP statuses it answers.
 """
 
@@ -31,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import AgntError, InvalidArgument, TooManySessions, Unauthorized
 from ..jsonlimits import INVALID_REQUEST, screen_rpc
+from ..server.sdk_seams import json_answer
 from ..tokens import hash_token
 from .auth import TokenAuth, bearer_token
 from .errors import too_large
@@ -157,6 +162,23 @@ async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[byt
     await send({"type": "http.response.body", "body": body})
 
 
+def _answer_only(body: bytes, headers: Headers) -> bool:
+    """True when the POSTed message can receive nothing but its answer: it asks for no progress, and the
+    client accepts both kinds of answer (one that does not is refused by the SDK as in stream mode)."""
+    accept = headers.get("accept", "").lower()
+    if "application/json" not in accept or "text/event-stream" not in accept:
+        return False
+    if b"progressToken" not in body and b"\\u" not in body:
+        return True  # no key can spell progressToken: nothing to parse
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return True  # the SDK answers it with a parse error, in either kind of answer
+    params = message.get("params") if isinstance(message, dict) else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return not (isinstance(meta, dict) and "progressToken" in meta)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -166,11 +188,14 @@ class McpEdge:
 
     _RESHAPED = frozenset({400, 401, 403, 413, 421})
 
-    def __init__(self, app: ASGIApp, *, auth: TokenAuth, limiter: SessionLimiter, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, auth: TokenAuth, limiter: SessionLimiter, limit: int, per_request: bool = False
+    ) -> None:
         self.app = app
         self.auth = auth
         self.limiter = limiter
         self.limit = limit
+        self.per_request = per_request  # JSON answers for requests that can receive nothing else
 
     async def _caller(self, header: str | None) -> tuple[str, str] | None:
         """(tenant, token key) of a valid bearer token; None lets the SDK answer 401."""
@@ -230,7 +255,11 @@ class McpEdge:
             receive = _replay(body, trailing, receive)
         session_id = headers.get(SESSION_HEADER)
         if session_id is not None:
-            await self._in_session(session_id, tenant, token, scope, receive, send)
+            if self.per_request and body is not None and _answer_only(body, headers):
+                with json_answer():
+                    await self._in_session(session_id, tenant, token, scope, receive, send)
+            else:
+                await self._in_session(session_id, tenant, token, scope, receive, send)
             return
         version = headers.get(VERSION_HEADER)
         could_open = scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS)

@@ -1,26 +1,50 @@
 """The one place that reaches into private attributes of the MCP SDK (pinned: mcp==2.3.0).
 
-Three needs have no public way in 2.3.0:
+Four needs have no public way in 2.3.0:
 
 - serving our own bounded stdio streams needs the low-level server (below);
 - a paginated ``resources/list`` needs a request handler on the low-level server (``MCPServer`` answers
   every list in one page);
-- refusing unknown tool arguments by name needs the registered tools' argument models (``_tool_manager``).
+- refusing unknown tool arguments by name needs the registered tools' argument models (``_tool_manager``);
+- answering a streamable-HTTP request with one JSON body or an SSE stream, chosen per request (below).
 
 ``MCPServer.run_stdio_async`` always serves the process's own stdin/stdout through the SDK's reader, which
 reads lines of any length (unbounded memory) on a worker thread that Ctrl-C cannot interrupt. The SDK's
 ``stdio_server(stdin=..., stdout=...)`` is public and takes our own streams, but serving them needs the
 low-level server, which ``MCPServer`` keeps in ``_lowlevel_server`` with no public accessor.
-tests/http/test_edges.py::test_sdk_seam_matches_the_pinned_sdk fails loudly when the pinned version changes.
+
+The MCP specification lets a server answer each request POST with either an SSE stream or one JSON body.
+The SDK's transport chooses once, for the whole server (``json_response``), reading its
+``is_json_response_enabled`` attribute at each step of a request; its session manager builds every session's
+transport from the module-level name ``StreamableHTTPServerTransport``. :func:`install_per_request_answers`
+puts a subclass there whose attribute is a property: the server's setting, unless the request being handled
+runs inside :func:`json_answer`. A stream costs the server a task group, four tasks and two memory streams a
+request (about 0.6 ms); the MCP edge asks for JSON only for a request that can receive nothing but its answer
+(no ``progressToken``: this server sends no other message related to a request).
+
+tests/http/test_edges.py::test_sdk_seam_matches_the_pinned_sdk and tests/http/test_mcp_responses.py fail
+loudly when the pinned version changes behaviour.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
+from mcp.server import streamable_http_manager
 from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http import StreamableHTTPServerTransport
 
-__all__ = ["PINNED_MCP_VERSION", "lowlevel_server", "registered_tools"]
+__all__ = [
+    "PINNED_MCP_VERSION",
+    "PerRequestAnswerTransport",
+    "install_per_request_answers",
+    "json_answer",
+    "lowlevel_server",
+    "registered_tools",
+]
 
 PINNED_MCP_VERSION = "2.3.0"
 
@@ -34,3 +58,38 @@ def registered_tools(server: MCPServer[Any]) -> list[Any]:
     """The ``Tool`` objects registered on an ``MCPServer`` (each with ``fn_metadata.arg_model`` and
     ``parameters``, the published input schema)."""
     return list(server._tool_manager.list_tools())
+
+
+_JSON_ANSWER: ContextVar[bool | None] = ContextVar("agnt_traces_json_answer", default=None)
+
+
+class PerRequestAnswerTransport(StreamableHTTPServerTransport):
+    """The SDK's streamable-HTTP transport, answering in JSON while :func:`json_answer` is on."""
+
+    @property
+    def is_json_response_enabled(self) -> bool:
+        chosen = _JSON_ANSWER.get()
+        if chosen is None:
+            return bool(self.__dict__["_json_by_setting"])
+        return chosen
+
+    @is_json_response_enabled.setter
+    def is_json_response_enabled(self, value: bool) -> None:
+        self.__dict__["_json_by_setting"] = value
+
+
+def install_per_request_answers() -> None:
+    """Make the session manager build :class:`PerRequestAnswerTransport` (idempotent). Outside
+    :func:`json_answer` it behaves as the SDK's transport: nothing else in the process sees a change."""
+    streamable_http_manager.StreamableHTTPServerTransport = PerRequestAnswerTransport  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def json_answer() -> Iterator[None]:
+    """The request handled inside is answered with one JSON body (the session must be open already: a
+    session's own task inherits the context of the request that opens it)."""
+    token = _JSON_ANSWER.set(True)
+    try:
+        yield
+    finally:
+        _JSON_ANSWER.reset(token)
