@@ -76,6 +76,7 @@ class TraceRecord:
     id came from the client. ``created_ms`` is the trace's creation time in Unix milliseconds (the one
     form the store keeps; ``trace.created_at`` is its RFC 3339 rendering) and ``manifest`` its manifest's
     key, both computed once by whoever built the record; ``None`` lets the store derive them from ``trace``.
+    ``size``: the trace's length as JSON, when known (it lets a store write a small trace at once).
     """
 
     trace: Trace
@@ -83,6 +84,7 @@ class TraceRecord:
     client_id: bool
     created_ms: int | None = None
     manifest: ManifestKey | None = None
+    size: int | None = None
 
 
 @dataclass(slots=True)

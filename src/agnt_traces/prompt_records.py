@@ -10,7 +10,18 @@ from dataclasses import dataclass, field
 
 from .models import PromptContent
 
-__all__ = ["LabelMove", "PromptRecord", "PromptVersion"]
+__all__ = ["LabelMove", "PromptPick", "PromptRecord", "PromptVersion"]
+
+
+@dataclass(frozen=True, slots=True)
+class PromptPick:
+    """What a label, a version number or the draft selects of a prompt: the content's etag, without the rest
+    of the record (what running a prompt needs)."""
+
+    name: str
+    version: int | None  # None: the draft
+    etag: str
+    published_as: int | None = None  # the draft only: the version with the same content, if one was published
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from ..golden_models import GateRecord
 from ..llm.policy import ModelPolicy
 from ..llm.providers import check_provider
 from ..models import MAX_INT, PROMPT_NAME_RE, PromptContent
-from ..prompt_records import PromptRecord
+from ..prompt_records import PromptPick, PromptRecord
 from ..store.base import Store
 from .contentcache import ContentCache
 from .prompt_results import (
@@ -140,6 +140,29 @@ class PromptService:
             assert content is not None, "a version's content is kept by etag"
             self._contents.put(tenant, entry.etag, content)
         return rec, content, version, label or f"version {version}"
+
+    async def pick(
+        self, tenant: str, name: str, *, version: int | None = None, label: str | None = None
+    ) -> tuple[PromptPick, PromptContent]:
+        """What :meth:`resolve` selects, reading only the selection (the content comes from the cache by its
+        etag): what running a prompt needs. The same errors as :meth:`resolve`."""
+        check_prompt_name(name)
+        pick = None
+        if version is None or label is None:  # both: resolve says which is wrong
+            pick = await self.store.pick_prompt(tenant, name, label=label, version=version)
+        if pick is None:  # no such prompt, label or version: resolve raises the error that lists what there is
+            rec, content, chosen, _ = await self.resolve(tenant, name, version=version, label=label)
+            published_as = None
+            if chosen is None:
+                published_as = await self.store.version_for_etag(tenant, name, content.etag)
+            return PromptPick(rec.name, chosen, content.etag, published_as), content
+        cached = self._contents.get(tenant, pick.etag)
+        if cached is not None:
+            return pick, cached
+        stored = await self.store.get_content(tenant, pick.etag)
+        assert stored is not None, "a prompt's contents are kept by etag"
+        self._contents.put(tenant, pick.etag, stored)
+        return pick, stored
 
     async def get(
         self, tenant: str, name: str, *, version: int | None = None, label: str | None = None
@@ -274,18 +297,18 @@ class PromptService:
         """
         if version is None and label is None:
             label = "production"
-        rec, content, chosen, _ = await self.resolve(tenant, name, version=version, label=label)
+        pick, content = await self.pick(tenant, name, version=version, label=label)
         # The content was read from the store by its etag (drafts and versions alike), so it stays
         # reopenable by etag without being written again.
         compiled = await compile_prompt_async(content, variables or {}, messages or [])
-        if chosen is None:  # the draft: if it equals a published version, say which
-            chosen = await self.store.version_for_etag(tenant, name, content.etag)
+        # The draft: if it equals a published version, say which.
+        chosen = pick.version if pick.version is not None else pick.published_as
         trace = await self.runner.run(
             tenant,
             compiled,
             content.model,
             CallContext(
-                prompt_name=rec.name, prompt_version=chosen, source="run", tags=tags or [], metadata=metadata or {}
+                prompt_name=pick.name, prompt_version=chosen, source="run", tags=tags or [], metadata=metadata or {}
             ),
         )
         raise_for_error(trace)

@@ -50,10 +50,15 @@ def _content_digest(dump: dict[str, Any]) -> bytes:
     Raises:
         ValueError: a number in it is not finite (as :func:`_digest`).
     """
+    return _sized_content_digest(dump)[0]
+
+
+def _sized_content_digest(dump: dict[str, Any]) -> tuple[bytes, int]:
+    """:func:`_content_digest` and the length of the JSON it was taken of."""
     text = to_json(dump, inf_nan_mode="constants")
     if b"NaN" in text or b"Infinity" in text:  # maybe a non-finite number: canonical JSON refuses it
-        return _digest(dump)
-    return hashlib.sha256(text).digest()[:16]
+        return _digest(dump), len(text)
+    return hashlib.sha256(text).digest()[:16], len(text)
 
 
 def _stored_trace(
@@ -374,8 +379,9 @@ class TraceService:
 
     async def record(self, tenant: str, trace: Trace) -> Trace:
         """Store a trace made by this server (prompt runs, playground runs)."""
-        digest = _content_digest(trace.model_dump(mode="json", by_alias=True))  # its id is new: never compared
-        await self.store_records(tenant, [TraceRecord(trace=trace, digest=digest, client_id=False)])
+        # Its id is new: the digest is never compared.
+        digest, size = _sized_content_digest(trace.model_dump(mode="json", by_alias=True))
+        await self.store_records(tenant, [TraceRecord(trace=trace, digest=digest, client_id=False, size=size)])
         return trace
 
     # -- reading --------------------------------------------------------------------------------------

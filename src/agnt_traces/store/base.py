@@ -14,7 +14,7 @@ from ..golden_models import GatePolicy, GateRecord, GoldenRecord, ReplayError, R
 from ..ingest_records import IngestResult, TraceRecord
 from ..models import PromptContent, Trace
 from ..playground_session import PlaygroundSession, SessionRun
-from ..prompt_records import LabelMove, PromptRecord
+from ..prompt_records import LabelMove, PromptPick, PromptRecord
 from ..records import StatsFilter, StatsRow, TraceFilter, TracePage
 
 __all__ = [
@@ -81,6 +81,9 @@ class Store(Protocol):
     # prompts
     async def list_prompts(self, tenant: str) -> list[PromptRecord]: ...
     async def get_prompt(self, tenant: str, name: str) -> PromptRecord | None: ...
+    async def pick_prompt(
+        self, tenant: str, name: str, *, label: str | None, version: int | None
+    ) -> PromptPick | None: ...
     async def save_draft(
         self,
         tenant: str,

@@ -16,9 +16,10 @@ from ..golden_models import GateRecord
 from ..ids import new_id, now_ms
 from ..models import PromptContent
 from ..playground_session import PlaygroundSession, SessionRun
-from ..prompt_records import LabelMove, PromptRecord, PromptVersion
+from ..prompt_records import LabelMove, PromptPick, PromptRecord, PromptVersion
 from .base import SessionRecord, SessionSave, TokenRecord
 from .codec import manifest_etag_of, session_run
+from .picks import pick_query, picked
 from .postgres_base import PostgresBase
 from .postgres_golden import record_version_gate
 
@@ -101,6 +102,23 @@ class PostgresPromptsMixin(PostgresBase):
         if tid is None:
             return None
         return await self._read(self._load_prompt, tid, name)
+
+    async def pick_prompt(self, tenant: str, name: str, *, label: str | None, version: int | None) -> PromptPick | None:
+        """What ``label``, ``version`` or (neither) the draft selects of the prompt; None when the prompt, the
+        label or the version does not exist."""
+        tid = await self._tenant_id(tenant)
+        if tid is None:
+            return None
+        query = pick_query(tid, name, label, version, mark="%s")
+        if query is None:
+            return None
+        sql, params = query
+
+        async def run(conn: AsyncConnection[Any]) -> Any:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchone()
+
+        return picked(name, await self._read(run))
 
     async def save_draft(
         self,

@@ -60,6 +60,10 @@ SLOT_BITS = 12  # seq = created_at_ms << SLOT_BITS | slot
 SLOT_MASK = (1 << SLOT_BITS) - 1
 
 
+#: A trace this server made is written on the event loop (``_write_now``) when it is at most this long as JSON.
+NOW_BYTES = 32_768
+
+
 class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
     """``Store`` on one SQLite file."""
 
@@ -98,7 +102,12 @@ class SqliteStore(PromptsMixin, SessionsMixin, GoldenMixin):
         and nothing of the batch is stored; with the same content it is a no-op success."""
         if not records:
             return []
-        results = await self._write(self._insert_traces_sync, tenant, records)
+        results = None
+        size = records[0].size
+        if len(records) == 1 and not records[0].client_id and size is not None and size <= NOW_BYTES:
+            results = self._write_now(self._insert_traces_sync, tenant, records)  # a trace this server made
+        if results is None:
+            results = await self._write(self._insert_traces_sync, tenant, records)
         created = sum(r.created for r in results)
         if created < self.rollup_inline_from:
             self._pending_rollups += created

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+import anyio
+
 from ..errors import AgntError, InvalidArgument, StorageFull, StoreUnavailable
 from ..ids import now_ms
 from ..logs import log_failure
@@ -75,6 +77,28 @@ def _configure_reader(db: sqlite3.Connection) -> None:
     db.row_factory = sqlite3.Row
 
 
+#: A statement on the loop's connection that runs this many virtual machine steps is interrupted.
+LOOP_READ_STEPS = 5_000
+
+
+def _open_loop_connection(path: str, write: bool) -> sqlite3.Connection:
+    """A connection for :meth:`SqliteBase._read_now` or :meth:`SqliteBase._write_now` (used only on the
+    event loop's thread): it never waits for a lock, and never checkpoints the WAL."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        _configure(db)
+        db.execute("PRAGMA busy_timeout=0")
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute("PRAGMA cache_size=-8192")
+        if not write:
+            db.execute("PRAGMA query_only=ON")
+            db.set_progress_handler(lambda: 1, LOOP_READ_STEPS)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def _fetchall_sync(db: sqlite3.Connection, sql: str, params: Any) -> list[sqlite3.Row]:
     return list(db.execute(sql, params).fetchall())
 
@@ -92,10 +116,20 @@ def _env_number(name: str, default: float) -> float:
 class SqliteBase:
     """Connections, transactions, tenants and content-addressed prompt contents."""
 
-    def __init__(self, path: str, writer: ConnectionPool, readers: ConnectionPool, cursor_key: bytes) -> None:
+    def __init__(
+        self,
+        path: str,
+        writer: ConnectionPool,
+        readers: ConnectionPool,
+        cursor_key: bytes,
+        loop_reader: sqlite3.Connection | None = None,
+        loop_writer: sqlite3.Connection | None = None,
+    ) -> None:
         self.path = path
         self._writer = writer
         self._readers = readers
+        self._loop_reader = loop_reader  # see _read_now
+        self._loop_writer = loop_writer  # see _write_now
         self._cursors = CursorKeys(cursor_key)
         self._fulltext_gate = FulltextGate(readers.size - 1)  # one reader is always left for the rest
         self._tenant_ids: dict[str, int] = {}
@@ -148,13 +182,24 @@ class SqliteBase:
         except BaseException:
             await writer.close()
             raise
-        return cls(path, writer, reader_pool, cursor_key)
+        loop_reader = loop_writer = None
+        if path != ":memory:" and not path.startswith("file:"):
+            try:
+                loop_reader = await anyio.to_thread.run_sync(_open_loop_connection, path, False)
+                loop_writer = await anyio.to_thread.run_sync(_open_loop_connection, path, True)
+            except (OSError, sqlite3.Error):  # reads and writes go through threads as before
+                logger.debug("no loop connections", exc_info=True)
+        return cls(path, writer, reader_pool, cursor_key, loop_reader, loop_writer)
 
     async def close(self) -> None:
         try:
             await self._writer.run(lambda db: db.execute("PRAGMA optimize"))
         except Exception:  # pragma: no cover - best effort on shutdown
             logger.debug("PRAGMA optimize failed on close", exc_info=True)
+        for db in (self._loop_reader, self._loop_writer):
+            if db is not None:
+                db.close()
+        self._loop_reader = self._loop_writer = None
         await self._readers.close()
         await self._writer.close()
 
@@ -225,14 +270,12 @@ class SqliteBase:
                 result = fn(db, *args)
                 db.execute("COMMIT")
             except BaseException as exc:
+                self._forget_uncommitted()
                 if db.in_transaction:  # SQLite rolls back by itself after some errors (e.g. a full disk)
                     try:
                         db.execute("ROLLBACK")
                     except sqlite3.Error:
                         log_failure(logger, "rollback failed", level=logging.WARNING)
-                self._manifest_ids.clear()  # ids cached in this transaction may name rolled-back rows
-                self._tenant_ids.clear()
-                self._fts_tables.clear()
                 mapped = self._storage_error(exc) if isinstance(exc, sqlite3.Error) else None
                 if mapped is not None:
                     raise mapped from None
@@ -243,6 +286,57 @@ class SqliteBase:
 
         # The writer is a pool of one: whole transactions run one after another, in call order.
         return await self._writer.run(tx)
+
+    def _forget_uncommitted(self) -> None:
+        """A write transaction failed: forget the ids cached in it, which may name rows it rolls back. Before
+        the rollback, so that no other connection's transaction can begin and use them in between."""
+        self._manifest_ids.clear()
+        self._tenant_ids.clear()
+        self._fts_tables.clear()
+
+    def _write_now(self, fn: Callable[..., T], *args: Any) -> T | None:
+        """:meth:`_write` on the event loop's own writer connection, without a thread: for one small write
+        whose thread hop costs more than the write (a trace this server made: 0.5-1 ms against 0.1-0.3 ms).
+
+        None when it cannot be done at once, with nothing written; the caller then writes through
+        :meth:`_write`, which also reports any failure. Never waits: another writer holding the database is
+        an immediate SQLITE_BUSY, and this connection never checkpoints the WAL (the thread writer does)."""
+        db = self._loop_writer
+        if db is None or self._lost is not None:
+            return None
+        try:
+            self._check_file()
+            db.execute("BEGIN IMMEDIATE")
+        except (AgntError, sqlite3.Error):
+            return None
+        try:
+            result = fn(db, *args)
+            db.execute("COMMIT")
+        except Exception:
+            self._forget_uncommitted()
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log_failure(logger, "rollback failed", level=logging.WARNING)
+            return None
+        self._disk_full_at = None
+        self._check_file()  # committed into a deleted file: lost as soon as we close, so not acknowledged
+        return result
+
+    def _read_now(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        """The rows of a point read on the event loop's own connection, without a thread: a thread hop costs
+        more than such a read (0.2-0.7 ms against ~20 µs). None when it cannot answer at once; the caller then
+        reads through a thread as usual. It cannot hold up the loop: the database busy is an immediate
+        SQLITE_BUSY (no busy wait), and a statement past a few thousand steps is interrupted (a point read
+        takes a few hundred). For reads of a row or two by key only, never for anything a caller sizes."""
+        db = self._loop_reader
+        if db is None:
+            return None
+        try:
+            return db.execute(sql, params).fetchall()  # to the end: no read transaction is left open
+        except sqlite3.Error:
+            return None
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(db, *args)`` on a free reader connection, within the query budget.

@@ -10,8 +10,9 @@ from ..golden_models import GateRecord
 from ..ids import now_ms
 from ..models import PromptContent
 from ..playground_session import PlaygroundSession
-from ..prompt_records import LabelMove, PromptRecord, PromptVersion
+from ..prompt_records import LabelMove, PromptPick, PromptRecord, PromptVersion
 from .base import SessionSave
+from .picks import pick_query, picked
 from .sqlite_base import SqliteBase
 
 __all__ = ["PromptsMixin"]
@@ -80,6 +81,21 @@ class PromptsMixin(SqliteBase):
         if tid is None:
             return None
         return await self._read(lambda db: self._load_prompt(db, tid, name))
+
+    async def pick_prompt(self, tenant: str, name: str, *, label: str | None, version: int | None) -> PromptPick | None:
+        """What ``label``, ``version`` or (neither) the draft selects of the prompt; None when the prompt, the
+        label or the version does not exist. Usually read on the event loop (a point read, see ``_read_now``)."""
+        tid = await self._tenant_id(tenant)
+        if tid is None:
+            return None
+        query = pick_query(tid, name, label, version)
+        if query is None:
+            return None
+        sql, params = query
+        rows = self._read_now(sql, params)
+        if rows is None:
+            rows = await self._read(lambda db: db.execute(sql, params).fetchall())
+        return picked(name, rows[0] if rows else None)
 
     async def save_draft(
         self,
