@@ -137,7 +137,9 @@ def auto(settings: Settings, app: App) -> Iterator[LiveServer]:
 
 
 @asynccontextmanager
-async def raw_session(server: LiveServer, token: str, accept: str) -> AsyncIterator[tuple[httpx2.AsyncClient, dict]]:
+async def raw_session(
+    server: LiveServer, token: str, accept: str, opening: str = "text/event-stream"
+) -> AsyncIterator[tuple[httpx2.AsyncClient, dict]]:
     headers = {"authorization": f"Bearer {token}", "accept": accept, "content-type": "application/json"}
     init = {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
     async with httpx2.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
@@ -145,7 +147,7 @@ async def raw_session(server: LiveServer, token: str, accept: str) -> AsyncItera
             "/mcp", json=_rpc(1, "initialize", init), headers={"accept": "application/json, text/event-stream"}
         )
         assert opened.status_code == 200, opened.text
-        assert opened.headers["content-type"].startswith("text/event-stream")  # the opening request: as configured
+        assert opened.headers["content-type"].startswith(opening)  # the opening request: as configured
         session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": PROTOCOL}
         http.headers.update(session)
         both = {"accept": "application/json, text/event-stream"}
@@ -223,3 +225,53 @@ async def test_auto_answers_quick_calls_in_json_while_a_long_call_streams_its_pr
                 tg.start_soon(quick_calls)
     assert ingested == [f"q-{i}" for i in range(40)]
     assert seen and seen == sorted(seen)
+
+
+async def test_auto_reads_accept_as_the_sdk_does(auto: LiveServer, app: App) -> None:
+    """A media type that only contains text/event-stream is not it: refused 406 as in stream mode."""
+    token, _ = await add_token(app, "acme")
+    for accept in ("application/json, text/event-stream-nope", "application/json;q=1, x/text/event-stream"):
+        async with raw_session(auto, token, accept) as (http, _):
+            r = await http.post("/mcp", json=_rpc(2, "tools/list"))
+        assert r.status_code == 406, (accept, r.text)
+    async with raw_session(auto, token, "*/*") as (http, _):  # a wildcard accepts both: answered
+        r = await http.post("/mcp", json=_rpc(2, "tools/list"))
+    assert r.status_code == 200 and _answer(r)["id"] == 2
+
+
+async def test_a_request_with_the_id_of_one_in_flight_is_refused(
+    served: Served, app: App, model_server: ModelServer
+) -> None:
+    """The SDK routes a session's messages by the id's text: a second request with id "7" while 7 runs would
+    take the first one's answer (or its progress) as its own, and the first would never be answered."""
+    token, _ = await add_token(app, "acme")
+    content = {
+        "blocks": [{"id": "ask", "role": "user", "content": "hello"}],
+        "model": {"provider": "openai", "name": "mock-slow-4", "params": {"api_base": model_server.openai_base}},
+    }
+    await app.prompts.upsert("acme", "slow", content)
+    answers: dict[str, httpx2.Response] = {}
+    with anyio.fail_after(60):
+        opening = "application/json" if served.mode == "json" else "text/event-stream"
+        async with raw_session(served.server, token, "application/json, text/event-stream", opening) as (http, _):
+
+            async def slow() -> None:
+                args = {"name": "run_prompt", "arguments": {"name": "slow", "label": "draft"}}
+                answers["slow"] = await http.post("/mcp", json=_rpc(7, "tools/call", args))
+
+            async def clash() -> None:
+                await anyio.sleep(1.0)
+                answers["clash"] = await http.post("/mcp", json={"jsonrpc": "2.0", "id": "7", "method": "tools/list"})
+                answers["other"] = await http.post("/mcp", json=_rpc(8, "tools/list"))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(slow)
+                tg.start_soon(clash)
+            answers["again"] = await http.post("/mcp", json=_rpc(7, "tools/list"))  # free again once answered
+    clash_answer = answers["clash"].json()
+    assert answers["clash"].status_code == 400 and clash_answer["id"] == "7"
+    assert clash_answer["error"]["code"] == -32600 and "still in flight" in clash_answer["error"]["message"]
+    slow_answer = _answer(answers["slow"])
+    assert slow_answer["id"] == 7 and slow_answer["result"]["structuredContent"]["trace"]["status"] == "success"
+    assert _answer(answers["other"])["id"] == 8 and "tools" in _answer(answers["other"])["result"]
+    assert _answer(answers["again"])["id"] == 7 and "tools" in _answer(answers["again"])["result"]

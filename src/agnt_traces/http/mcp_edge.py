@@ -12,6 +12,9 @@
   nothing but its answer (it carries no ``progressToken``) is answered with one JSON body instead of an SSE
   stream: the MCP specification lets the server choose either, and a stream costs about 0.6 ms of server CPU
   a request (``server.sdk_seams.json_answer``). Requests that asked for progress get a stream.
+- A request whose id is that of a request still in flight in the same session (``1`` and ``"1"`` count as
+  the same: the SDK routes a session's messages by the id's text) is refused with -32600: it would take the
+  other request's answer or progress as its own.
 - The SDK's own HTTP errors (401, 403 Origin, 421 Host, 413, 400 Content-Type) become JSON-RPC error
   bodies whose ``message`` says what is wrong and whose ``data`` is the one error shape: MCP clients show a
   JSON-RPC error's message, and nothing of any other body.
@@ -29,8 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp.server.streamable_http import check_accept_headers
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import AgntError, InvalidArgument, TooManySessions, Unauthorized
@@ -162,18 +167,13 @@ async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[byt
     await send({"type": "http.response.body", "body": body})
 
 
-def _answer_only(body: bytes, headers: Headers) -> bool:
+def _answer_only(message: Any, scope: Scope) -> bool:
     """True when the POSTed message can receive nothing but its answer: it asks for no progress, and the
-    client accepts both kinds of answer (one that does not is refused by the SDK as in stream mode)."""
-    accept = headers.get("accept", "").lower()
-    if "application/json" not in accept or "text/event-stream" not in accept:
+    client accepts both kinds of answer as the SDK reads Accept (one that does not is refused by the SDK as in
+    stream mode)."""
+    has_json, has_sse = check_accept_headers(Request(scope))
+    if not (has_json and has_sse):
         return False
-    if b"progressToken" not in body and b"\\u" not in body:
-        return True  # no key can spell progressToken: nothing to parse
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return True  # the SDK answers it with a parse error, in either kind of answer
     params = message.get("params") if isinstance(message, dict) else None
     meta = params.get("_meta") if isinstance(params, dict) else None
     return not (isinstance(meta, dict) and "progressToken" in meta)
@@ -196,6 +196,9 @@ class McpEdge:
         self.limiter = limiter
         self.limit = limit
         self.per_request = per_request  # JSON answers for requests that can receive nothing else
+        # The ids of the requests in flight, by session: the SDK routes a session's messages by str(id), so a
+        # second request with the same id would take the first one's answer (or progress) as its own.
+        self._request_ids: dict[tuple[str, str], set[str]] = {}
 
     async def _caller(self, header: str | None) -> tuple[str, str] | None:
         """(tenant, token key) of a valid bearer token; None lets the SDK answer 401."""
@@ -255,11 +258,33 @@ class McpEdge:
             receive = _replay(body, trailing, receive)
         session_id = headers.get(SESSION_HEADER)
         if session_id is not None:
-            if self.per_request and body is not None and _answer_only(body, headers):
-                with json_answer():
+            message = _parsed(body) if body is not None else None
+            msg_id = message.get("id") if isinstance(message, dict) else None
+            if not isinstance(msg_id, str | int) or isinstance(msg_id, bool):
+                msg_id = None
+            key = None if msg_id is None else str(msg_id)  # how the SDK tells a session's requests apart
+            in_flight = self._request_ids.setdefault((session_id, token), set())
+            if key is not None and key in in_flight:
+                err = InvalidArgument(
+                    f"a request with id {key!r} is still in flight in this session: give each request its own id "
+                    "(1 and \"1\" count as the same)",
+                    {"field": "id"},
+                )
+                await _send_json(send, *_jsonrpc_error(400, INVALID_REQUEST, err, msg_id))
+                return
+            if key is not None:
+                in_flight.add(key)
+            try:
+                if self.per_request and message is not None and _answer_only(message, scope):
+                    with json_answer():
+                        await self._in_session(session_id, tenant, token, scope, receive, send)
+                else:
                     await self._in_session(session_id, tenant, token, scope, receive, send)
-            else:
-                await self._in_session(session_id, tenant, token, scope, receive, send)
+            finally:
+                if key is not None:
+                    in_flight.discard(key)
+                if not in_flight:
+                    self._request_ids.pop((session_id, token), None)
             return
         version = headers.get(VERSION_HEADER)
         could_open = scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS)
