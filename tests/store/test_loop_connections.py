@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from agnt_traces.app import App, open_app
@@ -212,3 +213,24 @@ async def test_a_memory_database_has_no_loop_connections_and_still_runs() -> Non
         trace = await app.traces.record("default", made_trace())
         stored = await store._writer.run(lambda db: db.execute("SELECT id FROM traces").fetchall())
         assert stored == [(trace.id,)]
+
+
+async def test_the_wal_is_checkpointed_although_only_the_loop_writes(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's writer never checkpoints: every few writes it asks the thread writer to, so a server that
+    only runs prompts keeps its WAL bounded."""
+    from agnt_traces.store import sqlite_base
+
+    monkeypatch.setattr(sqlite_base, "LOOP_WRITES_PER_CHECKPOINT", 8)
+    store = store_of(app)
+    writer = NoThread(store._writer)
+    store._writer = writer  # type: ignore[assignment]
+    largest = 0
+    for i in range(600):
+        await app.traces.record("default", made_trace(f"answer {i} " + "x" * 3000))
+        await anyio.lowlevel.checkpoint()  # the checkpoint runs on its own task
+        largest = max(largest, os.stat(store.path + "-wal").st_size)
+    if store._checkpoint_task is not None:
+        await store._checkpoint_task
+    store._writer = writer.real
+    assert 75 <= writer.calls < 200  # the 75 checkpoints, and the writes queued behind them
+    assert largest < 4 << 20, largest  # without them: ~20 MB of WAL for these 600 traces

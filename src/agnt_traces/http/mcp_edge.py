@@ -267,7 +267,7 @@ class McpEdge:
             if key is not None and key in in_flight:
                 err = InvalidArgument(
                     f"a request with id {key!r} is still in flight in this session: give each request its own id "
-                    "(1 and \"1\" count as the same)",
+                    '(1 and "1" count as the same)',
                     {"field": "id"},
                 )
                 await _send_json(send, *_jsonrpc_error(400, INVALID_REQUEST, err, msg_id))

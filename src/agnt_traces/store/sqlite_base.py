@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
@@ -79,6 +80,10 @@ def _configure_reader(db: sqlite3.Connection) -> None:
 
 #: A statement on the loop's connection that runs this many virtual machine steps is interrupted.
 LOOP_READ_STEPS = 5_000
+#: Every this many writes on the loop, the thread writer checkpoints the WAL (the loop's writer never does;
+#: the thread writer's own ``wal_autocheckpoint`` only looks after its own writes). A run's trace adds
+#: 100-300 KB of WAL, so the WAL stays within tens of MB however few writes go through the thread.
+LOOP_WRITES_PER_CHECKPOINT = 128
 
 
 def _open_loop_connection(path: str, write: bool) -> sqlite3.Connection:
@@ -130,6 +135,8 @@ class SqliteBase:
         self._readers = readers
         self._loop_reader = loop_reader  # see _read_now
         self._loop_writer = loop_writer  # see _write_now
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._loop_writes = 0  # since the last checkpoint asked of the thread writer
         self._cursors = CursorKeys(cursor_key)
         self._fulltext_gate = FulltextGate(readers.size - 1)  # one reader is always left for the rest
         self._tenant_ids: dict[str, int] = {}
@@ -196,6 +203,8 @@ class SqliteBase:
             await self._writer.run(lambda db: db.execute("PRAGMA optimize"))
         except Exception:  # pragma: no cover - best effort on shutdown
             logger.debug("PRAGMA optimize failed on close", exc_info=True)
+        if self._checkpoint_task is not None:
+            await self._checkpoint_task
         for db in (self._loop_reader, self._loop_writer):
             if db is not None:
                 db.close()
@@ -304,6 +313,10 @@ class SqliteBase:
         db = self._loop_writer
         if db is None or self._lost is not None:
             return None
+        if self._checkpoint_task is not None and not self._checkpoint_task.done():
+            # Writes queue behind the checkpoint in the thread writer: one that added frames meanwhile would
+            # keep the WAL from starting over, and it would grow on.
+            return None
         try:
             self._check_file()
             db.execute("BEGIN IMMEDIATE")
@@ -322,7 +335,22 @@ class SqliteBase:
             return None
         self._disk_full_at = None
         self._check_file()  # committed into a deleted file: lost as soon as we close, so not acknowledged
+        self._count_loop_write()
         return result
+
+    def _count_loop_write(self) -> None:
+        """Have the thread writer checkpoint the WAL every ``LOOP_WRITES_PER_CHECKPOINT`` writes on the loop;
+        writes queue behind it meanwhile (see ``_write_now``), so that it completes and the WAL starts over."""
+        self._loop_writes += 1
+        if self._loop_writes >= LOOP_WRITES_PER_CHECKPOINT:
+            self._loop_writes = 0
+            self._checkpoint_task = asyncio.get_running_loop().create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self._writer.run(lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+        except Exception:  # asked again after as many writes on the loop
+            log_failure(logger, "checkpointing the WAL failed", level=logging.WARNING)
 
     def _read_now(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
         """The rows of a point read on the event loop's own connection, without a thread: a thread hop costs
