@@ -261,6 +261,8 @@ async def test_a_request_with_the_id_of_one_in_flight_is_refused(
                 await anyio.sleep(1.0)
                 answers["clash"] = await http.post("/mcp", json={"jsonrpc": "2.0", "id": "7", "method": "tools/list"})
                 answers["other"] = await http.post("/mcp", json=_rpc(8, "tools/list"))
+                # A response (to a request of the server's) carries the server's id: not a request of ours.
+                answers["response"] = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 7, "result": {}})
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(slow)
@@ -272,4 +274,5 @@ async def test_a_request_with_the_id_of_one_in_flight_is_refused(
     slow_answer = _answer(answers["slow"])
     assert slow_answer["id"] == 7 and slow_answer["result"]["structuredContent"]["trace"]["status"] == "success"
     assert _answer(answers["other"])["id"] == 8 and "tools" in _answer(answers["other"])["result"]
+    assert answers["response"].status_code == 202, answers["response"].text
     assert _answer(answers["again"])["id"] == 7 and "tools" in _answer(answers["again"])["result"]

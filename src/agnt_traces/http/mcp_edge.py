@@ -259,7 +259,8 @@ class McpEdge:
         session_id = headers.get(SESSION_HEADER)
         if session_id is not None:
             message = _parsed(body) if body is not None else None
-            msg_id = message.get("id") if isinstance(message, dict) else None
+            # A request's id (a response to a request of the server carries the server's id: not counted).
+            msg_id = message.get("id") if isinstance(message, dict) and "method" in message else None
             if not isinstance(msg_id, str | int) or isinstance(msg_id, bool):
                 msg_id = None
             key = None if msg_id is None else str(msg_id)  # how the SDK tells a session's requests apart
