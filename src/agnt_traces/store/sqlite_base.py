@@ -325,14 +325,16 @@ class SqliteBase:
         try:
             result = fn(db, *args)
             db.execute("COMMIT")
-        except Exception:
+        except BaseException as exc:
             self._forget_uncommitted()
             if db.in_transaction:
                 try:
                     db.execute("ROLLBACK")
                 except sqlite3.Error:
                     log_failure(logger, "rollback failed", level=logging.WARNING)
-            return None
+            if isinstance(exc, Exception):
+                return None
+            raise
         self._disk_full_at = None
         self._check_file()  # committed into a deleted file: lost as soon as we close, so not acknowledged
         self._count_loop_write()
