@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AgntError
+from ..eventloop import asyncio_owned
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -54,7 +55,8 @@ def check_db_of(args: argparse.Namespace) -> None:
 
 def run_async(coro_fn: Callable[[], Coroutine[Any, Any, int]]) -> int:
     try:
-        return asyncio.run(coro_fn())
+        with asyncio_owned():
+            return asyncio.run(coro_fn())
     except AgntError as err:
         print(f"error: {err.message}", file=sys.stderr)
         return 2

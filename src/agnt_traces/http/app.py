@@ -30,6 +30,7 @@ from .. import __version__
 from ..app import App, open_app
 from ..config import Settings
 from ..errors import InvalidArgument
+from ..eventloop import asyncio_owned
 from ..logs import log_failure
 from ..server.sdk_seams import install_per_request_answers
 from ..store.postgres_base import describe_url
@@ -267,7 +268,8 @@ def run_server(
         timeout_graceful_shutdown=graceful_seconds,
     )
     try:
-        Server(config).run(sockets=[sock])
+        with asyncio_owned():
+            Server(config).run(sockets=[sock])
     finally:
         sock.close()
 
