@@ -526,3 +526,31 @@ def test_per_request_answer_seam_matches_the_pinned_sdk() -> None:
         with json_answer():
             assert transport.is_json_response_enabled is True
         assert transport.is_json_response_enabled is json_setting
+
+
+def test_span_middleware_seam_matches_the_pinned_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK starts every server with its span-per-message middleware (sdk_seams.without_idle_spans):
+    ours leaves it out while nothing in the process records spans, and keeps it when something does."""
+    from mcp.server._otel import OpenTelemetryMiddleware
+    from mcp.server.mcpserver import MCPServer
+    from opentelemetry import trace
+
+    from agnt_traces.server.common import error_shape_middleware
+    from agnt_traces.server.mcp import build_server
+    from agnt_traces.server.sdk_seams import without_idle_spans
+
+    bare: MCPServer[Any] = MCPServer("bare")
+    assert [type(m) for m in bare.middleware][:1] == [OpenTelemetryMiddleware], "re-read sdk_seams.without_idle_spans"
+
+    ours = build_server(Settings(db_path=":memory:"))
+    assert not any(isinstance(m, OpenTelemetryMiddleware) for m in ours.middleware)
+    assert error_shape_middleware in ours.middleware  # our own middleware stays, in its order
+
+    class Recording(trace.TracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+            return trace.NoOpTracer()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", Recording)
+    traced = build_server(Settings(db_path=":memory:"))
+    assert isinstance(traced.middleware[0], OpenTelemetryMiddleware)
+    assert without_idle_spans(traced) is False and isinstance(traced.middleware[0], OpenTelemetryMiddleware)

@@ -1,12 +1,15 @@
 """The one place that reaches into private attributes of the MCP SDK (pinned: mcp==2.3.0).
 
-Four needs have no public way in 2.3.0:
+Five needs have no public way in 2.3.0:
 
 - serving our own bounded stdio streams needs the low-level server (below);
 - a paginated ``resources/list`` needs a request handler on the low-level server (``MCPServer`` answers
   every list in one page);
 - refusing unknown tool arguments by name needs the registered tools' argument models (``_tool_manager``);
-- answering a streamable-HTTP request with one JSON body or an SSE stream, chosen per request (below).
+- answering a streamable-HTTP request with one JSON body or an SSE stream, chosen per request (below);
+- leaving out the SDK's span per message when nothing records spans (below): the middleware list is public and
+  the SDK says to drop its ``OpenTelemetryMiddleware`` from it to opt out, but the class lives in a private
+  module (``mcp.server._otel``).
 
 ``MCPServer.run_stdio_async`` always serves the process's own stdin/stdout through the SDK's reader, which
 reads lines of any length (unbounded memory) on a worker thread that Ctrl-C cannot interrupt. The SDK's
@@ -22,6 +25,11 @@ runs inside :func:`json_answer`. A stream costs the server a task group, four ta
 request (about 0.6 ms); the MCP edge asks for JSON only for a request that can receive nothing but its answer
 (no ``progressToken``: this server sends no other message related to a request).
 
+The span middleware starts a span, attaches a context and sets a dozen attributes for every message, about
+3 % of the CPU of an MCP call even though, with no tracer provider in the process, every span is a no-op.
+:func:`without_idle_spans` drops it then, and keeps it when a provider is set (``opentelemetry-instrument``,
+``OTEL_PYTHON_TRACER_PROVIDER``, an application embedding the server), whose spans it records as before.
+
 tests/http/test_edges.py::test_sdk_seam_matches_the_pinned_sdk and tests/http/test_mcp_responses.py fail
 loudly when the pinned version changes behaviour.
 """
@@ -34,6 +42,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from mcp.server import streamable_http_manager
+from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 
@@ -44,6 +53,7 @@ __all__ = [
     "json_answer",
     "lowlevel_server",
     "registered_tools",
+    "without_idle_spans",
 ]
 
 PINNED_MCP_VERSION = "2.3.0"
@@ -93,3 +103,17 @@ def json_answer() -> Iterator[None]:
         yield
     finally:
         _JSON_ANSWER.reset(token)
+
+
+def without_idle_spans(server: MCPServer[Any]) -> bool:
+    """Drop the SDK's span-per-message middleware from ``server`` unless this process has a tracer provider;
+    True when it was dropped."""
+    from opentelemetry import trace
+
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return False  # something records spans: keep the SDK's
+    chain = server.middleware
+    kept = [m for m in chain if not isinstance(m, OpenTelemetryMiddleware)]
+    dropped = len(kept) < len(chain)
+    chain[:] = kept
+    return dropped
