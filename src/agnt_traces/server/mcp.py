@@ -13,6 +13,7 @@ from ..app import App, open_app
 from ..config import Settings
 from . import apps, prompts_mcp, resources, tools_golden, tools_playground, tools_prompts, tools_traces
 from .common import error_shape_middleware, prompt_arguments_middleware
+from .output_schemas import simplified
 from .sdk_seams import registered_tools, without_idle_spans
 
 __all__ = ["INSTRUCTIONS", "build_server", "build_server_deferred"]
@@ -65,6 +66,7 @@ def build_server_deferred(
         for module in (tools_traces, tools_prompts, tools_playground, tools_golden, resources, apps, prompts_mcp):
             module.register(mcp)
         _forbid_unknown_arguments(mcp)
+        _simplify_output_schemas(mcp)
 
     return mcp, register
 
@@ -77,3 +79,12 @@ def _forbid_unknown_arguments(mcp: MCPServer[App]) -> None:
         model.model_config["extra"] = "forbid"
         model.model_rebuild(force=True)
         tool.parameters["additionalProperties"] = False
+
+
+def _simplify_output_schemas(mcp: MCPServer[App]) -> None:
+    """Publish each result schema in its simplest equivalent form (server/output_schemas.py): clients check
+    every result against it. The SDK reads ``output_schema`` live; results are still validated against the
+    result type itself."""
+    for tool in registered_tools(mcp):
+        if tool.fn_metadata.output_schema is not None:
+            tool.fn_metadata.output_schema = simplified(tool.fn_metadata.output_schema)
