@@ -554,3 +554,61 @@ def test_span_middleware_seam_matches_the_pinned_sdk(monkeypatch: pytest.MonkeyP
     traced = build_server(Settings(db_path=":memory:"))
     assert isinstance(traced.middleware[0], OpenTelemetryMiddleware)
     assert without_idle_spans(traced) is False and isinstance(traced.middleware[0], OpenTelemetryMiddleware)
+
+
+def test_bearer_backend_seam_matches_the_pinned_sdk(tmp_path: Path) -> None:
+    """The SDK's streamable-HTTP app authenticates with a ``BearerAuthBackend`` that reads nothing of the request
+    but its headers (sdk_seams.one_header_bearer swaps it for one handed only the Authorization header)."""
+    import inspect
+
+    from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
+    from starlette.middleware.authentication import AuthenticationMiddleware
+
+    from agnt_traces.http.app import build_http_app
+    from agnt_traces.server.sdk_seams import OneHeaderBearerBackend, one_header_bearer
+
+    reads = set(re.findall(r"\bconn\.(\w+)", inspect.getsource(BearerAuthBackend.authenticate)))
+    assert reads == {"headers"}, f"re-read sdk_seams.OneHeaderBearerBackend: the SDK now reads conn.{reads}"
+    app = build_http_app(Settings(db_path=str(tmp_path / "t.db")))
+    edge = next(r for r in app.routes if getattr(r, "path", None) == "/mcp").endpoint  # type: ignore[attr-defined]
+    backends = [m.kwargs.get("backend") for m in edge.app.user_middleware if m.cls is AuthenticationMiddleware]
+    assert [type(b) for b in backends] == [OneHeaderBearerBackend]
+    assert one_header_bearer(edge.app) is False  # done once, before the first request
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ([("AUTHORIZATION", "Bearer {token}")], 200),  # names are case-insensitive
+        ([("Authorization", "bearer {token}")], 200),
+        ([("Authorization", "Bearer {token}"), ("Authorization", "Bearer nope")], 200),  # the first one counts
+        ([("Authorization", "Bearer nope"), ("Authorization", "Bearer {token}")], 401),
+        ([("Authorization", "Basic {token}")], 401),
+        ([("X-Authorization", "Bearer {token}")], 401),
+        ([], 401),
+    ],
+)
+async def test_the_bearer_token_is_read_as_before(tmp_path: Path, headers: list[tuple[str, str]], status: int) -> None:
+    import http.client
+
+    from live_http import live_server
+
+    settings = Settings(db_path=str(tmp_path / "t.db"))
+    token = await make_token(settings, "acme")
+    body = json.dumps(INIT).encode()
+
+    def post(port: int) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.putrequest("POST", "/mcp")
+        for name, value in [*MCP_HEADERS.items(), ("content-length", str(len(body)))]:
+            conn.putheader(name, value)
+        for name, value in headers:
+            conn.putheader(name, value.format(token=token))
+        conn.endheaders(body)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        return response.status
+
+    with live_server(settings) as srv:
+        assert await anyio.to_thread.run_sync(post, srv.port) == status

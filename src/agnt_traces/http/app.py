@@ -32,7 +32,7 @@ from ..config import Settings
 from ..errors import InvalidArgument
 from ..eventloop import asyncio_owned
 from ..logs import log_failure
-from ..server.sdk_seams import install_per_request_answers
+from ..server.sdk_seams import install_per_request_answers, one_header_bearer
 from ..store.postgres_base import describe_url
 from .auth import DEFAULT_TOKEN_TTL, McpTokenVerifier, TokenAuth
 from .errors import BodyLimitMiddleware, http_exception_handler, unexpected_error_handler
@@ -126,14 +126,16 @@ def build_http_app(
         per_token=settings.mcp_sessions_per_token,
         idle_seconds=settings.mcp_session_idle_seconds,
     )
+    sdk_app = mcp.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        json_response=settings.mcp_responses == "json",
+        host=host,
+        max_request_body_size=settings.max_body_bytes,
+        session_idle_timeout=settings.mcp_session_idle_seconds,
+    )
+    one_header_bearer(sdk_app)  # the bearer token found without decoding every header (see sdk_seams)
     mcp_app = McpEdge(
-        mcp.streamable_http_app(
-            streamable_http_path=MCP_PATH,
-            json_response=settings.mcp_responses == "json",
-            host=host,
-            max_request_body_size=settings.max_body_bytes,
-            session_idle_timeout=settings.mcp_session_idle_seconds,
-        ),
+        sdk_app,
         auth=rt.auth,
         limiter=limiter,
         limit=settings.max_body_bytes,

@@ -1,6 +1,6 @@
 """The one place that reaches into private attributes of the MCP SDK (pinned: mcp==2.3.0).
 
-Five needs have no public way in 2.3.0:
+Six needs have no public way in 2.3.0:
 
 - serving our own bounded stdio streams needs the low-level server (below);
 - a paginated ``resources/list`` needs a request handler on the low-level server (``MCPServer`` answers
@@ -9,7 +9,9 @@ Five needs have no public way in 2.3.0:
 - answering a streamable-HTTP request with one JSON body or an SSE stream, chosen per request (below);
 - leaving out the SDK's span per message when nothing records spans (below): the middleware list is public and
   the SDK says to drop its ``OpenTelemetryMiddleware`` from it to opt out, but the class lives in a private
-  module (``mcp.server._otel``).
+  module (``mcp.server._otel``);
+- finding the bearer token without decoding every header of every request (below): the SDK's streamable-HTTP
+  app takes no authentication backend of ours, so :func:`one_header_bearer` swaps the one it built.
 
 ``MCPServer.run_stdio_async`` always serves the process's own stdin/stdout through the SDK's reader, which
 reads lines of any length (unbounded memory) on a worker thread that Ctrl-C cannot interrupt. The SDK's
@@ -30,6 +32,12 @@ The span middleware starts a span, attaches a context and sets a dozen attribute
 :func:`without_idle_spans` drops it then, and keeps it when a provider is set (``opentelemetry-instrument``,
 ``OTEL_PYTHON_TRACER_PROVIDER``, an application embedding the server), whose spans it records as before.
 
+The SDK's ``BearerAuthBackend`` finds the ``Authorization`` header by decoding the name of every header of
+the request and looking each one up again (``conn.headers``): about 5 % of the CPU of an MCP call over HTTP.
+:class:`OneHeaderBearerBackend` is that backend, handed a view of the request holding only the first
+``Authorization`` header, found in the raw ASGI headers (whose names ASGI servers give in lower case); the
+SDK's code does all the rest (the token check, expiry, resource) as before.
+
 tests/http/test_edges.py::test_sdk_seam_matches_the_pinned_sdk and tests/http/test_mcp_responses.py fail
 loudly when the pinned version changes behaviour.
 """
@@ -43,15 +51,21 @@ from typing import Any
 
 from mcp.server import streamable_http_manager
 from mcp.server._otel import OpenTelemetryMiddleware
+from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http import StreamableHTTPServerTransport
+from starlette.applications import Starlette
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection
 
 __all__ = [
     "PINNED_MCP_VERSION",
+    "OneHeaderBearerBackend",
     "PerRequestAnswerTransport",
     "install_per_request_answers",
     "json_answer",
     "lowlevel_server",
+    "one_header_bearer",
     "registered_tools",
     "without_idle_spans",
 ]
@@ -117,3 +131,36 @@ def without_idle_spans(server: MCPServer[Any]) -> bool:
     dropped = len(kept) < len(chain)
     chain[:] = kept
     return dropped
+
+
+class _AuthorizationOnly:
+    """What ``BearerAuthBackend.authenticate`` reads of a request (``headers``), holding only the first
+    ``Authorization`` header."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, conn: HTTPConnection) -> None:
+        self.headers: dict[str, str] = {}
+        for name, value in conn.scope["headers"]:
+            if name == b"authorization":
+                self.headers["authorization"] = value.decode("latin-1")
+                break
+
+
+class OneHeaderBearerBackend(BearerAuthBackend):
+    """The SDK's bearer-token backend, without decoding every header to find one."""
+
+    async def authenticate(self, conn: HTTPConnection) -> Any:
+        return await super().authenticate(_AuthorizationOnly(conn))  # type: ignore[arg-type]
+
+
+def one_header_bearer(app: Starlette) -> bool:
+    """Make the SDK's streamable-HTTP ``app`` (before its first request) authenticate with
+    :class:`OneHeaderBearerBackend`; True when its bearer backend was found and swapped."""
+    for middleware in app.user_middleware:
+        backend = middleware.kwargs.get("backend")
+        if middleware.cls is AuthenticationMiddleware and type(backend) is BearerAuthBackend:
+            swapped = OneHeaderBearerBackend(backend.token_verifier, resource_server_url=backend.resource_server_url)
+            middleware.kwargs["backend"] = swapped
+            return True
+    return False
