@@ -78,6 +78,7 @@ def test_the_command_runner_and_the_http_server_run_their_loops_owned(monkeypatc
     from agnt_traces.http.app import run_server
 
     during: list[str | None] = []
+    monkeypatch.setattr("agnt_traces.http.app.serving", lambda: None)  # this process is not a server
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: during.append(sniffio.thread_local.name))
     sock = socket.socket()
     run_server(Starlette(), sock, "ready")

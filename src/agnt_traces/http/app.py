@@ -31,6 +31,7 @@ from ..app import App, open_app
 from ..config import Settings
 from ..errors import InvalidArgument
 from ..eventloop import asyncio_owned
+from ..gcpolicy import serving, settle
 from ..logs import log_failure
 from ..server.sdk_seams import install_per_request_answers, one_header_bearer
 from ..store.postgres_base import describe_url
@@ -244,6 +245,7 @@ def run_server(
     """
     import uvicorn
 
+    serving()
     level = os.environ.get("AGNT_TRACES_LOG_LEVEL", "warning").lower()
 
     class Server(uvicorn.Server):
@@ -258,6 +260,7 @@ def run_server(
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
             if self.started:
+                settle()  # start-up's objects are kept for life: later collections skip them (gcpolicy)
                 print(ready_line, file=sys.stderr, flush=True)
 
     config = uvicorn.Config(

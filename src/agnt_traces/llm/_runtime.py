@@ -17,6 +17,8 @@ from typing import Any
 
 import anyio
 
+from agnt_traces.gcpolicy import settle
+
 __all__ = ["aclose", "is_loaded", "load_litellm", "preload"]
 
 log = logging.getLogger("agnt_traces.llm")
@@ -67,6 +69,7 @@ def load_litellm() -> Any:
             warnings.simplefilter("ignore")
             _warm_up(module)
         _litellm = module
+        settle()  # in a server: LiteLLM's objects are kept for life, later collections skip them (gcpolicy)
         log.debug("litellm %s loaded", getattr(module, "__version__", "?"))
         return module
 

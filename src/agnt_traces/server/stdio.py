@@ -43,6 +43,7 @@ import anyio
 from ..app import open_app
 from ..config import Settings
 from ..errors import InvalidArgument
+from ..gcpolicy import serving, settle
 from ..jsonlimits import INVALID_PARAMS, INVALID_REQUEST, RpcRejection, recover_id, rejection, screen_rpc_line
 from ..store.postgres_base import describe_url
 
@@ -354,8 +355,14 @@ async def serve_stdio(settings: Settings) -> int:
 
     wire_in, wire_out = _claim_std_fds()
     signalled: list[int] = []
+    serving()
     async with open_app(settings) as app:  # closed outside the cancelled scope: a clean close
-        mcp, register = build_server_deferred(settings, shared_app=lambda: app)
+        mcp, register_tools = build_server_deferred(settings, shared_app=lambda: app)
+
+        def register() -> None:
+            register_tools()
+            settle()  # start-up's objects are kept for life: later collections skip them (gcpolicy)
+
         server = lowlevel_server(mcp)
         reader = _LineReader(wire_in, settings.stdio_line_limit)
         writer = _LineWriter(wire_out)
