@@ -1,4 +1,5 @@
-"""The stdio server's stdout: answers go out whole and in order from a thread of their own; a client that
+"""The stdio server's stdout: answers go out whole and in order, small ones into a pipe with room at once and
+the rest from a thread of their own; a client that
 stops reading holds at most the backlog in memory (then the writer waits, off the event loop), and what is
 flushed before the end is written before the server exits."""
 
@@ -6,7 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import threading
+from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -28,8 +32,9 @@ async def test_lines_go_out_whole_and_in_order() -> None:
     threading.Thread(target=_read_all, args=(read_end, got, done), daemon=True).start()
     writer = stdio._LineWriter(write_end)
 
-    async def answer(i: int) -> None:
-        await writer.write(json.dumps({"id": i, "pad": "x" * (i % 700)}) + "\n")
+    async def answer(i: int) -> None:  # small answers (written at once) and big ones (by the thread), mixed
+        pad = "x" * (i % 700 if i % 7 else 3 * select.PIPE_BUF + i)
+        await writer.write(json.dumps({"id": i, "pad": pad}) + "\n")
         await writer.flush()
 
     for i in range(2000):
@@ -87,16 +92,58 @@ async def test_a_client_that_stops_reading_holds_at_most_the_backlog(monkeypatch
     assert len(got) == flushed, "an answer flushed while the client was not reading was lost"
 
 
-async def test_a_closed_client_fails_the_next_flush() -> None:
+@pytest.mark.parametrize("size", [10, 3 * select.PIPE_BUF])
+async def test_a_closed_client_fails_the_flush(size: int) -> None:
+    """At once for a small answer written by flush itself; at the next flush for one the thread writes."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     writer = stdio._LineWriter(write_end)
-    await writer.write("{}\n")
-    await writer.flush()  # handed over; the thread's write fails (EPIPE)
     with pytest.raises(OSError):
         for _ in range(100):
-            await anyio.sleep(0.01)
-            await writer.write("{}\n")
+            await writer.write("x" * size + "\n")
             await writer.flush()
+            await anyio.sleep(0.01)
     await writer.aclose(1)
     os.close(write_end)
+
+
+async def test_small_answers_into_a_pipe_with_room_wake_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    read_end, write_end = os.pipe()
+    got, done = bytearray(), threading.Event()
+    threading.Thread(target=_read_all, args=(read_end, got, done), daemon=True).start()
+    writers: list[str] = []
+    real_write = os.write
+
+    def write(fd: int, data: Any) -> int:
+        if fd == write_end:
+            writers.append(threading.current_thread().name)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(stdio.os, "write", write)
+    writer = stdio._LineWriter(write_end)
+    for i in range(200):
+        await writer.write(json.dumps({"id": i}) + "\n")
+        await writer.flush()
+        await anyio.sleep(0.001)  # the client reads: the pipe has room again
+    await writer.write("z" * (2 * select.PIPE_BUF) + "\n")  # too big to be sure it fits: the thread writes it
+    await writer.flush()
+    await writer.aclose(5)
+    os.close(write_end)
+    assert done.wait(5)
+    os.close(read_end)
+    assert writers[:200] == [threading.current_thread().name] * 200
+    assert writers[200:] and set(writers[200:]) == {"agnt-traces-stdout"}
+    assert len(got.decode().splitlines()) == 201
+
+
+async def test_a_file_or_terminal_is_always_written_by_the_thread(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "out.jsonl", os.O_WRONLY | os.O_CREAT)
+    writer = stdio._LineWriter(fd)
+    assert writer._to_pipe is False
+    for i in range(50):
+        await writer.write(json.dumps({"id": i}) + "\n")
+        await writer.flush()
+    await writer.aclose(5)
+    os.close(fd)
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == list(range(50))

@@ -31,7 +31,9 @@ import contextlib
 import json
 import os
 import re
+import select
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable
@@ -115,7 +117,9 @@ class _LineWriter:
     own. ``flush`` hands the lines over and returns: the event loop never waits for the pipe (a client that
     stops reading blocks that thread, not the loop), answers that come while a write is under way go out
     together in the next one, and the loop is not woken when a write is done. At most ``_BACKLOG`` bytes wait
-    for the thread; past that, ``flush`` waits (off the loop) until the client has read some."""
+    for the thread; past that, ``flush`` waits (off the loop) until the client has read some. An answer of at
+    most ``PIPE_BUF`` bytes into a pipe with room for it and nothing queued before it is written by ``flush``
+    itself: such a write cannot block, and it spares a wake of the thread."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
@@ -127,6 +131,9 @@ class _LineWriter:
         self._failed: OSError | None = None
         self.unanswered: set[int | str] = set()  # ids of requests handed to the SDK and not yet answered
         self._all_answered: anyio.Event | None = None  # set when none is left, if awaited
+        # Small answers go straight into a pipe that has room (see flush); a terminal, a socket or a file
+        # always goes through the thread.
+        self._to_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
         self._thread = threading.Thread(target=self._run, name="agnt-traces-stdout", daemon=True)
         self._thread.start()
 
@@ -185,11 +192,28 @@ class _LineWriter:
         with self._cond:
             if self._failed is not None:
                 raise self._failed
+            if self._to_pipe and not self._pending and not self._writing and len(data) <= select.PIPE_BUF:
+                # Nothing waits before it and the pipe has room for it (writable: at least PIPE_BUF bytes free),
+                # so this write cannot block: done here, at once. Waking the writer thread for it costs more
+                # (a wake on another CPU, then the interpreter lock handed back and forth).
+                data = self._write_now(data)
+                if not data:
+                    return
             self._pending += data
             self._cond.notify()
             backlog = len(self._pending) + self._writing > _BACKLOG
         if backlog:
             await anyio.to_thread.run_sync(self._wait_for_room)
+
+    def _write_now(self, data: bytes) -> bytes:
+        """What is left of ``data`` after writing it if the pipe has room now (with ``_cond`` held)."""
+        try:
+            if not select.select([], [self._fd], [], 0)[1]:
+                return data
+            return data[os.write(self._fd, data) :]
+        except OSError as exc:  # the client closed its end: nothing more can be answered
+            self._failed = exc
+            raise
 
     def _wait_for_room(self) -> None:
         with self._cond:
