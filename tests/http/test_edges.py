@@ -528,32 +528,49 @@ def test_per_request_answer_seam_matches_the_pinned_sdk() -> None:
         assert transport.is_json_response_enabled is json_setting
 
 
-def test_span_middleware_seam_matches_the_pinned_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SDK starts every server with its span-per-message middleware (sdk_seams.without_idle_spans):
-    ours leaves it out while nothing in the process records spans, and keeps it when something does."""
+async def test_span_middleware_seam_matches_the_pinned_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK starts every server with its span-per-message middleware (sdk_seams.spans_when_traced): ours runs
+    it only while a tracer provider is set, asked at every message (a provider set after the build counts)."""
+    from types import SimpleNamespace
+
     from mcp.server._otel import OpenTelemetryMiddleware
     from mcp.server.mcpserver import MCPServer
     from opentelemetry import trace
 
     from agnt_traces.server.common import error_shape_middleware
     from agnt_traces.server.mcp import build_server
-    from agnt_traces.server.sdk_seams import without_idle_spans
+    from agnt_traces.server.sdk_seams import SpansWhenTraced
 
     bare: MCPServer[Any] = MCPServer("bare")
-    assert [type(m) for m in bare.middleware][:1] == [OpenTelemetryMiddleware], "re-read sdk_seams.without_idle_spans"
+    assert [type(m) for m in bare.middleware][:1] == [OpenTelemetryMiddleware], "re-read sdk_seams.spans_when_traced"
 
     ours = build_server(Settings(db_path=":memory:"))
+    assert [type(m) for m in ours.middleware].count(SpansWhenTraced) == 1
     assert not any(isinstance(m, OpenTelemetryMiddleware) for m in ours.middleware)
     assert error_shape_middleware in ours.middleware  # our own middleware stays, in its order
+    wrapper = next(m for m in ours.middleware if isinstance(m, SpansWhenTraced))
+    spanned: list[str] = []
+
+    async def spy(ctx: Any, call_next: Any) -> Any:
+        spanned.append(ctx.method)
+        return await call_next(ctx)
+
+    wrapper.spans = spy  # type: ignore[assignment]
+
+    async def handler(ctx: Any) -> str:
+        return "answered"
+
+    ctx = SimpleNamespace(method="tools/call")
+    assert await wrapper(ctx, handler) == "answered"
+    assert spanned == []  # no provider: no span work
 
     class Recording(trace.TracerProvider):
         def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
             return trace.NoOpTracer()
 
-    monkeypatch.setattr(trace, "get_tracer_provider", Recording)
-    traced = build_server(Settings(db_path=":memory:"))
-    assert isinstance(traced.middleware[0], OpenTelemetryMiddleware)
-    assert without_idle_spans(traced) is False and isinstance(traced.middleware[0], OpenTelemetryMiddleware)
+    monkeypatch.setattr(trace, "get_tracer_provider", Recording)  # set after the server was built
+    assert await wrapper(ctx, handler) == "answered"
+    assert spanned == ["tools/call"]
 
 
 def test_bearer_backend_seam_matches_the_pinned_sdk(tmp_path: Path) -> None:

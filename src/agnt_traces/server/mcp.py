@@ -14,7 +14,7 @@ from ..config import Settings
 from . import apps, prompts_mcp, resources, tools_golden, tools_playground, tools_prompts, tools_traces
 from .common import error_shape_middleware, prompt_arguments_middleware
 from .output_schemas import simplified
-from .sdk_seams import registered_tools, without_idle_spans
+from .sdk_seams import registered_tools, spans_when_traced
 
 __all__ = ["INSTRUCTIONS", "build_server", "build_server_deferred"]
 
@@ -60,7 +60,7 @@ def build_server_deferred(
         middleware=[error_shape_middleware, prompt_arguments_middleware(lambda: mcp)],
         **kwargs,
     )
-    without_idle_spans(mcp)
+    spans_when_traced(mcp)
 
     def register() -> None:
         for module in (tools_traces, tools_prompts, tools_playground, tools_golden, resources, apps, prompts_mcp):

@@ -7,9 +7,8 @@ Six needs have no public way in 2.3.0:
   every list in one page);
 - refusing unknown tool arguments by name needs the registered tools' argument models (``_tool_manager``);
 - answering a streamable-HTTP request with one JSON body or an SSE stream, chosen per request (below);
-- leaving out the SDK's span per message when nothing records spans (below): the middleware list is public and
-  the SDK says to drop its ``OpenTelemetryMiddleware`` from it to opt out, but the class lives in a private
-  module (``mcp.server._otel``);
+- skipping the SDK's span per message while nothing records spans (below): the middleware list is public, but
+  the SDK's ``OpenTelemetryMiddleware`` lives in a private module (``mcp.server._otel``);
 - finding the bearer token without decoding every header of every request (below): the SDK's streamable-HTTP
   app takes no authentication backend of ours, so :func:`one_header_bearer` swaps the one it built.
 
@@ -28,9 +27,9 @@ request (about 0.6 ms); the MCP edge asks for JSON only for a request that can r
 (no ``progressToken``: this server sends no other message related to a request).
 
 The span middleware starts a span, attaches a context and sets a dozen attributes for every message, about
-3 % of the CPU of an MCP call even though, with no tracer provider in the process, every span is a no-op.
-:func:`without_idle_spans` drops it then, and keeps it when a provider is set (``opentelemetry-instrument``,
-``OTEL_PYTHON_TRACER_PROVIDER``, an application embedding the server), whose spans it records as before.
+3 % of the CPU of an MCP call, even though with no tracer provider in the process every span is a no-op.
+:func:`spans_when_traced` wraps it so that it runs only while a provider is set; it is asked at every message,
+so a provider set after the server was built (an application's lifespan) gets its spans from then on.
 
 The SDK's ``BearerAuthBackend`` finds the ``Authorization`` header by decoding the name of every header of
 the request and looking each one up again (``conn.headers``): about 5 % of the CPU of an MCP call over HTTP.
@@ -54,6 +53,7 @@ from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http import StreamableHTTPServerTransport
+from opentelemetry import trace
 from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection
@@ -62,12 +62,13 @@ __all__ = [
     "PINNED_MCP_VERSION",
     "OneHeaderBearerBackend",
     "PerRequestAnswerTransport",
+    "SpansWhenTraced",
     "install_per_request_answers",
     "json_answer",
     "lowlevel_server",
     "one_header_bearer",
     "registered_tools",
-    "without_idle_spans",
+    "spans_when_traced",
 ]
 
 PINNED_MCP_VERSION = "2.3.0"
@@ -119,18 +120,34 @@ def json_answer() -> Iterator[None]:
         _JSON_ANSWER.reset(token)
 
 
-def without_idle_spans(server: MCPServer[Any]) -> bool:
-    """Drop the SDK's span-per-message middleware from ``server`` unless this process has a tracer provider;
-    True when it was dropped."""
-    from opentelemetry import trace
+def _traced() -> bool:
+    """Something in this process records spans: a tracer provider is set (``opentelemetry-instrument``,
+    ``OTEL_PYTHON_TRACER_PROVIDER``, an application that embeds the server), now or since start-up."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
-    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-        return False  # something records spans: keep the SDK's
+
+class SpansWhenTraced:
+    """The SDK's span-per-message middleware, run only while a tracer provider is set (asked at every message,
+    so a provider set after the server was built is used from then on); otherwise the message goes straight on."""
+
+    def __init__(self, spans: OpenTelemetryMiddleware) -> None:
+        self.spans = spans
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        if _traced():
+            return await self.spans(ctx, call_next)
+        return await call_next(ctx)
+
+
+def spans_when_traced(server: MCPServer[Any]) -> int:
+    """Wrap the SDK's span middleware of ``server`` in :class:`SpansWhenTraced`, in place; how many were."""
     chain = server.middleware
-    kept = [m for m in chain if not isinstance(m, OpenTelemetryMiddleware)]
-    dropped = len(kept) < len(chain)
-    chain[:] = kept
-    return dropped
+    wrapped = 0
+    for i, middleware in enumerate(chain):
+        if isinstance(middleware, OpenTelemetryMiddleware):
+            chain[i] = SpansWhenTraced(middleware)
+            wrapped += 1
+    return wrapped
 
 
 class _AuthorizationOnly:
