@@ -254,8 +254,9 @@ def test_additional_properties_true_goes_and_false_or_a_schema_stays() -> None:
             "free": {"type": "object", "additionalProperties": True},
             "closed": {"type": "object", "additionalProperties": False},
             "typed": {"type": "object", "additionalProperties": {"type": "string"}},
-            "evaluated": {"type": "object", "additionalProperties": True, "unevaluatedProperties": False},
+            "additionalProperties": True,  # a property of that name: a schema, not the keyword
         },
+        "additionalProperties": False,
     }
     out = _same_verdicts(
         schema,
@@ -265,11 +266,74 @@ def test_additional_properties_true_goes_and_false_or_a_schema_stays() -> None:
             {"closed": {"a": 1}},
             {"typed": {"a": "x"}},
             {"typed": {"a": 1}},
-            {"evaluated": {"a": 1}},
+            {"additionalProperties": 1},
+            {"other": 1},
         ],
     )
     props = out["properties"]
     assert props["free"] == {"type": "object"}
     assert props["closed"]["additionalProperties"] is False
     assert props["typed"]["additionalProperties"] == {"type": "string"}
-    assert props["evaluated"]["additionalProperties"] is True
+    assert props["additionalProperties"] is True and out["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    ("schema", "instances"),
+    [
+        # unevaluatedProperties sees what additionalProperties: true evaluated, through $ref and allOf alike
+        (
+            {
+                "$ref": "#/$defs/Free",
+                "unevaluatedProperties": False,
+                "$defs": {"Free": {"type": "object", "additionalProperties": True}},
+            },
+            [{"a": 1}, {}],
+        ),
+        ({"allOf": [{"additionalProperties": True}], "unevaluatedProperties": False}, [{"a": 1}]),
+        ({"properties": {"a": {"type": "array", "items": True, "unevaluatedItems": False}}}, [{"a": [1]}]),
+        # a pointer into a definition, or outside $defs: the layout is part of the meaning
+        (
+            {
+                "properties": {"x": {"$ref": "#/$defs/A/properties/y"}},
+                "$defs": {"A": {"properties": {"y": {"type": "string"}}}},
+            },
+            [{"x": 1}, {"x": "s"}],
+        ),
+        (
+            {"properties": {"x": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "y": {"$ref": "#/properties/x"}}},
+            [{"y": None}, {"y": 1}],
+        ),
+        ({"$id": "https://example.com/s", "anyOf": [{"type": "string"}, {"type": "null"}]}, [None, 1]),
+    ],
+)
+def test_a_schema_whose_layout_matters_is_left_as_it_is(schema: dict[str, Any], instances: list[Any]) -> None:
+    assert _same_verdicts(schema, instances) == schema
+
+
+def test_data_in_a_schema_is_never_rewritten() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "c": {"const": {"additionalProperties": True, "anyOf": [{"type": "string"}, {"type": "null"}]}},
+            "e": {"enum": [{"$ref": "#/$defs/A"}, "x"]},
+            "d": {"type": "object", "default": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+            "a": {"$ref": "#/$defs/A"},
+        },
+        "$defs": {"A": {"type": "string"}},
+    }
+    out = _same_verdicts(
+        schema,
+        [
+            {"c": {"additionalProperties": True, "anyOf": [{"type": "string"}, {"type": "null"}]}},
+            {"c": {}},
+            {"e": {"$ref": "#/$defs/A"}},
+            {"e": {"type": "string"}},
+            {"e": "x"},
+            {"a": "s"},
+            {"a": 1},
+        ],
+    )
+    assert out["properties"]["c"] == schema["properties"]["c"]  # type: ignore[index]
+    assert out["properties"]["e"] == schema["properties"]["e"]  # type: ignore[index]
+    assert out["properties"]["d"] == schema["properties"]["d"]  # type: ignore[index]
+    assert out["properties"]["a"] == {"type": "string"} and "$defs" not in out

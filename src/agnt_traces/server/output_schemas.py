@@ -14,7 +14,11 @@ schema and about 0.1 ms against this one.
   recursive type keeps its ``$ref`` and its entry in ``$defs``);
 - ``anyOf`` of one type and ``null`` becomes a list of both types, when the first branch holds only keywords
   that apply to its own type (``enum`` or ``const`` would refuse null: such an ``anyOf`` stays);
-- ``additionalProperties: true`` is left out, unless ``unevaluatedProperties`` is beside it.
+- ``additionalProperties: true`` is left out.
+
+Only schema positions are rewritten (a ``const``, an ``enum`` or a ``default`` is data, kept as it is). A schema
+whose meaning could depend on its layout (a pointer other than ``#/$defs/Name``, ``$id``, anchors,
+``unevaluatedProperties`` / ``unevaluatedItems`` anywhere) is published unchanged.
 
 Annotations (``title``, ``description``, ``default`` …) are kept; where a ``$ref`` or an ``anyOf`` had its
 own, they win over the definition's, as they did.
@@ -45,10 +49,28 @@ _ONLY_FOR = {
 _ONLY_FOR["integer"] = _ONLY_FOR["number"]
 
 
+# Where a keyword's value is a schema, a list of schemas, or a map of names to schemas (JSON Schema 2020-12):
+# only those are walked; every other value (const, enum, default, examples, required …) is data, copied as is.
+_SCHEMA = frozenset(
+    {"items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames"}
+    | {"additionalItems", "contentSchema"}
+)
+_SCHEMA_LIST = frozenset({"anyOf", "allOf", "oneOf", "prefixItems"})
+_SCHEMA_MAP = frozenset({"properties", "patternProperties", "dependentSchemas"})
+# A schema using these is left exactly as it is: its pointers or its evaluation could depend on its layout.
+_LEFT_ALONE = frozenset(
+    {"$id", "$anchor", "$dynamicRef", "$dynamicAnchor", "$recursiveRef", "$recursiveAnchor", "definitions"}
+    | {"unevaluatedProperties", "unevaluatedItems"}
+)
+
+
 def simplified(schema: dict[str, Any]) -> dict[str, Any]:
-    """An equivalent schema without needless ``$ref``, ``anyOf`` with null, or ``additionalProperties: true``."""
-    defs = schema.get("$defs")
-    defs = defs if isinstance(defs, dict) else {}
+    """An equivalent schema without needless ``$ref``, ``anyOf`` with null, or ``additionalProperties: true``.
+    A schema it cannot be sure about (a pointer other than ``#/$defs/Name``, anchors, ``unevaluated*``) comes
+    back unchanged."""
+    defs = schema.get("$defs", {})
+    if not isinstance(defs, dict) or not _plain(schema, defs, top=True):
+        return schema
     recursive = {name for name in defs if _reaches(name, name, defs, set())}
     out = _walk({k: v for k, v in schema.items() if k != "$defs"}, defs, recursive)
     kept = _referenced(out, defs, recursive)
@@ -57,9 +79,37 @@ def simplified(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _schemas_in(node: dict[str, Any]) -> list[Any]:
+    """The subschemas of a schema object (not the data in it)."""
+    found: list[Any] = []
+    for key, value in node.items():
+        if key in _SCHEMA:
+            found.append(value)
+        elif key in _SCHEMA_LIST and isinstance(value, list):
+            found.extend(value)
+        elif (key in _SCHEMA_MAP and isinstance(value, dict)) or (key == "$defs" and isinstance(value, dict)):
+            found.extend(value.values())
+    return found
+
+
+def _plain(node: Any, defs: dict[str, Any], top: bool = False) -> bool:
+    """Every pointer is ``#/$defs/Name`` of an existing definition, and nothing in ``_LEFT_ALONE`` is used."""
+    if not isinstance(node, dict):
+        return isinstance(node, bool)
+    if _LEFT_ALONE & node.keys() or ("$defs" in node and not top):
+        return False
+    ref = node.get("$ref")
+    if ref is not None and _ref_name(node) not in defs:
+        return False
+    return all(_plain(sub, defs) for sub in _schemas_in(node))
+
+
 def _ref_name(node: Any) -> str | None:
+    """``Name`` of a ``{"$ref": "#/$defs/Name"}`` (a whole definition, not a pointer into one)."""
     ref = node.get("$ref") if isinstance(node, dict) else None
-    return ref[len(_DEFS) :] if isinstance(ref, str) and ref.startswith(_DEFS) else None
+    if isinstance(ref, str) and ref.startswith(_DEFS) and "/" not in ref[len(_DEFS) :]:
+        return ref[len(_DEFS) :]
+    return None
 
 
 def _refs_in(node: Any) -> set[str]:
@@ -68,11 +118,8 @@ def _refs_in(node: Any) -> set[str]:
         name = _ref_name(node)
         if name is not None:
             found.add(name)
-        for value in node.values():
-            found |= _refs_in(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= _refs_in(value)
+        for sub in _schemas_in(node):
+            found |= _refs_in(sub)
     return found
 
 
@@ -100,19 +147,25 @@ def _referenced(node: Any, defs: dict[str, Any], recursive: set[str]) -> set[str
 
 
 def _walk(node: Any, defs: dict[str, Any], recursive: set[str]) -> Any:
-    if isinstance(node, list):
-        return [_walk(item, defs, recursive) for item in node]
+    """The simplified form of one schema (a dict or a boolean)."""
     if not isinstance(node, dict):
         return node
     name = _ref_name(node)
     siblings = {k: v for k, v in node.items() if k != "$ref"}
     if name is not None and name in defs and name not in recursive and set(siblings) <= _ANNOTATIONS:
         return {**_walk(defs[name], defs, recursive), **siblings}
-    out = {
-        key: _walk(value, defs, recursive)
-        for key, value in node.items()
-        if not (key == "additionalProperties" and value is True and "unevaluatedProperties" not in node)
-    }
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "additionalProperties" and value is True:
+            continue  # the default
+        if key in _SCHEMA:
+            out[key] = _walk(value, defs, recursive)
+        elif key in _SCHEMA_LIST and isinstance(value, list):
+            out[key] = [_walk(sub, defs, recursive) for sub in value]
+        elif key in _SCHEMA_MAP and isinstance(value, dict):
+            out[key] = {prop: _walk(sub, defs, recursive) for prop, sub in value.items()}
+        else:
+            out[key] = value  # data (const, enum, default …) or a keyword without subschemas
     return _without_null_branch(out)
 
 
