@@ -118,3 +118,19 @@ def test_a_library_process_keeps_the_defaults_even_after_loading_litellm(tmp_pat
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.split() == ["True", "0"]
+
+
+def test_a_freeze_keeps_no_young_cyclic_garbage(gc_state: None) -> None:
+    import weakref
+
+    class Node:
+        pass
+
+    gcpolicy.serving()
+    gc.collect()
+    node = Node()
+    node.self = node  # type: ignore[attr-defined]  # cyclic: only the collector can free it
+    gone = weakref.ref(node)
+    del node
+    gcpolicy.settle()
+    assert gone() is None, "cyclic garbage pending at the freeze was frozen for good"
