@@ -561,6 +561,7 @@ async def test_span_middleware_seam_matches_the_pinned_sdk(monkeypatch: pytest.M
         return "answered"
 
     ctx = SimpleNamespace(method="tools/call")
+    monkeypatch.setattr(trace, "get_tracer_provider", trace.ProxyTracerProvider)  # whatever other tests set
     assert await wrapper(ctx, handler) == "answered"
     assert spanned == []  # no provider: no span work
 
