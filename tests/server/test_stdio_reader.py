@@ -149,6 +149,45 @@ def test_one_socket_for_stdin_and_stdout_as_inetd_and_socat_give_it(tmp_path: Pa
         ours.close()
 
 
+def test_pipes_the_client_made_non_blocking_are_waited_on_not_taken_for_the_end(tmp_path: Path) -> None:
+    """The blocking mode belongs to the pipe, shared by both processes; a client (an event loop) may hand over
+    non-blocking ones: the server waits for requests that come later and for room to write its answers."""
+    in_read, in_write = os.pipe()
+    out_read, out_write = os.pipe()
+    os.set_blocking(in_read, False)
+    os.set_blocking(out_write, False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
+        stdin=in_read,
+        stdout=out_write,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )
+    os.close(in_read)
+    os.close(out_write)
+    try:
+        time.sleep(1)  # nothing to read for a while
+        os.write(in_write, _rpc(1, "initialize", INIT))
+        time.sleep(0.3)
+        os.write(in_write, _rpc(None, "notifications/initialized"))
+        os.write(in_write, b"".join(_rpc(i, "tools/list") for i in range(2, 12)))  # answers fill the pipe
+        time.sleep(1)  # the client does not read yet
+        got = bytearray()
+        reader = threading.Thread(target=lambda: [got.extend(c) for c in iter(lambda: os.read(out_read, 1 << 16), b"")])
+        reader.start()
+        time.sleep(0.3)
+        os.write(in_write, _rpc(99, "ping"))
+        os.close(in_write)
+        assert proc.wait(timeout=30) == 0
+        reader.join(10)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(out_read)
+    ids = [json.loads(line)["id"] for line in got.splitlines()]
+    assert ids == [1, *range(2, 12), 99]
+
+
 def test_a_line_that_is_not_utf8_json_is_answered_and_a_byte_order_mark_is_ignored(tmp_path: Path) -> None:
     lines = (
         _rpc(1, "initialize", INIT)

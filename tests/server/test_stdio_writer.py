@@ -147,3 +147,24 @@ async def test_a_file_or_terminal_is_always_written_by_the_thread(tmp_path: Path
     os.close(fd)
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == list(range(50))
+
+
+async def test_a_pipe_the_client_made_non_blocking_loses_nothing() -> None:
+    """A client may hand over a pipe in non-blocking mode (the mode belongs to the pipe, shared by both
+    processes): a full pipe is then waited for, not taken for a closed client."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    writer = stdio._LineWriter(write_end)
+    for i in range(300):  # about 600 KiB with nobody reading yet: the pipe fills many times over
+        await writer.write(json.dumps({"id": i, "pad": "p" * (i % 3 * 1500 + 1000)}) + "\n")
+        await writer.flush()
+    got, done = bytearray(), threading.Event()
+    threading.Thread(target=_read_all, args=(read_end, got, done), daemon=True).start()
+    for i in range(300, 400):
+        await writer.write(json.dumps({"id": i}) + "\n")
+        await writer.flush()
+    await writer.aclose(5)
+    os.close(write_end)
+    assert done.wait(5)
+    os.close(read_end)
+    assert [json.loads(line)["id"] for line in got.decode().splitlines()] == list(range(400))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -70,12 +71,33 @@ _HEAD = 4096  # bytes kept of an over-long line, to find its request id in
 _BOM = b"\xef\xbb\xbf"
 
 
+class _WaitingReads(io.RawIOBase):
+    """Reads of a file descriptor that wait for data, also when the client made it non-blocking (the mode
+    belongs to the pipe, shared by both processes; a plain read would then find "no data yet" and stop)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._readable = select.poll()  # poll, not select: no limit on the descriptor's number
+        self._readable.register(fd, select.POLLIN)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            try:
+                return os.readv(self._fd, [buffer])
+            except BlockingIOError:
+                self._readable.poll()
+
+
 class _LineReader:
     """Lines from a file descriptor, read on a daemon thread; never more than ``limit`` bytes held."""
 
     def __init__(self, fd: int, limit: int) -> None:
         self.limit = limit
-        self._file = open(fd, "rb", buffering=_CHUNK, closefd=False)  # noqa: SIM115 - owned by the thread
+        self._file = io.BufferedReader(_WaitingReads(fd), buffer_size=_CHUNK)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._room = threading.Semaphore(2)  # backpressure: at most two lines waiting
         self._loop = asyncio.get_running_loop()
@@ -134,6 +156,11 @@ class _LineWriter:
         # Small answers go straight into a pipe that has room (see flush); a terminal, a socket or a file
         # always goes through the thread.
         self._to_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+        # One poll for flush, one for the thread (a poll object is not for two threads at once); poll, not
+        # select: no limit on the descriptor's number.
+        self._writable, self._writable_for_thread = select.poll(), select.poll()
+        self._writable.register(fd, select.POLLOUT)
+        self._writable_for_thread.register(fd, select.POLLOUT)
         self._thread = threading.Thread(target=self._run, name="agnt-traces-stdout", daemon=True)
         self._thread.start()
 
@@ -150,7 +177,11 @@ class _LineWriter:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self._fd, view) :]
+                    try:
+                        view = view[os.write(self._fd, view) :]
+                    except BlockingIOError:  # the client made the pipe non-blocking: wait for room, as a write would
+                        self._writable_for_thread.poll()
+                        continue
                     with self._cond:
                         self._writing = len(view)
                         self._cond.notify_all()  # room again for a flush waiting on the backlog
@@ -208,9 +239,11 @@ class _LineWriter:
     def _write_now(self, data: bytes) -> bytes:
         """What is left of ``data`` after writing it if the pipe has room now (with ``_cond`` held)."""
         try:
-            if not select.select([], [self._fd], [], 0)[1]:
+            if not self._writable.poll(0):
                 return data
             return data[os.write(self._fd, data) :]
+        except BlockingIOError:  # a non-blocking pipe that filled up meanwhile (another writer): the thread waits
+            return data
         except OSError as exc:  # the client closed its end: nothing more can be answered
             self._failed = exc
             raise
