@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -319,3 +320,137 @@ def test_messages_the_sdk_would_drop_without_an_answer_are_answered(tmp_path: Pa
         key=repr,
     )
     assert {a["id"] for a in answers if "result" in a} == {1, 7}
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _drain(fd: int, into: bytearray) -> threading.Thread:
+    thread = threading.Thread(target=lambda: [into.extend(c) for c in iter(lambda: os.read(fd, 1 << 16), b"")])
+    thread.start()
+    return thread
+
+
+def test_answers_reach_a_client_that_reads_them_long_after_its_requests_ended(tmp_path: Path) -> None:
+    requests = tmp_path / "requests.jsonl"  # `serve < requests.jsonl | a consumer that starts late`
+    requests.write_bytes(
+        _rpc(1, "initialize", INIT)
+        + _rpc(None, "notifications/initialized")
+        + b"".join(_rpc(i, "tools/list") for i in range(2, 12))  # ~1 MB of answers: more than the pipe holds
+    )
+    with requests.open("rb") as stdin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
+    time.sleep(stdio.EOF_GRACE + 3)  # longer than any grace: the answers wait as long as the client lives
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert [json.loads(line)["id"] for line in out.splitlines()] == list(range(1, 12))
+
+
+def test_a_client_that_does_not_read_its_answers_is_not_read_either(tmp_path: Path) -> None:
+    """Memory stays bounded by the answers' backlog (each unread answer used to hold a task and its answer:
+    600 answers of ~100 KB took the server past 400 MB); once the client reads, every answer arrives."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=_env(),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    requests = (
+        _rpc(1, "initialize", INIT)
+        + _rpc(None, "notifications/initialized")
+        + b"".join(_rpc(i, "tools/list") for i in range(2, 602))
+    )
+    sender = threading.Thread(target=lambda: (proc.stdin.write(requests), proc.stdin.flush()), daemon=True)  # type: ignore[union-attr]
+    sender.start()
+    try:
+        peak = 0.0
+        for _ in range(30):  # 6 s without reading a byte
+            time.sleep(0.2)
+            peak = max(peak, _rss_mb(proc.pid))
+        got = bytearray()
+        reader = _drain(proc.stdout.fileno(), got)
+        sender.join(30)
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+        reader.join(10)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    assert peak < 200, f"the server held {peak:.0f} MB for a client that read nothing"
+    assert sorted(json.loads(line)["id"] for line in got.splitlines()) == list(range(1, 602))
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_answers_wait_for_the_client_exits_with_its_status(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write(_rpc(1, "initialize", INIT) + _rpc(None, "notifications/initialized"))
+    proc.stdin.write(b"".join(_rpc(i, "tools/list") for i in range(2, 22)))  # ~2 MB, never read
+    proc.stdin.flush()
+    time.sleep(3)
+    started = time.monotonic()
+    proc.send_signal(signum)
+    try:
+        assert proc.wait(timeout=10) == status
+        took = time.monotonic() - started
+        assert b"took too long" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            pipe.close()  # type: ignore[union-attr]
+    assert took < stdio.SHUTDOWN_GRACE  # the store was closed: not the watchdog's exit
+
+
+@pytest.mark.parametrize("closed", ["stdin", "stdout"])
+def test_started_with_stdin_or_stdout_closed_it_says_so(tmp_path: Path, closed: str) -> None:
+    fd = 0 if closed == "stdin" else 1
+    proc = subprocess.run(
+        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
+        preexec_fn=lambda: os.close(fd),
+        capture_output=closed == "stdin",
+        stderr=subprocess.PIPE if closed == "stdout" else None,
+        env=_env(),
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode().startswith(f"error: {closed} is closed: `agnt-traces serve` speaks MCP over stdin")
+    assert b"Traceback" not in proc.stderr
+
+
+def test_a_stdout_that_fails_gives_one_line_and_status_1(tmp_path: Path) -> None:
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
+            input=_rpc(1, "initialize", INIT) + _rpc(None, "notifications/initialized") + _rpc(2, "tools/list"),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=_env(),
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    last = proc.stderr.decode().strip().splitlines()[-1]
+    assert last.startswith("agnt-traces: cannot write answers to stdout (No space left on device); ")
+    assert last.endswith("bytes of answers were not delivered")
+    assert b"Traceback" not in proc.stderr

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import select
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +100,12 @@ async def test_a_closed_client_fails_the_flush(size: int) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
     writer = stdio._LineWriter(write_end)
-    with pytest.raises(OSError):
+    with pytest.raises(stdio.WireLost) as lost:
         for _ in range(100):
             await writer.write("x" * size + "\n")
             await writer.flush()
             await anyio.sleep(0.01)
+    assert lost.value.broken_pipe
     await writer.aclose(1)
     os.close(write_end)
 
@@ -168,3 +171,55 @@ async def test_a_pipe_the_client_made_non_blocking_loses_nothing() -> None:
     assert done.wait(5)
     os.close(read_end)
     assert [json.loads(line)["id"] for line in got.decode().splitlines()] == list(range(400))
+
+
+async def test_once_the_input_has_ended_a_client_that_reads_nothing_is_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stdio, "_BACKLOG", 64 * 1024)
+    monkeypatch.setattr(stdio, "WRITE_STALL", 0.5)
+    read_end, write_end = os.pipe()  # nobody reads
+    writer = stdio._LineWriter(write_end)
+    ended = False
+    writer.input_ended = lambda: ended
+
+    async def fill() -> None:
+        for _ in range(1000):
+            await writer.write("w" * 4095 + "\n")
+            await writer.flush()
+
+    with anyio.move_on_after(2) as waited:  # input still open: the flush waits for the client, for ever
+        await fill()
+    assert waited.cancelled_caught, "a flush past the backlog returned for a client that reads nothing"
+    ended = True
+    started = time.monotonic()
+    with pytest.raises(stdio.WireLost) as lost:
+        await fill()
+    assert 0.5 <= time.monotonic() - started < 3
+    assert lost.value.reason.startswith("the client read no answer for ") and not lost.value.broken_pipe
+    assert await writer.aclose(0.3) > 64 * 1024  # what stays unwritten is counted, not waited for
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_the_end_of_input_is_seen_with_requests_still_unread_in_it(tmp_path: Path) -> None:
+    """What lets a server that stopped reading (its client reads no answers) notice that the client has
+    closed stdin: a pipe or a socket without a writer, or a file."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"unread request\n")
+    ended = stdio._input_ended_probe(read_end)
+    assert not ended()
+    os.close(write_end)
+    assert ended()
+    os.close(read_end)
+    ours, theirs = socket.socketpair()
+    ended = stdio._input_ended_probe(theirs.fileno())
+    assert not ended()
+    ours.shutdown(socket.SHUT_WR)  # inetd / socat: the client is done writing, still reading
+    assert ended()
+    ours.close()
+    theirs.close()
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(b"{}\n")
+    with requests.open("rb") as file:
+        assert stdio._input_ended_probe(file.fileno())()

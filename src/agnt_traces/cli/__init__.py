@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return _run_command(argv)
         finally:
-            sys.stdout.flush()
+            if sys.stdout is not None:  # None: the process was started with stdout closed
+                sys.stdout.flush()
     except BaseException as exc:
         if not _only_broken_pipes(exc):
             raise

@@ -33,9 +33,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down cleanly
             return _exit_now(130)
         return _exit_now(0)
+    std = (("stdin", sys.stdin, 0), ("stdout", sys.stdout, 1))
+    closed = [name for name, stream, fd in std if not _open(stream, fd)]
+    if closed:
+        print(
+            f"error: {' and '.join(closed)} {'is' if len(closed) == 1 else 'are'} closed: `agnt-traces serve` speaks "
+            "MCP over stdin and stdout (start it from an MCP client, or add --http to serve over HTTP)",
+            file=sys.stderr,
+        )
+        return 2
     from ..server.stdio import serve_stdio
 
     return _exit_now(run_async(lambda: serve_stdio(settings)))
+
+
+def _open(stream: object, fd: int) -> bool:
+    """The process was started with this standard descriptor open (Python sets the stream to None when not:
+    a descriptor opened since, by whatever, would not be the client's)."""
+    if stream is None:
+        return False
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _exit_now(code: int) -> int:

@@ -10,14 +10,22 @@
   would drop without an answer: a batch, an id that is not a string or an integer, a wrong ``jsonrpc``,
   ``method`` or ``params`` (-32600 / -32602).
 - stdin is read on a daemon thread that never holds up the exit (and never changes the descriptor's
-  blocking mode, which a terminal or a pipe shared with other processes would keep); at most two request
-  lines wait to be handled before it stops reading.
+  blocking mode, which a terminal or a pipe shared with other processes would keep; a descriptor the client
+  made non-blocking is waited on all the same); at most two request lines wait to be handled before it
+  stops reading.
+- stdout is written by a thread of its own. A client that does not read its answers is not read either
+  once ``_BACKLOG`` bytes of answers wait for it: memory stays bounded, the client's writes block.
 - End of stdin: requests already read are answered (the SDK would cancel them at once) for up to
-  ``EOF_GRACE`` seconds; then the process exits, so ``agnt-traces serve < requests.jsonl`` answers them all.
-  A request the client cancelled (``notifications/cancelled``) is not waited for.
-- SIGINT / SIGTERM: in-flight calls are cancelled, the store is closed (a trace is written in one
-  transaction: whole or not at all), and the process exits. If shutting down takes longer than
-  ``SHUTDOWN_GRACE`` seconds the process exits anyway.
+  ``EOF_GRACE`` seconds, or as long as their answers are being read; then the answers are written while the
+  client reads them, and the process exits, so ``agnt-traces serve < requests.jsonl`` answers them all. A
+  request the client cancelled (``notifications/cancelled``) is not waited for. A client that has closed
+  stdin and reads nothing for ``WRITE_STALL`` seconds is given up: exit status 1 and one line on stderr
+  saying how many bytes were not delivered (so is a stdout that fails: a full disk, a hung-up terminal). A
+  client that closed its end of stdout: exit status 141, as any command writing into a closed pipe.
+- SIGINT / SIGTERM: in-flight calls are cancelled, the answers already made have ``SIGNAL_WRITE_GRACE``
+  seconds to go out, the store is closed (a trace is written in one transaction: whole or not at all), and
+  the process exits (130 / 143). If shutting down takes longer than ``SHUTDOWN_GRACE`` seconds the process
+  exits anyway.
 - One line on stderr when ready: ``agnt-traces: serving MCP over stdio (db …, tenant …)``.
 - The handshake first: tools, resources and prompts are registered (about 0.1 s of CPU) once ``initialize``
   (or ``server/discover``) has been passed on, before any other message reaches the SDK. Their answers do
@@ -37,6 +45,7 @@ import signal
 import stat
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,10 +59,18 @@ from ..gcpolicy import serving, settle
 from ..jsonlimits import INVALID_PARAMS, INVALID_REQUEST, RpcRejection, recover_id, rejection, screen_rpc_line
 from ..store.postgres_base import describe_url
 
-__all__ = ["SHUTDOWN_GRACE", "serve_stdio"]
+__all__ = ["SHUTDOWN_GRACE", "WireLost", "serve_stdio"]
+
+# What a shell reports for a process killed by SIGPIPE (128 + 13), as the command line does.
+BROKEN_PIPE_EXIT = 141
 
 SHUTDOWN_GRACE = 4.0
 EOF_GRACE = 4.0  # seconds the requests in flight at the end of stdin have to be answered
+# After the end of stdin, answers are written as long as the client reads them; one that reads nothing for this
+# many seconds is given up (exit status 1, and a line on stderr saying how much was not delivered).
+WRITE_STALL = 30.0
+_STALLED = f"the client read no answer for {WRITE_STALL:.0f} s after its requests ended"
+SIGNAL_WRITE_GRACE = 1.0  # seconds the answers already made may take to go out after SIGINT / SIGTERM
 # How the SDK writes an answer (a response or an error) to one of the client's requests.
 _ANSWER = re.compile(r'\{"jsonrpc":"2\.0","id":(-?[0-9]+|"(?:[^"\\]|\\.)*"),"(?:result|error)":')
 _CHUNK = 1 << 16
@@ -92,6 +109,18 @@ class _WaitingReads(io.RawIOBase):
                 self._readable.poll()
 
 
+def _input_ended_probe(fd: int) -> Callable[[], bool]:
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return lambda: True
+    probe = select.poll()
+    probe.register(fd, select.POLLRDHUP)  # POLLHUP (a pipe without a writer) is always reported
+
+    def ended() -> bool:
+        return any(events & (select.POLLHUP | select.POLLRDHUP) for _, events in probe.poll(0))
+
+    return ended
+
+
 class _LineReader:
     """Lines from a file descriptor, read on a daemon thread; never more than ``limit`` bytes held."""
 
@@ -101,7 +130,13 @@ class _LineReader:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._room = threading.Semaphore(2)  # backpressure: at most two lines waiting
         self._loop = asyncio.get_running_loop()
+        self._ended = _input_ended_probe(fd)
         threading.Thread(target=self._run, name="agnt-traces-stdin", daemon=True).start()
+
+    def client_done_writing(self) -> bool:
+        """The client has closed its end of stdin (requests may still wait in it, unread): what is already a
+        file, or a pipe or socket without a writer."""
+        return self._ended()
 
     def _put(self, item: Any) -> None:
         self._room.acquire()
@@ -134,14 +169,33 @@ class _LineReader:
         return item
 
 
+class WireLost(Exception):
+    """stdout takes no more answers: the client closed it (``broken_pipe``), writing to it failed, or, after
+    the end of stdin, the client read nothing for ``WRITE_STALL`` seconds."""
+
+    def __init__(self, reason: str, *, broken_pipe: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.broken_pipe = broken_pipe
+
+    @classmethod
+    def of(cls, exc: OSError) -> WireLost:
+        if isinstance(exc, BrokenPipeError | ConnectionResetError):
+            return cls("the client closed its end of stdout", broken_pipe=True)
+        return cls(f"cannot write answers to stdout ({exc.strerror or type(exc).__name__})")
+
+
 class _LineWriter:
     """The SDK's ``stdout``: whole lines, in the order they were written, written by a daemon thread of its
     own. ``flush`` hands the lines over and returns: the event loop never waits for the pipe (a client that
     stops reading blocks that thread, not the loop), answers that come while a write is under way go out
     together in the next one, and the loop is not woken when a write is done. At most ``_BACKLOG`` bytes wait
-    for the thread; past that, ``flush`` waits (off the loop) until the client has read some. An answer of at
-    most ``PIPE_BUF`` bytes into a pipe with room for it and nothing queued before it is written by ``flush``
-    itself: such a write cannot block, and it spares a wake of the thread."""
+    for the thread; past that, ``flush`` waits (cancellably, without blocking the loop) until the client has
+    read some, and so does the reading of requests (:meth:`room`): a client that does not read its answers
+    stops being read, so memory stays bounded. An answer of at most ``PIPE_BUF`` bytes into a pipe with room
+    for it and nothing queued before it is written by ``flush`` itself: such a write cannot block, and it
+    spares a wake of the thread. A failed write, or a client that reads nothing for ``WRITE_STALL`` seconds
+    once its input has ended, raises :class:`WireLost` from every later flush."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
@@ -150,7 +204,13 @@ class _LineWriter:
         self._cond = threading.Condition()
         self._writing = 0  # bytes the thread took and has not written yet
         self._closing = False
-        self._failed: OSError | None = None
+        self._failed: WireLost | None = None
+        self._loop = asyncio.get_running_loop()
+        self._room_waiter: anyio.Event | None = None  # set (on the loop) when the backlog is under the bound
+        self._progress_at = time.monotonic()  # when a byte was last written
+        # The client's input has ended (read to its end, or closed with requests still unread in it): from then
+        # on, a client that reads nothing for WRITE_STALL seconds is given up.
+        self.input_ended: Callable[[], bool] = lambda: False
         self.unanswered: set[int | str] = set()  # ids of requests handed to the SDK and not yet answered
         self._all_answered: anyio.Event | None = None  # set when none is left, if awaited
         # Small answers go straight into a pipe that has room (see flush); a terminal, a socket or a file
@@ -184,14 +244,54 @@ class _LineWriter:
                         continue
                     with self._cond:
                         self._writing = len(view)
-                        self._cond.notify_all()  # room again for a flush waiting on the backlog
-            except OSError as exc:  # the client closed its end: nothing more can be answered
+                        self._progress_at = time.monotonic()
+                        self._wake_room_waiter()
+            except OSError as exc:  # the client closed its end, or the write failed: nothing more can be answered
                 with self._cond:
-                    self._failed = exc
-                    self._pending.clear()
-                    self._writing = 0
-                    self._cond.notify_all()
+                    self._failed = self._failed or WireLost.of(exc)
+                    self._wake_room_waiter()
                 return
+
+    def _backlogged(self) -> bool:
+        return len(self._pending) + self._writing > _BACKLOG
+
+    def _wake_room_waiter(self) -> None:
+        """With ``_cond`` held: tell whoever waits for room (on the loop) that there is some, or a failure."""
+        if self._room_waiter is not None and (self._failed is not None or not self._backlogged()):
+            waiter, self._room_waiter = self._room_waiter, None
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                self._loop.call_soon_threadsafe(waiter.set)
+
+    @property
+    def failure(self) -> WireLost | None:
+        """Why stdout takes no more answers, once it does not."""
+        return self._failed
+
+    @property
+    def undelivered(self) -> int:
+        """Bytes of answers flushed and not (yet) written."""
+        with self._cond:
+            return len(self._pending) + self._writing
+
+    async def room(self) -> None:
+        """Return once at most ``_BACKLOG`` bytes wait for the client (at once, mostly). Cancellable; raises
+        :class:`WireLost` if stdout failed, or if the input has ended and the client has read nothing for
+        ``WRITE_STALL`` seconds."""
+        started = time.monotonic()
+        while True:
+            with self._cond:
+                if self._failed is not None:
+                    raise self._failed
+                if not self._backlogged():
+                    return
+                if self._room_waiter is None:
+                    self._room_waiter = anyio.Event()
+                waiter = self._room_waiter
+            with anyio.move_on_after(1.0):
+                await waiter.wait()
+            if self.input_ended() and time.monotonic() - max(started, self._progress_at) > WRITE_STALL:
+                with self._cond:
+                    self._failed = self._failed or WireLost(_STALLED)
 
     async def write(self, text: str) -> None:
         if self.unanswered and (match := _ANSWER.match(text)) is not None:
@@ -213,9 +313,21 @@ class _LineWriter:
         """Wait (at most ``grace`` seconds) until every request handed to the SDK is answered or cancelled."""
         if not self.unanswered:
             return
-        self._all_answered = anyio.Event()
-        with anyio.move_on_after(grace):
-            await self._all_answered.wait()
+        answered = self._all_answered = anyio.Event()
+        started = time.monotonic()
+        deadline = started + grace
+        while not answered.is_set():
+            with anyio.move_on_after(0.25):
+                await answered.wait()
+            now = time.monotonic()
+            if self._failed is not None:
+                return
+            if self._backlogged():  # the answers wait for the client to read them, not for their calls
+                if now - max(started, self._progress_at) > WRITE_STALL:
+                    return
+                deadline = now + grace
+            elif now >= deadline:
+                return
 
     async def flush(self) -> None:
         data = bytes(self._line)
@@ -232,37 +344,40 @@ class _LineWriter:
                     return
             self._pending += data
             self._cond.notify()
-            backlog = len(self._pending) + self._writing > _BACKLOG
+            backlog = self._backlogged()
         if backlog:
-            await anyio.to_thread.run_sync(self._wait_for_room)
+            await self.room()
 
     def _write_now(self, data: bytes) -> bytes:
         """What is left of ``data`` after writing it if the pipe has room now (with ``_cond`` held)."""
         try:
             if not self._writable.poll(0):
                 return data
-            return data[os.write(self._fd, data) :]
+            left = data[os.write(self._fd, data) :]
         except BlockingIOError:  # a non-blocking pipe that filled up meanwhile (another writer): the thread waits
             return data
-        except OSError as exc:  # the client closed its end: nothing more can be answered
-            self._failed = exc
-            raise
-
-    def _wait_for_room(self) -> None:
-        with self._cond:
-            while len(self._pending) + self._writing > _BACKLOG and self._failed is None:
-                self._cond.wait()
+        except OSError as exc:  # the client closed its end, or the write failed: nothing more can be answered
+            self._failed = WireLost.of(exc)
+            raise self._failed from None
+        self._progress_at = time.monotonic()
+        return left
 
     async def send(self, message: dict[str, Any]) -> None:
         self._line += (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
         await self.flush()
 
-    async def aclose(self, grace: float) -> None:
-        """Let the thread write what is pending, then stop it (waiting at most ``grace`` seconds)."""
+    async def aclose(self, stall: float) -> int:
+        """Let the thread write what is pending and stop, as long as the client reads: once it has read
+        nothing for ``stall`` seconds, stop waiting. Returns how many bytes were not written."""
         with self._cond:
             self._closing = True
             self._cond.notify()
-        await anyio.to_thread.run_sync(self._thread.join, grace)
+        started = time.monotonic()
+        while self._thread.is_alive() and self._failed is None:
+            await anyio.to_thread.run_sync(self._thread.join, min(0.2, stall))
+            if time.monotonic() - max(started, self._progress_at) >= stall:
+                break
+        return 0 if not self._thread.is_alive() and self._failed is None else self.undelivered
 
 
 _HANDSHAKE = frozenset({"initialize", "server/discover"})
@@ -376,6 +491,7 @@ class _ScreenedStdin:
                 if malformed.response is not None:
                     await self._writer.send(malformed.response)
                 continue
+            await self._writer.room()  # a client that does not read its answers is not read either
             _note_request(message, self._writer)
             if self._before_requests is not None and not _is_handshake_message(message):
                 setup, self._before_requests = self._before_requests, None
@@ -412,6 +528,8 @@ async def serve_stdio(settings: Settings) -> int:
 
     wire_in, wire_out = _claim_std_fds()
     signalled: list[int] = []
+    lost: list[WireLost] = []
+    undelivered = 0
     serving()
     async with open_app(settings) as app:  # closed outside the cancelled scope: a clean close
         mcp, register_tools = build_server_deferred(settings, shared_app=lambda: app)
@@ -423,6 +541,7 @@ async def serve_stdio(settings: Settings) -> int:
         server = lowlevel_server(mcp)
         reader = _LineReader(wire_in, settings.stdio_line_limit)
         writer = _LineWriter(wire_out)
+        writer.input_ended = reader.client_done_writing
         async with anyio.create_task_group() as tg:
 
             async def on_signal() -> None:
@@ -443,10 +562,28 @@ async def serve_stdio(settings: Settings) -> int:
             try:
                 async with stdio_server(stdin=_ScreenedStdin(reader, writer, register), stdout=writer) as (read, write):  # type: ignore[arg-type]
                     await server.run(read, write, server.create_initialization_options())
+            except* WireLost as group:
+                lost.extend(_leaves(group))
             finally:
-                with anyio.CancelScope(shield=True):
-                    await writer.aclose(SHUTDOWN_GRACE)  # the last answers, before the store closes
+                with anyio.CancelScope(shield=True):  # the last answers, before the store closes
+                    undelivered = await writer.aclose(0 if lost else SIGNAL_WRITE_GRACE if signalled else WRITE_STALL)
+            if not lost and writer.failure is not None:  # a write failed after the last flush
+                lost.append(writer.failure)
             tg.cancel_scope.cancel()  # EOF: stop the signal watcher
     if signalled:
         return 130 if signalled[0] == signal.SIGINT else 143
+    if any(failure.broken_pipe for failure in lost):
+        return BROKEN_PIPE_EXIT  # the client went away: as any command writing into a closed pipe
+    if lost or undelivered:
+        reason = (
+            lost[0].reason if lost else f"the client read no answer for {WRITE_STALL:.0f} s after its requests ended"
+        )
+        print(f"agnt-traces: {reason}; {undelivered} bytes of answers were not delivered", file=sys.stderr, flush=True)
+        return 1
     return 0
+
+
+def _leaves(group: BaseExceptionGroup[WireLost]) -> list[WireLost]:
+    return [
+        leaf for exc in group.exceptions for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    ]
