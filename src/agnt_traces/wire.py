@@ -22,6 +22,7 @@ class WireModel(BaseModel):
         populate_by_name=True,
         serialize_by_alias=True,
         extra="forbid",
+        defer_build=True,
     )
 
     def render(self) -> dict[str, Any]:

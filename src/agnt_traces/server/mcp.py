@@ -11,7 +11,6 @@ from mcp.server.mcpserver import MCPServer
 from .. import __version__
 from ..app import App, open_app
 from ..config import Settings
-from . import apps, prompts_mcp, resources, tools_golden, tools_playground, tools_prompts, tools_traces
 from .common import error_shape_middleware, prompt_arguments_middleware
 from .output_schemas import simplified
 from .sdk_seams import registered_tools, spans_when_traced
@@ -63,6 +62,9 @@ def build_server_deferred(
     spans_when_traced(mcp)
 
     def register() -> None:
+        # Imported here: their result models take ~25 ms to build, which the handshake need not wait for.
+        from . import apps, prompts_mcp, resources, tools_golden, tools_playground, tools_prompts, tools_traces
+
         for module in (tools_traces, tools_prompts, tools_playground, tools_golden, resources, apps, prompts_mcp):
             module.register(mcp)
         _forbid_unknown_arguments(mcp)
