@@ -30,6 +30,19 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def _spawn(
+    db: Path, stdin: Any = subprocess.PIPE, stdout: Any = subprocess.PIPE, stderr: Any = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """``agnt-traces serve`` (on pipes, unless told otherwise)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(db)],
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        env=_env(),
+    )
+
+
 def _rpc(msg_id: Any, method: str, params: Any = None) -> bytes:
     message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if msg_id is not None:
@@ -121,13 +134,7 @@ def test_a_burst_of_calls_then_the_end_of_stdin_gets_every_answer_and_leaves_the
 
 def test_one_socket_for_stdin_and_stdout_as_inetd_and_socat_give_it(tmp_path: Path) -> None:
     ours, theirs = socket.socketpair()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
-        stdin=theirs,
-        stdout=theirs,
-        stderr=subprocess.DEVNULL,
-        env=_env(),
-    )
+    proc = _spawn(tmp_path / "t.db", stdin=theirs, stdout=theirs)
     theirs.close()
     try:
         ours.sendall(_rpc(1, "initialize", INIT) + _rpc(None, "notifications/initialized"))
@@ -157,13 +164,7 @@ def test_pipes_the_client_made_non_blocking_are_waited_on_not_taken_for_the_end(
     out_read, out_write = os.pipe()
     os.set_blocking(in_read, False)
     os.set_blocking(out_write, False)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
-        stdin=in_read,
-        stdout=out_write,
-        stderr=subprocess.DEVNULL,
-        env=_env(),
-    )
+    proc = _spawn(tmp_path / "t.db", stdin=in_read, stdout=out_write)
     os.close(in_read)
     os.close(out_write)
     try:
@@ -217,13 +218,7 @@ def _serve_slowly(tmp_path: Path, model_server: ModelServer) -> subprocess.Popen
         "blocks": [{"id": "s", "role": "system", "content": "Be brief."}],
         "model": {"provider": "openai", "name": "gpt-4o-mini", "params": {"api_base": model_server.openai_base}},
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=_env(),
-    )
+    proc = _spawn(tmp_path / "t.db")
     assert proc.stdin is not None and proc.stdout is not None
     upsert = {"name": "upsert_prompt", "arguments": {"name": "slow", "content": content}}
     proc.stdin.write(
@@ -343,13 +338,7 @@ def test_answers_reach_a_client_that_reads_them_long_after_its_requests_ended(tm
         + b"".join(_rpc(i, "tools/list") for i in range(2, 12))  # ~1 MB of answers: more than the pipe holds
     )
     with requests.open("rb") as stdin:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_env(),
-        )
+        proc = _spawn(tmp_path / "t.db", stdin=stdin, stderr=subprocess.PIPE)
     time.sleep(stdio.EOF_GRACE + 3)  # longer than any grace: the answers wait as long as the client lives
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()[-2000:]
@@ -359,13 +348,7 @@ def test_answers_reach_a_client_that_reads_them_long_after_its_requests_ended(tm
 def test_a_client_that_does_not_read_its_answers_is_not_read_either(tmp_path: Path) -> None:
     """Memory stays bounded by the answers' backlog (each unread answer used to hold a task and its answer:
     600 answers of ~100 KB took the server past 400 MB); once the client reads, every answer arrives."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=_env(),
-    )
+    proc = _spawn(tmp_path / "t.db")
     assert proc.stdin is not None and proc.stdout is not None
     requests = (
         _rpc(1, "initialize", INIT)
@@ -397,13 +380,7 @@ def test_a_client_that_does_not_read_its_answers_is_not_read_either(tmp_path: Pa
 def test_a_signal_while_answers_wait_for_the_client_exits_with_its_status(
     tmp_path: Path, signum: int, status: int
 ) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_env(),
-    )
+    proc = _spawn(tmp_path / "t.db", stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stderr is not None
     proc.stdin.write(_rpc(1, "initialize", INIT) + _rpc(None, "notifications/initialized"))
     proc.stdin.write(b"".join(_rpc(i, "tools/list") for i in range(2, 22)))  # ~2 MB, never read
