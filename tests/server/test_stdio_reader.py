@@ -429,5 +429,5 @@ def test_a_stdout_that_fails_gives_one_line_and_status_1(tmp_path: Path) -> None
     assert proc.returncode == 1
     last = proc.stderr.decode().strip().splitlines()[-1]
     assert last.startswith("agnt-traces: cannot write answers to stdout (No space left on device); ")
-    assert last.endswith("bytes of answers were not delivered")
+    assert last.endswith("bytes of answers were not written")
     assert b"Traceback" not in proc.stderr

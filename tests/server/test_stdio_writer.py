@@ -223,3 +223,29 @@ def test_the_end_of_input_is_seen_with_requests_still_unread_in_it(tmp_path: Pat
     requests.write_bytes(b"{}\n")
     with requests.open("rb") as file:
         assert stdio._input_ended_probe(file.fileno())()
+
+
+async def test_a_client_that_reads_slowly_is_seen_reading_not_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progress is seen every PIPE_BUF bytes the client reads (one big blocking write would show none until the
+    client had read nearly all of it, and a slow reader would be given up with its answer cut)."""
+    monkeypatch.setattr(stdio, "WRITE_STALL", 0.5)
+    read_end, write_end = os.pipe()
+    writer = stdio._LineWriter(write_end)
+    writer.input_ended = lambda: True
+    got = bytearray()
+
+    def slow_reader() -> None:  # about 40 KB/s: 200 KB take ~5 s, never 0.5 s without reading
+        while chunk := os.read(read_end, 4096):
+            got.extend(chunk)
+            time.sleep(0.1)
+
+    for i in range(50):
+        await writer.write(json.dumps({"id": i, "pad": "s" * 4000}) + "\n")
+        await writer.flush()
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    assert await writer.aclose(0.5) == 0, "a client reading steadily was given up"
+    os.close(write_end)
+    reader.join(10)
+    os.close(read_end)
+    assert [json.loads(line)["id"] for line in got.decode().splitlines()] == list(range(50))

@@ -20,8 +20,10 @@
   client reads them, and the process exits, so ``agnt-traces serve < requests.jsonl`` answers them all. A
   request the client cancelled (``notifications/cancelled``) is not waited for. A client that has closed
   stdin and reads nothing for ``WRITE_STALL`` seconds is given up: exit status 1 and one line on stderr
-  saying how many bytes were not delivered (so is a stdout that fails: a full disk, a hung-up terminal). A
-  client that closed its end of stdout: exit status 141, as any command writing into a closed pipe.
+  saying how many bytes of answers were not written (so is a stdout that fails: a full disk, a hung-up
+  terminal). A client that closed its end of stdout: exit status 141, as any command writing into a closed
+  pipe. A client that writes all its requests before reading any answer deadlocks once more than about
+  128 KiB of requests wait to be read and more than the backlog of answers waits for it: read while writing.
 - SIGINT / SIGTERM: in-flight calls are cancelled, the answers already made have ``SIGNAL_WRITE_GRACE``
   seconds to go out, the store is closed (a trace is written in one transaction: whole or not at all), and
   the process exits (130 / 143). If shutting down takes longer than ``SHUTDOWN_GRACE`` seconds the process
@@ -67,7 +69,7 @@ BROKEN_PIPE_EXIT = 141
 SHUTDOWN_GRACE = 4.0
 EOF_GRACE = 4.0  # seconds the requests in flight at the end of stdin have to be answered
 # After the end of stdin, answers are written as long as the client reads them; one that reads nothing for this
-# many seconds is given up (exit status 1, and a line on stderr saying how much was not delivered).
+# many seconds is given up (exit status 1, and a line on stderr saying how much was not written).
 WRITE_STALL = 30.0
 _STALLED = f"the client read no answer for {WRITE_STALL:.0f} s after its requests ended"
 SIGNAL_WRITE_GRACE = 1.0  # seconds the answers already made may take to go out after SIGINT / SIGTERM
@@ -215,7 +217,12 @@ class _LineWriter:
         self._all_answered: anyio.Event | None = None  # set when none is left, if awaited
         # Small answers go straight into a pipe that has room (see flush); a terminal, a socket or a file
         # always goes through the thread.
-        self._to_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+        mode = os.fstat(fd).st_mode
+        self._to_pipe = stat.S_ISFIFO(mode)
+        # The thread writes a pipe, a socket or a terminal PIPE_BUF bytes at a time: such a write returns as soon
+        # as the client has read that much, so a client that reads slowly is seen making progress (one big
+        # blocking write would return only once the client had read nearly all of it).
+        self._chunk = 1 << 20 if stat.S_ISREG(mode) else select.PIPE_BUF
         # One poll for flush, one for the thread (a poll object is not for two threads at once); poll, not
         # select: no limit on the descriptor's number.
         self._writable, self._writable_for_thread = select.poll(), select.poll()
@@ -238,7 +245,7 @@ class _LineWriter:
                 view = memoryview(data)
                 while view:
                     try:
-                        view = view[os.write(self._fd, view) :]
+                        view = view[os.write(self._fd, view[: self._chunk]) :]
                     except BlockingIOError:  # the client made the pipe non-blocking: wait for room, as a write would
                         self._writable_for_thread.poll()
                         continue
@@ -578,7 +585,7 @@ async def serve_stdio(settings: Settings) -> int:
         reason = (
             lost[0].reason if lost else f"the client read no answer for {WRITE_STALL:.0f} s after its requests ended"
         )
-        print(f"agnt-traces: {reason}; {undelivered} bytes of answers were not delivered", file=sys.stderr, flush=True)
+        print(f"agnt-traces: {reason}; {undelivered} bytes of answers were not written", file=sys.stderr, flush=True)
         return 1
     return 0
 
