@@ -249,3 +249,30 @@ async def test_a_client_that_reads_slowly_is_seen_reading_not_given_up(monkeypat
     reader.join(10)
     os.close(read_end)
     assert [json.loads(line)["id"] for line in got.decode().splitlines()] == list(range(50))
+
+
+async def test_closing_within_a_deadline_stops_waiting_for_a_client_that_reads_on() -> None:
+    read_end, write_end = os.pipe()
+    writer = stdio._LineWriter(write_end)
+    for i in range(400):  # ~1.6 MB
+        await writer.write(json.dumps({"id": i, "pad": "d" * 4000}) + "\n")
+        await writer.flush()
+    got, stop = bytearray(), threading.Event()
+
+    def steady_reader() -> None:  # reads on for about 4 s: never idle long enough for the stall rule
+        while not stop.is_set() and (chunk := os.read(read_end, 4096)):
+            got.extend(chunk)
+            time.sleep(0.01)
+
+    reader = threading.Thread(target=steady_reader)
+    reader.start()
+    started = time.monotonic()
+    left = await writer.aclose(1.0, within=1.0)
+    took = time.monotonic() - started
+    stop.set()
+    reader.join(10)
+    os.close(read_end)  # the thread's write fails (EPIPE) and it ends, before its descriptor is closed
+    writer._thread.join(5)
+    os.close(write_end)
+    assert 0.9 <= took < 2, f"closing took {took:.1f} s"
+    assert left > 0 and len(got) > 0

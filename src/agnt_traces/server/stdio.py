@@ -373,16 +373,18 @@ class _LineWriter:
         self._line += (json.dumps(message, ensure_ascii=False) + "\n").encode("utf-8")
         await self.flush()
 
-    async def aclose(self, stall: float) -> int:
+    async def aclose(self, stall: float, *, within: float | None = None) -> int:
         """Let the thread write what is pending and stop, as long as the client reads: once it has read
-        nothing for ``stall`` seconds, stop waiting. Returns how many bytes were not written."""
+        nothing for ``stall`` seconds (or ``within`` seconds have passed, if given), stop waiting. Returns how
+        many bytes were not written."""
         with self._cond:
             self._closing = True
             self._cond.notify()
         started = time.monotonic()
         while self._thread.is_alive() and self._failed is None:
             await anyio.to_thread.run_sync(self._thread.join, min(0.2, stall))
-            if time.monotonic() - max(started, self._progress_at) >= stall:
+            now = time.monotonic()
+            if now - max(started, self._progress_at) >= stall or (within is not None and now - started >= within):
                 break
         return 0 if not self._thread.is_alive() and self._failed is None else self.undelivered
 
@@ -573,7 +575,12 @@ async def serve_stdio(settings: Settings) -> int:
                 lost.extend(_leaves(group))
             finally:
                 with anyio.CancelScope(shield=True):  # the last answers, before the store closes
-                    undelivered = await writer.aclose(0 if lost else SIGNAL_WRITE_GRACE if signalled else WRITE_STALL)
+                    if lost:
+                        undelivered = await writer.aclose(0)
+                    elif signalled:  # the client asked us to stop: a second at most
+                        undelivered = await writer.aclose(SIGNAL_WRITE_GRACE, within=SIGNAL_WRITE_GRACE)
+                    else:
+                        undelivered = await writer.aclose(WRITE_STALL)
             if not lost and writer.failure is not None:  # a write failed after the last flush
                 lost.append(writer.failure)
             tg.cancel_scope.cancel()  # EOF: stop the signal watcher
@@ -582,9 +589,7 @@ async def serve_stdio(settings: Settings) -> int:
     if any(failure.broken_pipe for failure in lost):
         return BROKEN_PIPE_EXIT  # the client went away: as any command writing into a closed pipe
     if lost or undelivered:
-        reason = (
-            lost[0].reason if lost else f"the client read no answer for {WRITE_STALL:.0f} s after its requests ended"
-        )
+        reason = lost[0].reason if lost else _STALLED
         print(f"agnt-traces: {reason}; {undelivered} bytes of answers were not written", file=sys.stderr, flush=True)
         return 1
     return 0
