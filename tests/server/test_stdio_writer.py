@@ -174,7 +174,7 @@ async def test_a_pipe_the_client_made_non_blocking_loses_nothing() -> None:
 
 
 async def test_once_the_input_has_ended_a_client_that_reads_nothing_is_given_up(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(stdio, "_BACKLOG", 64 * 1024)
     monkeypatch.setattr(stdio, "WRITE_STALL", 0.5)
@@ -188,9 +188,12 @@ async def test_once_the_input_has_ended_a_client_that_reads_nothing_is_given_up(
             await writer.write("w" * 4095 + "\n")
             await writer.flush()
 
-    with anyio.move_on_after(2) as waited:  # input still open: the flush waits for the client, for ever
+    monkeypatch.setattr(stdio, "BACKLOG_HINT_AFTER", 1.0)
+    with anyio.move_on_after(2.5) as waited:  # input still open: the flush waits for the client, for ever
         await fill()
     assert waited.cancelled_caught, "a flush past the backlog returned for a client that reads nothing"
+    hint = capsys.readouterr().err
+    assert hint.count("bytes of answers wait for the client to read them; no more requests are read") == 1
     ended = True
     started = time.monotonic()
     with pytest.raises(stdio.WireLost) as lost:

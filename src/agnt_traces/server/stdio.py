@@ -72,6 +72,7 @@ EOF_GRACE = 4.0  # seconds the requests in flight at the end of stdin have to be
 # many seconds is given up (exit status 1, and a line on stderr saying how much was not written).
 WRITE_STALL = 30.0
 _STALLED = f"the client read no answer for {WRITE_STALL:.0f} s after its requests ended"
+BACKLOG_HINT_AFTER = 10.0  # seconds of waiting for a client to read, before saying so on stderr (once)
 SIGNAL_WRITE_GRACE = 1.0  # seconds the answers already made may take to go out after SIGINT / SIGTERM
 # How the SDK writes an answer (a response or an error) to one of the client's requests.
 _ANSWER = re.compile(r'\{"jsonrpc":"2\.0","id":(-?[0-9]+|"(?:[^"\\]|\\.)*"),"(?:result|error)":')
@@ -210,6 +211,7 @@ class _LineWriter:
         self._loop = asyncio.get_running_loop()
         self._room_waiter: anyio.Event | None = None  # set (on the loop) when the backlog is under the bound
         self._progress_at = time.monotonic()  # when a byte was last written
+        self._hinted = False  # said on stderr that answers wait for the client
         # The client's input has ended (read to its end, or closed with requests still unread in it): from then
         # on, a client that reads nothing for WRITE_STALL seconds is given up.
         self.input_ended: Callable[[], bool] = lambda: False
@@ -296,6 +298,14 @@ class _LineWriter:
                 waiter = self._room_waiter
             with anyio.move_on_after(1.0):
                 await waiter.wait()
+            if not self._hinted and time.monotonic() - started > BACKLOG_HINT_AFTER:
+                self._hinted = True
+                print(
+                    f"agnt-traces: {self.undelivered} bytes of answers wait for the client to read them; no more "
+                    "requests are read until it does (a client must read answers while it writes requests)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if self.input_ended() and time.monotonic() - max(started, self._progress_at) > WRITE_STALL:
                 with self._cond:
                     self._failed = self._failed or WireLost(_STALLED)
