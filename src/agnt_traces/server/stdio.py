@@ -271,6 +271,10 @@ class _LineWriter:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
                 self._loop.call_soon_threadsafe(waiter.set)
 
+    def _idle_since(self, started: float) -> float:
+        """Seconds without a byte written, counted from ``started`` at the earliest (when a wait began)."""
+        return time.monotonic() - max(started, self._progress_at)
+
     @property
     def failure(self) -> WireLost | None:
         """Why stdout takes no more answers, once it does not."""
@@ -306,7 +310,7 @@ class _LineWriter:
                     file=sys.stderr,
                     flush=True,
                 )
-            if self.input_ended() and time.monotonic() - max(started, self._progress_at) > WRITE_STALL:
+            if self.input_ended() and self._idle_since(started) > WRITE_STALL:
                 with self._cond:
                     self._failed = self._failed or WireLost(_STALLED)
 
@@ -340,7 +344,7 @@ class _LineWriter:
             if self._failed is not None:
                 return
             if self._backlogged():  # the answers wait for the client to read them, not for their calls
-                if now - max(started, self._progress_at) > WRITE_STALL:
+                if self._idle_since(started) > WRITE_STALL:
                     return
                 deadline = now + grace
             elif now >= deadline:
@@ -393,8 +397,7 @@ class _LineWriter:
         started = time.monotonic()
         while self._thread.is_alive() and self._failed is None:
             await anyio.to_thread.run_sync(self._thread.join, min(0.2, stall))
-            now = time.monotonic()
-            if now - max(started, self._progress_at) >= stall or (within is not None and now - started >= within):
+            if self._idle_since(started) >= stall or (within is not None and time.monotonic() - started >= within):
                 break
         return 0 if not self._thread.is_alive() and self._failed is None else self.undelivered
 
