@@ -11,8 +11,8 @@
   ``method`` or ``params`` (-32600 / -32602).
 - stdin is read on a daemon thread that never holds up the exit (and never changes the descriptor's
   blocking mode, which a terminal or a pipe shared with other processes would keep; a descriptor the client
-  made non-blocking is waited on all the same); at most two request lines wait to be handled before it
-  stops reading.
+  made non-blocking is waited on all the same); the lines of each read are handed over together, and at
+  most two reads' worth of request lines wait to be handled before it stops reading.
 - stdout is written by a thread of its own. A client that does not read its answers is not read either
   once ``_BACKLOG`` bytes of answers wait for it: memory stays bounded, the client's writes block.
 - End of stdin: requests already read are answered (the SDK would cancel them at once) for up to
@@ -23,7 +23,7 @@
   saying how many bytes of answers were not written (so is a stdout that fails: a full disk, a hung-up
   terminal). A client that closed its end of stdout: exit status 141, as any command writing into a closed
   pipe. A client that writes all its requests before reading any answer deadlocks once more than about
-  128 KiB of requests wait to be read and more than the backlog of answers waits for it: read while writing.
+  256 KiB of requests wait to be read and more than the backlog of answers waits for it: read while writing.
 - SIGINT / SIGTERM: in-flight calls are cancelled, the answers already made have ``SIGNAL_WRITE_GRACE``
   seconds to go out, the store is closed (a trace is written in one transaction: whole or not at all), and
   the process exits (130 / 143). If shutting down takes longer than ``SHUTDOWN_GRACE`` seconds the process
@@ -37,6 +37,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import io
 import json
@@ -125,13 +126,19 @@ def _input_ended_probe(fd: int) -> Callable[[], bool]:
 
 
 class _LineReader:
-    """Lines from a file descriptor, read on a daemon thread; never more than ``limit`` bytes held."""
+    """Lines from a file descriptor, read on a daemon thread; never more than ``limit`` bytes held of a line.
+
+    The thread hands over the lines of each read together (a client that writes several requests at once costs
+    one wake-up of the event loop and one of the thread, not one each per line), and holds at most two such
+    batches for the loop before it stops reading: at most two reads of ``_CHUNK`` bytes, or the lines they end."""
 
     def __init__(self, fd: int, limit: int) -> None:
         self.limit = limit
-        self._file = io.BufferedReader(_WaitingReads(fd), buffer_size=_CHUNK)
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._room = threading.Semaphore(2)  # backpressure: at most two lines waiting
+        self._head = min(_HEAD, limit + 1)  # bytes kept of an over-long line (as read up to the limit)
+        self._raw = _WaitingReads(fd)
+        self._queue: asyncio.Queue[list[Any]] = asyncio.Queue()
+        self._ready: collections.deque[Any] = collections.deque()  # handed over, not yet taken by next()
+        self._room = threading.Semaphore(2)  # backpressure: at most two batches waiting
         self._loop = asyncio.get_running_loop()
         self._ended = _input_ended_probe(fd)
         threading.Thread(target=self._run, name="agnt-traces-stdin", daemon=True).start()
@@ -141,35 +148,62 @@ class _LineReader:
         file, or a pipe or socket without a writer."""
         return self._ended()
 
-    def _put(self, item: Any) -> None:
+    def _put(self, batch: list[Any]) -> None:
         self._room.acquire()
         with contextlib.suppress(RuntimeError):  # RuntimeError: the loop is closed, the server is gone
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, batch)
 
     def _run(self) -> None:
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
+        partial = bytearray()  # the start of a line whose end has not been read yet (at most `limit` bytes)
+        too_long: _TooLong | None = None  # a line over the limit, being discarded as it streams in
+        batch: list[Any] = []
         try:
             while True:
-                line = self._file.readline(self.limit + 1)
-                if not line:
+                n = self._raw.readinto(view)
+                if not n:
                     break
-                if len(line) > self.limit and not line.endswith(b"\n"):
-                    head, size = line[:_HEAD], len(line)
-                    while not line.endswith(b"\n"):  # discard the rest of the line, chunk by chunk
-                        line = self._file.readline(_CHUNK)
-                        if not line:
-                            break
-                        size += len(line)
-                    self._put(_TooLong(head, size))
-                    continue
-                self._put(line)
+                chunk = bytes(view[:n])
+                start = 0
+                if too_long is not None:
+                    end = chunk.find(b"\n")
+                    if end < 0:
+                        too_long = _TooLong(too_long.head, too_long.size + n)
+                        continue
+                    batch.append(_TooLong(too_long.head, too_long.size + end + 1))
+                    too_long, start = None, end + 1
+                while (end := chunk.find(b"\n", start)) >= 0:
+                    if partial:
+                        partial += chunk[start : end + 1]
+                        line = bytes(partial)
+                        partial.clear()
+                    else:
+                        line = chunk[start : end + 1]
+                    # As ``readline(limit + 1)``: a line of more than `limit` bytes before its newline is too long.
+                    batch.append(line if len(line) <= self.limit + 1 else _TooLong(line[: self._head], len(line)))
+                    start = end + 1
+                partial += chunk[start:]
+                if len(partial) > self.limit:
+                    too_long = _TooLong(bytes(partial[: self._head]), len(partial))
+                    partial.clear()
+                if batch:
+                    self._put(batch)
+                    batch = []
         except (OSError, ValueError):
             pass
-        self._put(_EOF)
+        if too_long is not None:
+            batch.append(too_long)
+        elif partial:
+            batch.append(bytes(partial))  # the last line, without its newline
+        batch.append(_EOF)
+        self._put(batch)
 
     async def next(self) -> Any:
-        item = await self._queue.get()
-        self._room.release()
-        return item
+        if not self._ready:
+            self._ready.extend(await self._queue.get())
+            self._room.release()
+        return self._ready.popleft()
 
 
 class WireLost(Exception):
