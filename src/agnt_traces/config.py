@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidArgument
 from .llm.policy import ModelPolicy
-from .models import TENANT_RE
+
+TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 if TYPE_CHECKING:
     from .otlp.decode import OtlpLimits

@@ -36,7 +36,6 @@ __all__ = [
 PROMPT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 BLOCK_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 Role = Literal["system", "user", "assistant"]
 VariableType = Literal["string", "number", "integer", "boolean", "list", "object"]

@@ -45,7 +45,7 @@ def check_db_of(args: argparse.Namespace) -> None:
         InvalidArgument: the database path is unusable; the message names it and the problem.
     """
     path = _db_path_of(args)
-    from ..store.postgres_base import is_postgres_url
+    from ..dburls import is_postgres_url
 
     if path is not None and not is_postgres_url(path):
         from ..store.dbfile import check_db_path

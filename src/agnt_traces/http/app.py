@@ -29,12 +29,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import __version__
 from ..app import App, open_app
 from ..config import Settings
+from ..dburls import describe_url
 from ..errors import InvalidArgument
 from ..eventloop import asyncio_owned
 from ..gcpolicy import serving, settle
 from ..logs import log_failure
 from ..server.sdk_seams import install_per_request_answers, one_header_bearer
-from ..store.postgres_base import describe_url
 from .auth import DEFAULT_TOKEN_TTL, McpTokenVerifier, TokenAuth
 from .errors import BodyLimitMiddleware, http_exception_handler, unexpected_error_handler
 from .inflight import InFlight, InFlightMiddleware

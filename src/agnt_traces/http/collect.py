@@ -64,7 +64,7 @@ def build_collect_app(settings: Settings) -> Starlette:
 
 def serve_collect(settings: Settings, port: int = DEFAULT_COLLECT_PORT) -> None:
     """Serve until interrupted, on 127.0.0.1 only; a line with the endpoint goes to stderr."""
-    from ..store.postgres_base import describe_url
+    from ..dburls import describe_url
     from .app import _listen, _local_url, run_server
 
     sock = _listen(COLLECT_HOST, port)

@@ -14,18 +14,47 @@ The built-in offline model ``agnt-local/echo`` (a deterministic local test model
 no network. ``await aclose()`` at shutdown closes LiteLLM's cached HTTP clients.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from agnt_traces.llm._runtime import aclose, is_loaded, load_litellm, preload
-from agnt_traces.llm.calls import (
-    LOCAL_API_KEY,
-    CallResult,
-    CallSettings,
-    build_messages,
-    call_model,
-    estimate_cost,
-    estimate_tokens,
-)
-from agnt_traces.llm.pricing import LOCAL_PROVIDER
 from agnt_traces.llm.scrub import is_secret_name, scrub, scrub_params
+
+if TYPE_CHECKING:
+    from agnt_traces.llm.calls import (
+        LOCAL_API_KEY,
+        CallResult,
+        CallSettings,
+        build_messages,
+        call_model,
+        estimate_cost,
+        estimate_tokens,
+    )
+    from agnt_traces.llm.pricing import LOCAL_PROVIDER
+
+# Loaded on first use: a module of the package (``llm.policy``, which the settings need) comes without the
+# call path and the records it builds.
+_LAZY = {
+    "LOCAL_API_KEY": "calls",
+    "CallResult": "calls",
+    "CallSettings": "calls",
+    "build_messages": "calls",
+    "call_model": "calls",
+    "estimate_cost": "calls",
+    "estimate_tokens": "calls",
+    "LOCAL_PROVIDER": "pricing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "LOCAL_API_KEY",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ..dburls import describe_url, is_postgres_url
 from ..errors import Conflict, InvalidArgument
 from ..ingest_records import IngestResult, TraceRecord
 from ..models import Trace
@@ -30,7 +31,6 @@ from .codec import (
 from .connections import ReadBudgetExceeded
 from .fulltext import check_fulltext_query
 from .pg_fulltext import document_vector, to_tsquery_literal
-from .postgres_base import describe_url, is_postgres_url
 from .postgres_golden import PostgresGoldenMixin
 from .postgres_prompts import PostgresPromptsMixin
 from .rollups import STATS_GROUPS, rollup_fields, stats_rows

@@ -13,8 +13,8 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
+from ..dburls import describe_url, is_postgres_url
 from ..errors import InvalidArgument, StoreUnavailable
 from ..ids import now_ms
 from ..models import PromptContent, canonical_json
@@ -36,25 +36,6 @@ _UNREACHABLE = (
     "the PostgreSQL database does not answer: nothing of this call was stored or read; check that the server "
     "runs and that --db (AGNT_TRACES_DB) names it"
 )
-
-
-def is_postgres_url(db: str) -> bool:
-    """``db`` names a PostgreSQL database (``postgresql://…`` or ``postgres://…``), not a SQLite file."""
-    return db.startswith(("postgresql://", "postgres://"))
-
-
-def describe_url(db: str) -> str:
-    """``db`` fit for a log line or a message: a PostgreSQL URL loses its password and its query string."""
-    if not is_postgres_url(db):
-        return db
-    parts = urlsplit(db)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _env_number(name: str, default: float) -> float:

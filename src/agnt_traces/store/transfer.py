@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..dburls import is_postgres_url
 from .codec import body_search_text
 from .migrations import create_fts_sql, fts_table
 from .pg_fulltext import document_vector
-from .postgres_base import is_postgres_url
 from .stats_rollups import PG_UPSERT, RollupBatch, hist_int, int_hist, lanes_int, postgres_rows, write_sqlite
 
 __all__ = ["TableCheck", "copy_all", "verify"]

@@ -50,8 +50,8 @@ def build_ui_app(settings: Settings, port: int) -> Starlette:
 
 def serve_ui(settings: Settings, port: int) -> None:
     """Serve until interrupted; one line with the URL goes to stderr."""
+    from ..dburls import describe_url
     from ..http.app import _listen, run_server
-    from ..store.postgres_base import describe_url
 
     sock = _listen(LOOPBACK, port)
     port = sock.getsockname()[1]
