@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .services.prompts import PromptService
     from .services.tokens import TokenService
 
-__all__ = ["App", "open_app"]
+__all__ = ["App", "open_app", "start_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +90,27 @@ class App:
 
 @asynccontextmanager
 async def open_app(settings: Settings) -> AsyncIterator[App]:
+    app = await start_app(settings)
+    try:
+        yield app
+    finally:
+        await app.close()
+
+
+async def start_app(settings: Settings) -> App:
+    """The opened App, for a caller that closes it itself (``await app.close()``); :func:`open_app` otherwise.
+
+    Raises:
+        InvalidArgument: the database cannot be opened (the message names it).
+    """
     store = await open_store(settings.db_path)
     app = App(settings=settings, store=store, traces=TraceService(store, settings.price_overrides))
     try:
         await _recover_replays(app)
-        yield app
-    finally:
+    except BaseException:
         await app.close()
+        raise
+    return app
 
 
 async def _recover_replays(app: App) -> None:

@@ -1,11 +1,16 @@
-"""The stdio server answers the handshake before it registers its tools, resources and prompts: the
-handshake's answers must be exactly what a fully built server gives, and no other request may ever reach
-the SDK before the registrations are in."""
+"""The stdio server answers the handshake before it opens its store and registers its tools, resources and
+prompts: the handshake's answers must be exactly what a fully built server gives, no other request may ever
+reach the SDK before the store is open and the registrations are in, and a store that cannot be opened is
+still said on stderr with exit status 2."""
 
 from __future__ import annotations
 
 import json
+import select
+import sqlite3
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +110,92 @@ def test_a_handshake_line_is_recognised_and_nothing_else_is() -> None:
         b'"initialize"',
     ):
         assert not _is_handshake(line), line
+
+
+def _answer_within(proc: subprocess.Popen[bytes], seconds: float) -> dict[str, Any] | None:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    return json.loads(proc.stdout.readline()) if ready else None
+
+
+def test_the_handshake_is_answered_while_the_store_waits_and_requests_wait_for_the_store(tmp_path: Path) -> None:
+    """Another process holds the database's write lock, so opening the store waits (its busy timeout): the
+    answer to initialize does not, and the request sent behind it is answered once the lock is released."""
+    db = str(tmp_path / "locked.db")
+    subprocess.run([AGNT, "token", "list", "--db", db], check=True, capture_output=True)  # an existing database
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    with subprocess.Popen(
+        [AGNT, "serve", "--db", db],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=server_params(db).env,
+    ) as proc:
+        assert proc.stdin is not None and proc.stderr is not None
+        try:
+            proc.stdin.write((json.dumps(INIT) + "\n").encode())
+            proc.stdin.flush()
+            init = _answer_within(proc, 30)
+            assert init is not None and init["id"] == 1 and "result" in init  # the lock is still held
+            behind = [
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+            ]
+            proc.stdin.write("".join(json.dumps(m) + "\n" for m in behind).encode())
+            proc.stdin.flush()
+            assert _answer_within(proc, 1.0) is None  # the store is not open: the request waits
+            released = time.monotonic()
+            holder.execute("COMMIT")
+            listed = _answer_within(proc, 30)
+            assert listed is not None and listed["id"] == 2
+            assert {t["name"] for t in listed["result"]["tools"]} == tool_names(tmp_path)
+            assert time.monotonic() - released < 10
+        finally:
+            holder.close()
+            proc.stdin.close()
+            code = proc.wait(timeout=30)
+        stderr = proc.stderr.read().decode()
+    assert code == 0, stderr
+    assert stderr.startswith("agnt-traces: serving MCP over stdio") and "Traceback" not in stderr
+
+
+def test_a_store_that_cannot_be_opened_is_said_on_stderr_with_status_2(tmp_path: Path) -> None:
+    """The handshake was answered before the store opened; the failure ends the server as it always did:
+    one line naming the problem, exit status 2, no traceback, no answer to the requests that waited."""
+    messages = [
+        INIT,
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    ]
+    db = str(tmp_path / "s.db")
+    done = subprocess.run(
+        [AGNT, "serve", "--db", db],
+        input="".join(json.dumps(m) + "\n" for m in messages).encode(),
+        capture_output=True,
+        env={**server_params(db).env, "AGNT_TRACES_READERS": "0"},  # refused when the store opens
+        timeout=60,
+    )
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [a["id"] for a in answers] == [1]
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == ["error: AGNT_TRACES_READERS=0 is out of range: use 1 to 64"]
+
+
+def test_what_the_handshake_needs_loads_no_store_records_or_services() -> None:
+    """The modules the stdio server imports before it answers `initialize` (the command line, the settings,
+    the server and its stdio transport) stay clear of the store, the records and the services: importing
+    them is what the late opening spares the handshake."""
+    code = (
+        "import sys\n"
+        "import agnt_traces.cli, agnt_traces.cli.serve, agnt_traces.config, agnt_traces.store.dbfile\n"
+        "import agnt_traces.server.stdio, agnt_traces.server.mcp\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('agnt_traces'))))\n"
+    )
+    loaded = set(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    )
+    assert "agnt_traces.server.stdio" in loaded
+    heavy = {"agnt_traces.app", "agnt_traces.models", "agnt_traces.golden_models", "agnt_traces.store.base"}
+    assert not loaded & heavy, loaded & heavy
+    assert not {m for m in loaded if m.startswith(("agnt_traces.services", "agnt_traces.store.sqlite"))}

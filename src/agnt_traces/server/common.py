@@ -8,14 +8,16 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from mcp.server.mcpserver import Context
 from mcp.types import INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
 
-from ..app import App
 from ..errors import AgntError, InternalError, InvalidArgument, NotFound
 from ..logs import log_failure
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = [
     "DESTRUCTIVE",
@@ -23,6 +25,8 @@ __all__ = [
     "MODEL_CALL",
     "READ",
     "WRITE",
+    "LateApp",
+    "app_in",
     "app_of",
     "error_result",
     "error_shape_middleware",
@@ -43,9 +47,28 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, idempotent_hint=True, destru
 MODEL_CALL = ToolAnnotations(read_only_hint=False, idempotent_hint=False, destructive_hint=False, open_world_hint=True)
 
 
-def app_of(ctx: Context[Any, Any]) -> App:
-    app: App = ctx.request_context.lifespan_context
+class LateApp:
+    """The lifespan value of a server that answers the MCP handshake before its App is open (the stdio server):
+    ``app`` is set before any other request reaches the SDK."""
+
+    __slots__ = ("app",)
+
+    def __init__(self) -> None:
+        self.app: App | None = None
+
+
+def app_in(lifespan_value: Any) -> App:
+    """The App behind a server's lifespan value: the App itself, or a :class:`LateApp`'s."""
+    if isinstance(lifespan_value, LateApp):
+        if lifespan_value.app is None:
+            raise InternalError("the server's store is not open yet")
+        return lifespan_value.app
+    app: App = lifespan_value
     return app
+
+
+def app_of(ctx: Context[Any, Any]) -> App:
+    return app_in(ctx.request_context.lifespan_context)
 
 
 def tenant_of(ctx: Context[Any, Any]) -> str:

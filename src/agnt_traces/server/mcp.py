@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import MCPServer
 
 from .. import __version__
-from ..app import App, open_app
 from ..config import Settings
-from .common import error_shape_middleware, prompt_arguments_middleware
-from .output_schemas import simplified
+from .common import LateApp, error_shape_middleware, prompt_arguments_middleware
 from .sdk_seams import registered_tools, spans_when_traced
+
+if TYPE_CHECKING:
+    from ..app import App
 
 __all__ = ["INSTRUCTIONS", "build_server", "build_server_deferred"]
 
@@ -26,7 +27,7 @@ only after a passing replay.
 Results are compact on purpose; use get_trace's fields and max_chars to read only what you need."""
 
 
-def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = None, **kwargs: Any) -> MCPServer[App]:
+def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = None, **kwargs: Any) -> MCPServer[Any]:
     """The MCP server. ``shared_app`` hands it an App opened elsewhere (the HTTP server's); otherwise
     its lifespan opens one. ``kwargs`` go to ``MCPServer`` (``token_verifier``, ``auth``)."""
     mcp, register = build_server_deferred(settings, shared_app=shared_app, **kwargs)
@@ -35,8 +36,8 @@ def build_server(settings: Settings, *, shared_app: Callable[[], App] | None = N
 
 
 def build_server_deferred(
-    settings: Settings, *, shared_app: Callable[[], App] | None = None, **kwargs: Any
-) -> tuple[MCPServer[App], Callable[[], None]]:
+    settings: Settings, *, shared_app: Callable[[], App | LateApp] | None = None, **kwargs: Any
+) -> tuple[MCPServer[Any], Callable[[], None]]:
     """The MCP server without its tools, resources and prompts, and the function that registers them
     (about 0.1 s of CPU: the SDK builds an argument model and JSON schemas for every tool). The answers to
     ``initialize`` and ``server/discover`` (name, version, instructions, capabilities) do not depend on
@@ -44,14 +45,16 @@ def build_server_deferred(
     the SDK. Call ``register()`` exactly once, before the server handles any other request."""
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[App]) -> AsyncIterator[App]:
+    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[App | LateApp]:
         if shared_app is not None:
             yield shared_app()
             return
+        from ..app import open_app
+
         async with open_app(settings) as app:
             yield app
 
-    mcp: MCPServer[App] = MCPServer(
+    mcp: MCPServer[Any] = MCPServer(
         "agnt-traces",
         version=__version__,
         instructions=INSTRUCTIONS,
@@ -73,7 +76,7 @@ def build_server_deferred(
     return mcp, register
 
 
-def _forbid_unknown_arguments(mcp: MCPServer[App]) -> None:
+def _forbid_unknown_arguments(mcp: MCPServer[Any]) -> None:
     """A misspelt argument (``promt_name``) is an error naming it, not silently ignored: an unfiltered
     answer to a filtered question would mislead the agent. The schema says so too."""
     for tool in registered_tools(mcp):
@@ -83,10 +86,12 @@ def _forbid_unknown_arguments(mcp: MCPServer[App]) -> None:
         tool.parameters["additionalProperties"] = False
 
 
-def _simplify_output_schemas(mcp: MCPServer[App]) -> None:
+def _simplify_output_schemas(mcp: MCPServer[Any]) -> None:
     """Publish each result schema in its simplest equivalent form (server/output_schemas.py): clients check
     every result against it. The SDK reads ``output_schema`` live; results are still validated against the
     result type itself."""
+    from .output_schemas import simplified
+
     for tool in registered_tools(mcp):
         if tool.fn_metadata.output_schema is not None:
             tool.fn_metadata.output_schema = simplified(tool.fn_metadata.output_schema)

@@ -14,7 +14,7 @@ from mcp.types import INVALID_PARAMS, ListResourcesResult, PaginatedRequestParam
 from ..app import App
 from ..errors import AgntError, NotFound
 from ..services.queries import TraceQuery
-from .common import app_of, tenant_of
+from .common import app_in, app_of, tenant_of
 from .sdk_seams import lowlevel_server
 
 __all__ = ["register"]
@@ -71,7 +71,7 @@ def register(mcp: MCPServer[Any]) -> None:
     async def list_recent_traces(
         ctx: ServerRequestContext[App, Any], params: PaginatedRequestParams | None
     ) -> ListResourcesResult:
-        app = ctx.lifespan_context
+        app = app_in(ctx.lifespan_context)
         from mcp.server.auth.middleware.auth_context import get_access_token
 
         token = get_access_token()

@@ -28,10 +28,13 @@
   seconds to go out, the store is closed (a trace is written in one transaction: whole or not at all), and
   the process exits (130 / 143). If shutting down takes longer than ``SHUTDOWN_GRACE`` seconds the process
   exits anyway.
-- One line on stderr when ready: ``agnt-traces: serving MCP over stdio (db …, tenant …)``.
-- The handshake first: tools, resources and prompts are registered (about 0.1 s of CPU) once ``initialize``
-  (or ``server/discover``) has been passed on, before any other message reaches the SDK. Their answers do
-  not depend on the registrations; the client's next request pays for them instead of the handshake.
+- One line on stderr once the store is open: ``agnt-traces: serving MCP over stdio (db …, tenant …)``.
+- The handshake first: the store is opened (tens of ms: the records it reads, its migrations) once the answer
+  to ``initialize`` (or ``server/discover``) is written, or after ``OPEN_IF_IDLE`` seconds without one; tools,
+  resources and prompts are registered (about 0.1 s of CPU) once it is open, before any other message reaches
+  the SDK. The handshake's answers depend on neither; the client's next request waits for them instead. A
+  store that cannot be opened ends the server as before: ``error: …`` on stderr, exit status 2 (the
+  ``--db`` path itself is checked before anything starts).
 """
 
 from __future__ import annotations
@@ -49,18 +52,17 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
-from ..app import open_app
 from ..config import Settings
-from ..errors import InvalidArgument
+from ..dburls import describe_url
+from ..errors import AgntError, InvalidArgument
 from ..gcpolicy import serving, settle
 from ..jsonlimits import INVALID_PARAMS, INVALID_REQUEST, RpcRejection, recover_id, rejection, screen_rpc_line
-from ..store.postgres_base import describe_url
 
 __all__ = ["SHUTDOWN_GRACE", "WireLost", "serve_stdio"]
 
@@ -75,6 +77,7 @@ WRITE_STALL = 30.0
 _STALLED = f"the client read no answer for {WRITE_STALL:.0f} s after its requests ended"
 BACKLOG_HINT_AFTER = 10.0  # seconds of waiting for a client to read, before saying so on stderr (once)
 SIGNAL_WRITE_GRACE = 1.0  # seconds the answers already made may take to go out after SIGINT / SIGTERM
+OPEN_IF_IDLE = 0.2  # seconds without a request after which the store is opened all the same
 # How the SDK writes an answer (a response or an error) to one of the client's requests.
 _ANSWER = re.compile(r'\{"jsonrpc":"2\.0","id":(-?[0-9]+|"(?:[^"\\]|\\.)*"),"(?:result|error)":')
 _CHUNK = 1 << 16
@@ -250,6 +253,7 @@ class _LineWriter:
         # on, a client that reads nothing for WRITE_STALL seconds is given up.
         self.input_ended: Callable[[], bool] = lambda: False
         self.unanswered: set[int | str] = set()  # ids of requests handed to the SDK and not yet answered
+        self.on_first_answer: Callable[[], None] | None = None  # called once, when the SDK writes its first answer
         self._all_answered: anyio.Event | None = None  # set when none is left, if awaited
         # Small answers go straight into a pipe that has room (see flush); a terminal, a socket or a file
         # always goes through the thread.
@@ -352,6 +356,9 @@ class _LineWriter:
         if self.unanswered and (match := _ANSWER.match(text)) is not None:
             with contextlib.suppress(ValueError):
                 self.answered(json.loads(match.group(1)))
+            if self.on_first_answer is not None:
+                first, self.on_first_answer = self.on_first_answer, None
+                first()
         self._line += text.encode("utf-8")
 
     def asked(self, request_id: int | str) -> None:
@@ -505,7 +512,7 @@ class _ScreenedStdin:
         self,
         reader: _LineReader,
         writer: _LineWriter,
-        before_requests: Callable[[], None] | None = None,
+        before_requests: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._reader = reader
         self._writer = writer
@@ -551,7 +558,7 @@ class _ScreenedStdin:
             _note_request(message, self._writer)
             if self._before_requests is not None and not _is_handshake_message(message):
                 setup, self._before_requests = self._before_requests, None
-                setup()
+                await setup()
             return str(item.decode("utf-8", "replace"))
 
 
@@ -579,25 +586,25 @@ async def serve_stdio(settings: Settings) -> int:
     """Serve MCP over this process's stdin/stdout until EOF or a signal; the exit status to return."""
     from mcp.server.stdio import stdio_server
 
+    from .common import LateApp
     from .mcp import build_server_deferred
     from .sdk_seams import lowlevel_server
 
     wire_in, wire_out = _claim_std_fds()
     signalled: list[int] = []
     lost: list[WireLost] = []
+    refused: list[AgntError] = []  # the store could not be opened
     undelivered = 0
     serving()
-    async with open_app(settings) as app:  # closed outside the cancelled scope: a clean close
-        mcp, register_tools = build_server_deferred(settings, shared_app=lambda: app)
-
-        def register() -> None:
-            register_tools()
-            settle()  # start-up's objects are kept for life: later collections skip them (gcpolicy)
-
-        server = lowlevel_server(mcp)
-        reader = _LineReader(wire_in, settings.stdio_line_limit)
-        writer = _LineWriter(wire_out)
-        writer.input_ended = reader.client_done_writing
+    late = LateApp()
+    mcp, register_tools = build_server_deferred(settings, shared_app=lambda: late)
+    server = lowlevel_server(mcp)
+    reader = _LineReader(wire_in, settings.stdio_line_limit)
+    writer = _LineWriter(wire_out)
+    writer.input_ended = reader.client_done_writing
+    open_now, opened = anyio.Event(), anyio.Event()
+    writer.on_first_answer = open_now.set
+    try:  # the App is closed outside the cancelled scope: a clean close
         async with anyio.create_task_group() as tg:
 
             async def on_signal() -> None:
@@ -608,15 +615,38 @@ async def serve_stdio(settings: Settings) -> int:
                         tg.cancel_scope.cancel()
                         return
 
+            async def open_after_handshake() -> None:
+                # Once the handshake is answered (or after OPEN_IF_IDLE s without an answer): opening the store
+                # costs tens of ms (the records it reads, its queries), which the answer to `initialize` need not
+                # wait for.
+                with anyio.move_on_after(OPEN_IF_IDLE):
+                    await open_now.wait()
+                from ..app import start_app
+
+                try:
+                    late.app = await start_app(settings)
+                except AgntError as err:  # e.g. not a database, or one of a newer version: said as before
+                    refused.append(err)
+                    tg.cancel_scope.cancel()
+                    return
+                opened.set()
+                print(
+                    f"agnt-traces: serving MCP over stdio (db {describe_url(settings.db_path)}, "
+                    f"tenant {settings.tenant}); Ctrl-C to stop",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+            async def before_requests() -> None:
+                await opened.wait()  # a request sent right behind `initialize` waits for the store, not before it
+                register_tools()
+                settle()  # start-up's objects are kept for life: later collections skip them (gcpolicy)
+
             tg.start_soon(on_signal)
-            print(
-                f"agnt-traces: serving MCP over stdio (db {describe_url(settings.db_path)}, tenant {settings.tenant}); "
-                "Ctrl-C to stop",
-                file=sys.stderr,
-                flush=True,
-            )
+            tg.start_soon(open_after_handshake)
             try:
-                async with stdio_server(stdin=_ScreenedStdin(reader, writer, register), stdout=writer) as (read, write):  # type: ignore[arg-type]
+                stdin = _ScreenedStdin(reader, writer, before_requests)
+                async with stdio_server(stdin=stdin, stdout=writer) as (read, write):  # type: ignore[arg-type]
                     await server.run(read, write, server.create_initialization_options())
             except* WireLost as group:
                 lost.extend(_leaves(group))
@@ -630,7 +660,13 @@ async def serve_stdio(settings: Settings) -> int:
                         undelivered = await writer.aclose(WRITE_STALL)
             if not lost and writer.failure is not None:  # a write failed after the last flush
                 lost.append(writer.failure)
-            tg.cancel_scope.cancel()  # EOF: stop the signal watcher
+            tg.cancel_scope.cancel()  # EOF: stop the signal watcher (and an opening that never began)
+    finally:
+        if late.app is not None:
+            with anyio.CancelScope(shield=True):
+                await late.app.close()
+    if refused and not signalled:
+        raise refused[0]  # "error: …" and exit status 2, as when it could not be opened before serving
     if signalled:
         return 130 if signalled[0] == signal.SIGINT else 143
     if any(failure.broken_pipe for failure in lost):
