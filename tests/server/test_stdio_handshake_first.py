@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import select
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -199,3 +200,54 @@ def test_what_the_handshake_needs_loads_no_store_records_or_services() -> None:
     heavy = {"agnt_traces.app", "agnt_traces.models", "agnt_traces.golden_models", "agnt_traces.store.base"}
     assert not loaded & heavy, loaded & heavy
     assert not {m for m in loaded if m.startswith(("agnt_traces.services", "agnt_traces.store.sqlite"))}
+
+
+@pytest.mark.parametrize("stdin", ["nothing", "initialize only"])
+def test_the_end_of_input_before_the_store_opened_still_opens_it(tmp_path: Path, stdin: str) -> None:
+    """`serve < /dev/null` (or a client that leaves right after the handshake) creates a new database, and a
+    store that cannot be opened is still said, with exit status 2, not skipped."""
+    wire = b"" if stdin == "nothing" else (json.dumps(INIT) + "\n").encode()
+    db = str(tmp_path / "new.db")
+    done = subprocess.run([AGNT, "serve", "--db", db], input=wire, capture_output=True, env=server_params(db).env)
+    assert done.returncode == 0, done.stderr
+    tables = sqlite3.connect(db).execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    assert tables > 10  # migrated, as before
+    env = {**server_params(db).env, "AGNT_TRACES_READERS": "0"}
+    refused = subprocess.run([AGNT, "serve", "--db", db], input=wire, capture_output=True, env=env, timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr.decode().splitlines() == ["error: AGNT_TRACES_READERS=0 is out of range: use 1 to 64"]
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_the_store_waits_on_a_lock_ends_the_server_as_it_asks(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    """Opening waits on SQLite (another process holds the database), which cannot be interrupted: the server
+    still ends within a couple of seconds with the signal's status, not after the shutdown watchdog's 4 s."""
+    db = str(tmp_path / "locked.db")
+    subprocess.run([AGNT, "token", "list", "--db", db], check=True, capture_output=True)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with subprocess.Popen(
+            [AGNT, "serve", "--db", db],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=server_params(db).env,
+        ) as proc:
+            assert proc.stdin is not None and proc.stderr is not None
+            proc.stdin.write((json.dumps(INIT) + "\n").encode())
+            proc.stdin.flush()
+            assert (_answer_within(proc, 30) or {}).get("id") == 1
+            time.sleep(0.5)  # the store is opening: waiting on the lock
+            sent = time.monotonic()
+            proc.send_signal(signum)
+            code = proc.wait(timeout=30)
+            took = time.monotonic() - sent
+            assert "Traceback" not in proc.stderr.read().decode()
+            proc.stdin.close()
+    finally:
+        holder.close()
+    assert code == status
+    assert took < 3.5, took

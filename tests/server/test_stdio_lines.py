@@ -120,3 +120,41 @@ async def test_a_reader_the_loop_does_not_take_from_stops_reading(monkeypatch: p
     assert written[0] > held  # taking lines lets it read on
     os.close(write_end)
     os.close(read_end)
+
+
+def _request(i: int) -> bytes:
+    return b'{"jsonrpc": "2.0", "id": %d, "method": "ping"}\n' % i
+
+
+async def test_at_most_max_in_flight_requests_are_handed_on_and_notifications_still_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Thousands of requests written at once are handed to the SDK as they are answered: each is a task of
+    its own, and a client could otherwise hold any number of them (and their answers) in memory."""
+    monkeypatch.setattr(stdio, "MAX_IN_FLIGHT", 4)
+    read_end, write_end = os.pipe()
+    out_read, out_write = os.pipe()
+    notification = (
+        b'{"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1}}\n'
+    )
+    os.write(write_end, b"".join(_request(i) for i in range(4)) + notification + _request(4) + _request(5))
+    writer = stdio._LineWriter(out_write)
+    lines = stdio._ScreenedStdin(stdio._LineReader(read_end, 10_000), writer)
+    with anyio.fail_after(10):
+        handed = [await lines.__anext__() for _ in range(5)]  # four requests, then the notification passes
+    assert '"progressToken"' in handed[4] and writer.unanswered == {0, 1, 2, 3}
+    got: list[str] = []
+
+    async def next_line() -> None:
+        got.append(await lines.__anext__())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(next_line)
+        await anyio.sleep(0.3)
+        assert got == []  # the fifth request waits for an answer
+        await writer.write('{"jsonrpc":"2.0","id":2,"result":{}}\n')
+        await writer.flush()
+    assert '"id": 4' in got[0] and writer.unanswered == {0, 1, 3, 4}
+    for fd in (read_end, write_end, out_read):
+        os.close(fd)
+    await writer.aclose(0)

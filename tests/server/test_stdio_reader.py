@@ -211,14 +211,18 @@ def test_a_line_that_is_not_utf8_json_is_answered_and_a_byte_order_mark_is_ignor
     assert len(parse_errors) == 2  # the UTF-16 line too (its id cannot be read: null)
 
 
-def _serve_slowly(tmp_path: Path, model_server: ModelServer) -> subprocess.Popen[bytes]:
-    """A server with a prompt whose model call takes a minute; initialized and ready for calls."""
-    model_server.script(["slow:60"] * 10)
+def _serve_slowly(
+    tmp_path: Path, model_server: ModelServer, delays: list[float] | None = None
+) -> subprocess.Popen[bytes]:
+    """A server with a prompt whose model calls take a minute (or ``delays``, one per call); initialized and
+    ready for calls."""
+    model_server.script([f"slow:{d}" for d in delays] if delays else ["slow:60"] * 10)
     content = {
         "blocks": [{"id": "s", "role": "system", "content": "Be brief."}],
         "model": {"provider": "openai", "name": "gpt-4o-mini", "params": {"api_base": model_server.openai_base}},
     }
-    proc = _spawn(tmp_path / "t.db")
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        proc = _spawn(tmp_path / "t.db", stderr=stderr)
     assert proc.stdin is not None and proc.stdout is not None
     upsert = {"name": "upsert_prompt", "arguments": {"name": "slow", "content": content}}
     proc.stdin.write(
@@ -242,12 +246,12 @@ def _start_slow_calls(proc: subprocess.Popen[bytes], model_server: ModelServer, 
     assert len(model_server.requests) == len(ids)
 
 
-def _seconds_to_exit_after_eof(proc: subprocess.Popen[bytes]) -> float:
+def _seconds_to_exit_after_eof(proc: subprocess.Popen[bytes], status: int = 0) -> float:
     assert proc.stdin is not None and proc.stdout is not None
     try:
         closed = time.monotonic()
         proc.stdin.close()
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=30) == status
         return time.monotonic() - closed
     finally:
         proc.kill()
@@ -260,8 +264,51 @@ def test_a_long_call_in_flight_at_the_end_of_stdin_holds_the_exit_for_the_grace_
 ) -> None:
     proc = _serve_slowly(tmp_path, model_server)
     _start_slow_calls(proc, model_server, [3])
-    took = _seconds_to_exit_after_eof(proc)
+    took = _seconds_to_exit_after_eof(proc, status=1)
     assert stdio.EOF_GRACE - 0.5 < took < stdio.EOF_GRACE + 6, took  # waited for the answer, then gave up
+    said = (tmp_path / "stderr.txt").read_text()
+    assert "1 request(s) still running after stdin ended were cancelled" in said, said
+    assert "Traceback" not in said
+
+
+def test_calls_still_being_answered_after_the_end_of_stdin_are_all_waited_for(
+    tmp_path: Path, model_server: ModelServer
+) -> None:
+    """One answer every 2.5 s: each extends the grace, so the last one, 7.5 s after the end, still comes."""
+    proc = _serve_slowly(tmp_path, model_server, [2.5, 5, 7.5])
+    assert proc.stdout is not None
+    _start_slow_calls(proc, model_server, [3, 4, 5])
+    assert proc.stdin is not None
+    proc.stdin.close()
+    with proc.stdout:
+        answers = [json.loads(line) for line in proc.stdout]
+    assert proc.wait(timeout=30) == 0
+    assert sorted(a["id"] for a in answers) == [3, 4, 5]
+    assert all(not a["result"]["isError"] for a in answers), answers
+
+
+def test_a_file_of_thousands_of_requests_is_answered_whole(tmp_path: Path) -> None:
+    """Read as they are answered (at most MAX_IN_FLIGHT run at once), not all at once: at the end of the file
+    only a few are still running, and every one is answered, however long the whole takes."""
+    n = 8000
+    calls = b"".join(
+        _rpc(i, "tools/call", {"name": "list_traces", "arguments": {"query": "refund", "limit": 3}})
+        for i in range(10, 10 + n)
+    )
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(_rpc(1, "initialize", INIT) + _rpc(None, "notifications/initialized") + calls)
+    with requests.open("rb") as stdin:
+        proc = subprocess.run(
+            [sys.executable, "-m", "agnt_traces", "serve", "--db", str(tmp_path / "t.db")],
+            stdin=stdin,
+            capture_output=True,
+            env=_env(),
+            timeout=300,
+        )
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert sorted(a["id"] for a in answers) == [1, *range(10, 10 + n)]
+    assert all("result" in a and not a["result"].get("isError") for a in answers[1:])
 
 
 def test_calls_the_client_cancelled_or_the_sdk_drops_do_not_hold_the_exit(

@@ -15,10 +15,14 @@
   most two reads' worth of request lines wait to be handled before it stops reading.
 - stdout is written by a thread of its own. A client that does not read its answers is not read either
   once ``_BACKLOG`` bytes of answers wait for it: memory stays bounded, the client's writes block.
-- End of stdin: requests already read are answered (the SDK would cancel them at once) for up to
-  ``EOF_GRACE`` seconds, or as long as their answers are being read; then the answers are written while the
-  client reads them, and the process exits, so ``agnt-traces serve < requests.jsonl`` answers them all. A
-  request the client cancelled (``notifications/cancelled``) is not waited for. A client that has closed
+- At most ``MAX_IN_FLIGHT`` requests run at once: past it, the next request waits to be handed to the SDK
+  (notifications go on), so a client that writes thousands of requests at once is read as they are answered.
+- End of stdin: requests already read are answered (the SDK would cancel them at once) as long as one of them
+  is answered at least every ``EOF_GRACE`` seconds, or their answers are being read; then the answers are
+  written while the client reads them, and the process exits, so ``agnt-traces serve < requests.jsonl``
+  answers them all. Requests still running after ``EOF_GRACE`` seconds without an answer are cancelled (the SDK
+  answers them "Connection closed"), said on stderr, and the exit status is 1. A request the client cancelled
+  (``notifications/cancelled``) is not waited for. A client that has closed
   stdin and reads nothing for ``WRITE_STALL`` seconds is given up: exit status 1 and one line on stderr
   saying how many bytes of answers were not written (so is a stdout that fails: a full disk, a hung-up
   terminal). A client that closed its end of stdout: exit status 141, as any command writing into a closed
@@ -34,7 +38,10 @@
   resources and prompts are registered (about 0.1 s of CPU) once it is open, before any other message reaches
   the SDK. The handshake's answers depend on neither; the client's next request waits for them instead. A
   store that cannot be opened ends the server as before: ``error: …`` on stderr, exit status 2 (the
-  ``--db`` path itself is checked before anything starts).
+  ``--db`` path itself is checked before anything starts); so does the end of input before the store opened
+  (``serve < /dev/null`` still creates and migrates a new database). A signal while the opening waits on
+  SQLite (another process holding the database: it cannot be interrupted) ends the process within
+  ``SIGNAL_WRITE_GRACE`` seconds and a half with the signal's status.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ import anyio
 
 from ..config import Settings
 from ..dburls import describe_url
-from ..errors import AgntError, InvalidArgument
+from ..errors import InvalidArgument
 from ..gcpolicy import serving, settle
 from ..jsonlimits import INVALID_PARAMS, INVALID_REQUEST, RpcRejection, recover_id, rejection, screen_rpc_line
 
@@ -70,7 +77,10 @@ __all__ = ["SHUTDOWN_GRACE", "WireLost", "serve_stdio"]
 BROKEN_PIPE_EXIT = 141
 
 SHUTDOWN_GRACE = 4.0
-EOF_GRACE = 4.0  # seconds the requests in flight at the end of stdin have to be answered
+EOF_GRACE = 4.0  # seconds without an answer after which the requests in flight at the end of stdin are given up
+# Requests handed to the SDK and not yet answered: past it, the next request waits (notifications and answers to
+# the server's own requests go on). Each is a task of the SDK's; memory and the end of input stay bounded.
+MAX_IN_FLIGHT = 64
 # After the end of stdin, answers are written as long as the client reads them; one that reads nothing for this
 # many seconds is given up (exit status 1, and a line on stderr saying how much was not written).
 WRITE_STALL = 30.0
@@ -254,6 +264,8 @@ class _LineWriter:
         self.input_ended: Callable[[], bool] = lambda: False
         self.unanswered: set[int | str] = set()  # ids of requests handed to the SDK and not yet answered
         self.on_first_answer: Callable[[], None] | None = None  # called once, when the SDK writes its first answer
+        self._slot_waiter: anyio.Event | None = None  # set when a request is answered, if awaited (fewer_than)
+        self.given_up = 0  # requests still unanswered when the end-of-input grace ran out (the SDK cancels them)
         self._all_answered: anyio.Event | None = None  # set when none is left, if awaited
         # Small answers go straight into a pipe that has room (see flush); a terminal, a socket or a file
         # always goes through the thread.
@@ -368,27 +380,44 @@ class _LineWriter:
     def answered(self, request_id: Any) -> None:
         """The request is answered, or was cancelled by the client (then the SDK does not answer it)."""
         self.unanswered.discard(request_id)
+        if self._slot_waiter is not None:
+            self._slot_waiter.set()
+            self._slot_waiter = None
         if not self.unanswered and self._all_answered is not None:
             self._all_answered.set()
 
+    async def fewer_than(self, limit: int) -> None:
+        """Return once fewer than ``limit`` requests wait for their answers (at once, mostly). Cancellable."""
+        while len(self.unanswered) >= limit:
+            if self._slot_waiter is None:
+                self._slot_waiter = anyio.Event()
+            await self._slot_waiter.wait()
+
     async def wait_for_answers(self, grace: float) -> None:
-        """Wait (at most ``grace`` seconds) until every request handed to the SDK is answered or cancelled."""
+        """Wait until every request handed to the SDK is answered or cancelled, as long as one is answered at
+        least every ``grace`` seconds (a file of requests is answered whole however long it takes); then count
+        in ``given_up`` those left."""
         if not self.unanswered:
             return
         answered = self._all_answered = anyio.Event()
         started = time.monotonic()
         deadline = started + grace
+        left = len(self.unanswered)
         while not answered.is_set():
             with anyio.move_on_after(0.25):
                 await answered.wait()
             now = time.monotonic()
             if self._failed is not None:
                 return
+            if len(self.unanswered) < left:  # calls are being answered: give the others time too
+                left = len(self.unanswered)
+                deadline = now + grace
             if self._backlogged():  # the answers wait for the client to read them, not for their calls
                 if self._idle_since(started) > WRITE_STALL:
                     return
                 deadline = now + grace
             elif now >= deadline:
+                self.given_up = len(self.unanswered)
                 return
 
     async def flush(self) -> None:
@@ -555,6 +584,8 @@ class _ScreenedStdin:
                     await self._writer.send(malformed.response)
                 continue
             await self._writer.room()  # a client that does not read its answers is not read either
+            if isinstance(message, dict) and message.get("id") is not None and "method" in message:
+                await self._writer.fewer_than(MAX_IN_FLIGHT)  # nor one that has this many requests running
             _note_request(message, self._writer)
             if self._before_requests is not None and not _is_handshake_message(message):
                 setup, self._before_requests = self._before_requests, None
@@ -573,11 +604,12 @@ def _claim_std_fds() -> tuple[int, int]:
     return wire_in, wire_out
 
 
-def _exit_if_stuck(grace: float) -> None:
+def _exit_if_stuck(grace: float, status: int = 1) -> None:
     def watchdog() -> None:
         threading.Event().wait(grace)
-        print("agnt-traces: shutdown took too long; exiting", file=sys.stderr, flush=True)
-        os._exit(1)
+        if status == 1:
+            print("agnt-traces: shutdown took too long; exiting", file=sys.stderr, flush=True)
+        os._exit(status)
 
     threading.Thread(target=watchdog, name="agnt-traces-shutdown", daemon=True).start()
 
@@ -593,7 +625,7 @@ async def serve_stdio(settings: Settings) -> int:
     wire_in, wire_out = _claim_std_fds()
     signalled: list[int] = []
     lost: list[WireLost] = []
-    refused: list[AgntError] = []  # the store could not be opened
+    refused: list[Exception] = []  # the store could not be opened
     undelivered = 0
     serving()
     late = LateApp()
@@ -602,7 +634,8 @@ async def serve_stdio(settings: Settings) -> int:
     reader = _LineReader(wire_in, settings.stdio_line_limit)
     writer = _LineWriter(wire_out)
     writer.input_ended = reader.client_done_writing
-    open_now, opened = anyio.Event(), anyio.Event()
+    open_now, opened, open_done = anyio.Event(), anyio.Event(), anyio.Event()
+    opening = [False]  # the store is being opened (in SQLite's hands: it cannot be interrupted)
     writer.on_first_answer = open_now.set
     try:  # the App is closed outside the cancelled scope: a clean close
         async with anyio.create_task_group() as tg:
@@ -611,7 +644,13 @@ async def serve_stdio(settings: Settings) -> int:
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for signum in signals:
                         signalled.append(signum)
-                        _exit_if_stuck(SHUTDOWN_GRACE)
+                        if opening[0]:
+                            # An opening that waits on SQLite (another process holding the database) cannot be
+                            # cancelled, and nothing is open yet to close: the answers made get their second,
+                            # then the process ends as the signal asks.
+                            _exit_if_stuck(SIGNAL_WRITE_GRACE + 0.5, status=128 + signum)
+                        else:
+                            _exit_if_stuck(SHUTDOWN_GRACE)
                         tg.cancel_scope.cancel()
                         return
 
@@ -623,12 +662,16 @@ async def serve_stdio(settings: Settings) -> int:
                     await open_now.wait()
                 from ..app import start_app
 
+                opening[0] = True
                 try:
                     late.app = await start_app(settings)
-                except AgntError as err:  # e.g. not a database, or one of a newer version: said as before
-                    refused.append(err)
+                except Exception as exc:  # e.g. AGNT_TRACES_READERS out of range, a PostgreSQL that does not answer
+                    refused.append(exc)  # raised below, as it was when the store was opened before serving
                     tg.cancel_scope.cancel()
                     return
+                finally:
+                    opening[0] = False
+                    open_done.set()
                 opened.set()
                 print(
                     f"agnt-traces: serving MCP over stdio (db {describe_url(settings.db_path)}, "
@@ -660,13 +703,18 @@ async def serve_stdio(settings: Settings) -> int:
                         undelivered = await writer.aclose(WRITE_STALL)
             if not lost and writer.failure is not None:  # a write failed after the last flush
                 lost.append(writer.failure)
-            tg.cancel_scope.cancel()  # EOF: stop the signal watcher (and an opening that never began)
+            if not lost:
+                # The end of input before the store opened (`serve < /dev/null`, `initialize` then EOF): it is
+                # opened all the same, so a database that cannot be is said (and a new one is created) as ever.
+                open_now.set()
+                await open_done.wait()
+            tg.cancel_scope.cancel()  # EOF: stop the signal watcher
     finally:
         if late.app is not None:
             with anyio.CancelScope(shield=True):
                 await late.app.close()
     if refused and not signalled:
-        raise refused[0]  # "error: …" and exit status 2, as when it could not be opened before serving
+        raise refused[0]  # "error: …" and exit status 2 (a traceback if unexpected), as when opened before serving
     if signalled:
         return 130 if signalled[0] == signal.SIGINT else 143
     if any(failure.broken_pipe for failure in lost):
@@ -674,6 +722,14 @@ async def serve_stdio(settings: Settings) -> int:
     if lost or undelivered:
         reason = lost[0].reason if lost else _STALLED
         print(f"agnt-traces: {reason}; {undelivered} bytes of answers were not written", file=sys.stderr, flush=True)
+        return 1
+    if writer.given_up:
+        print(
+            f"agnt-traces: {writer.given_up} request(s) still running after stdin ended were cancelled: none was "
+            f"answered for {EOF_GRACE:g} s (their answers are 'Connection closed' errors)",
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     return 0
 

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 __all__ = ["SqliteStore", "Store", "describe_url", "is_postgres_url", "open_store"]
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     if name == "Store":
         from .base import Store
