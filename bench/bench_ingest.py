@@ -438,13 +438,13 @@ class StdioServer:
     @classmethod
     async def start(cls, db: str, tenant: str) -> StdioServer:
         env = {**os.environ, "AGNT_TRACES_LOG_LEVEL": "warning", "AGNT_TRACES_TENANT": tenant}
+        return await cls.spawn([sys.executable, "-m", "agnt_traces", "serve", "--db", db], env)
+
+    @classmethod
+    async def spawn(cls, cmd: list[str], env: dict[str, str]) -> StdioServer:
+        """Any stdio MCP server (``cmd``), initialized."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "agnt_traces",
-            "serve",
-            "--db",
-            db,
+            *cmd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -486,9 +486,13 @@ class StdioServer:
         self.reader.cancel()
 
 
-async def phase_mcp_stdio(db: str, tenant: str, args: argparse.Namespace) -> PhaseResult:
+async def phase_mcp_stdio(
+    db: str, tenant: str, args: argparse.Namespace, server: StdioServer | None = None
+) -> PhaseResult:
+    """The ``mcp-stdio`` phase, on ``agnt-traces serve`` (or on ``server``, whose traces are not listed back)."""
     res = PhaseResult("mcp-stdio")
-    server = await StdioServer.start(db, tenant)
+    list_back = server is None
+    server = server or await StdioServer.start(db, tenant)
     try:
 
         async def worker(i: int, stop_at: float) -> None:
@@ -511,7 +515,7 @@ async def phase_mcp_stdio(db: str, tenant: str, args: argparse.Namespace) -> Pha
 
         await _timed(res, server.proc.pid, [worker(i, time.perf_counter() + args.seconds) for i in range(args.clients)])
         cursor = None
-        while True:
+        while list_back:
             call_args: dict[str, Any] = {"limit": 200, "order": "asc"}
             if cursor:
                 call_args["cursor"] = cursor
