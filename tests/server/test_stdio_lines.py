@@ -4,9 +4,12 @@ the event loop before the thread stops reading."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import random
+import select
 import threading
 import time
 from typing import Any
@@ -122,39 +125,155 @@ async def test_a_reader_the_loop_does_not_take_from_stops_reading(monkeypatch: p
     os.close(read_end)
 
 
-def _request(i: int) -> bytes:
-    return b'{"jsonrpc": "2.0", "id": %d, "method": "ping"}\n' % i
+def _request(i: int | str) -> bytes:
+    return b'{"jsonrpc": "2.0", "id": %s, "method": "ping"}\n' % json.dumps(i).encode()
 
 
-async def test_at_most_max_in_flight_requests_are_handed_on_and_notifications_still_pass(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Thousands of requests written at once are handed to the SDK as they are answered: each is a task of
-    its own, and a client could otherwise hold any number of them (and their answers) in memory."""
+def _cancel(i: int | str) -> bytes:
+    return (
+        b'{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": %s}}\n'
+        % json.dumps(i).encode()
+    )
+
+
+class _Wire:
+    """A ``_ScreenedStdin`` over a pipe the test writes into, and its writer over a pipe the test can read."""
+
+    def __init__(self) -> None:
+        self.read_end, self.write_end = os.pipe()
+        self.out_read, out_write = os.pipe()
+        self.writer = stdio._LineWriter(out_write)
+        self.lines = stdio._ScreenedStdin(stdio._LineReader(self.read_end, 10_000), self.writer)
+
+    def send(self, data: bytes) -> None:
+        os.write(self.write_end, data)
+
+    async def next(self, within: float = 10) -> str:
+        with anyio.fail_after(within):
+            return await self.lines.__anext__()
+
+    async def not_now(self) -> None:
+        """__anext__ gives nothing within 0.3 s (it waits for a line or for a call to end: cancelled there, it
+        loses nothing)."""
+        with anyio.move_on_after(0.3):
+            line = await self.lines.__anext__()
+            raise AssertionError(f"got {line!r}")
+
+    async def answer(self, msg_id: int | str) -> None:
+        await self.writer.write(
+            json.dumps({"jsonrpc": "2.0", "id": msg_id, "result": {}}, separators=(",", ":")) + "\n"
+        )
+        await self.writer.flush()
+
+    def answers(self) -> list[dict[str, Any]]:
+        ready, _, _ = select.select([self.out_read], [], [], 1)
+        data = os.read(self.out_read, 1 << 20) if ready else b""
+        return [json.loads(line) for line in data.splitlines()]
+
+    async def close(self) -> None:
+        for fd in (self.read_end, self.write_end, self.out_read):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        await self.writer.aclose(0)
+
+
+@pytest.fixture
+async def wire(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(stdio, "MAX_IN_FLIGHT", 4)
-    read_end, write_end = os.pipe()
-    out_read, out_write = os.pipe()
-    notification = (
+    w = _Wire()
+    yield w
+    await w.close()
+
+
+async def test_past_max_in_flight_requests_are_held_and_notifications_still_pass(wire: _Wire) -> None:
+    """Thousands of requests written at once run MAX_IN_FLIGHT at a time: each is a task of the SDK's, and a
+    client could otherwise hold any number of them (and their answers) in memory."""
+    progress = (
         b'{"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1}}\n'
     )
-    os.write(write_end, b"".join(_request(i) for i in range(4)) + notification + _request(4) + _request(5))
-    writer = stdio._LineWriter(out_write)
-    lines = stdio._ScreenedStdin(stdio._LineReader(read_end, 10_000), writer)
-    with anyio.fail_after(10):
-        handed = [await lines.__anext__() for _ in range(5)]  # four requests, then the notification passes
-    assert '"progressToken"' in handed[4] and writer.unanswered == {0, 1, 2, 3}
-    got: list[str] = []
+    wire.send(b"".join(_request(i) for i in range(6)) + progress)
+    handed = [await wire.next() for _ in range(5)]  # four requests; the notification passes the two held
+    assert '"progressToken"' in handed[4] and wire.writer.running == 4
+    await wire.not_now()
+    await wire.answer(2)
+    assert '"id": 4' in await wire.next()
+    await wire.answer(0)
+    assert '"id": 5' in await wire.next()
 
-    async def next_line() -> None:
-        got.append(await lines.__anext__())
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(next_line)
-        await anyio.sleep(0.3)
-        assert got == []  # the fifth request waits for an answer
-        await writer.write('{"jsonrpc":"2.0","id":2,"result":{}}\n')
-        await writer.flush()
-    assert '"id": 4' in got[0] and writer.unanswered == {0, 1, 3, 4}
-    for fd in (read_end, write_end, out_read):
-        os.close(fd)
-    await writer.aclose(0)
+async def test_a_cancel_behind_a_held_request_is_read_and_frees_its_place(wire: _Wire) -> None:
+    wire.send(b"".join(_request(i) for i in range(5)) + _cancel(1))  # request 4 is held, then a cancel
+    assert [json.loads(await wire.next())["id"] for _ in range(4)] == [0, 1, 2, 3]
+    cancel = json.loads(await wire.next())
+    assert cancel["method"] == "notifications/cancelled" and wire.writer.running == 3
+    assert json.loads(await wire.next())["id"] == 4
+
+
+async def test_a_held_request_the_client_cancels_is_not_run(wire: _Wire) -> None:
+    wire.send(b"".join(_request(i) for i in range(5)) + _cancel(4) + _request(5))
+    assert [json.loads(await wire.next())["id"] for _ in range(4)] == [0, 1, 2, 3]
+    assert json.loads(await wire.next())["method"] == "notifications/cancelled"
+    await wire.answer(0)
+    assert json.loads(await wire.next())["id"] == 5  # 4 was dropped
+
+
+async def test_requests_count_one_each_whatever_their_ids(wire: _Wire) -> None:
+    """Four requests with one id are four calls; a cancel naming "7" is the one for 7 (as the SDK matches)."""
+    wire.send(_request(7) * 4 + _request(8))
+    for _ in range(4):
+        assert json.loads(await wire.next())["id"] == 7
+    await wire.not_now()  # 8 is held: four calls run
+    wire.send(_cancel("7"))
+    assert json.loads(await wire.next())["method"] == "notifications/cancelled"
+    assert wire.writer.running == 3
+    assert json.loads(await wire.next())["id"] == 8
+    for _ in range(3):
+        await wire.answer("7")
+    await wire.answer(8)
+    assert wire.writer.running == 0
+    await wire.answer(7)  # one answer too many (a late one): never counted below zero
+    assert wire.writer.running == 0
+
+
+async def test_a_request_carrying_a_result_or_an_error_is_refused_not_counted(wire: _Wire) -> None:
+    wire.send(
+        b'{"jsonrpc": "2.0", "id": 5, "method": "ping", "error": {"code": 1, "message": "x"}}\n'
+        b'{"jsonrpc": "2.0", "id": 6, "method": "ping", "result": {}}\n' + _request(9)
+    )
+    assert json.loads(await wire.next())["id"] == 9
+    assert wire.writer.running == 1
+    refused = wire.answers()
+    assert [(a["id"], a["error"]["code"]) for a in refused] == [(5, -32600), (6, -32600)]
+
+
+async def test_the_end_of_input_with_requests_held_and_no_call_ending(
+    wire: _Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The held requests get the SDK's "Connection closed" and count as given up, after the grace."""
+    monkeypatch.setattr(stdio, "EOF_GRACE", 0.3)
+    wire.send(b"".join(_request(i) for i in range(6)))
+    assert [json.loads(await wire.next())["id"] for _ in range(4)] == [0, 1, 2, 3]
+    os.close(wire.write_end)
+    with anyio.fail_after(10), pytest.raises(StopAsyncIteration):
+        await wire.lines.__anext__()
+    assert wire.writer.given_up == 2 + 4  # the two held, then the four running
+    assert [(a["id"], a["error"]["message"]) for a in wire.answers()] == [
+        (4, "Connection closed"),
+        (5, "Connection closed"),
+    ]
+
+
+async def test_the_end_of_input_with_requests_held_runs_them_as_calls_end(wire: _Wire) -> None:
+    wire.send(b"".join(_request(i) for i in range(6)))
+    assert [json.loads(await wire.next())["id"] for _ in range(4)] == [0, 1, 2, 3]
+    os.close(wire.write_end)
+    await wire.not_now()
+    await wire.answer(1)
+    assert json.loads(await wire.next())["id"] == 4
+    await wire.answer(0)
+    assert json.loads(await wire.next())["id"] == 5
+    for i in (2, 3, 4, 5):
+        await wire.answer(i)
+    with anyio.fail_after(10), pytest.raises(StopAsyncIteration):
+        await wire.lines.__anext__()
+    assert wire.writer.given_up == 0

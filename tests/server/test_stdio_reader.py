@@ -267,7 +267,7 @@ def test_a_long_call_in_flight_at_the_end_of_stdin_holds_the_exit_for_the_grace_
     took = _seconds_to_exit_after_eof(proc, status=1)
     assert stdio.EOF_GRACE - 0.5 < took < stdio.EOF_GRACE + 6, took  # waited for the answer, then gave up
     said = (tmp_path / "stderr.txt").read_text()
-    assert "1 request(s) still running after stdin ended were cancelled" in said, said
+    assert "1 request(s) left when stdin ended were cancelled" in said, said
     assert "Traceback" not in said
 
 

@@ -15,13 +15,17 @@
   most two reads' worth of request lines wait to be handled before it stops reading.
 - stdout is written by a thread of its own. A client that does not read its answers is not read either
   once ``_BACKLOG`` bytes of answers wait for it: memory stays bounded, the client's writes block.
-- At most ``MAX_IN_FLIGHT`` requests run at once: past it, the next request waits to be handed to the SDK
-  (notifications go on), so a client that writes thousands of requests at once is read as they are answered.
+- At most ``MAX_IN_FLIGHT`` requests run at once (each is a task of the SDK's), counted one each whatever their
+  ids, and matched to their answers and cancels as the SDK matches ids ("7" and 7 are one). Past it, requests
+  are held, in order, and stdin is read on: notifications (a cancel too: a held request it names is dropped)
+  go on; past ``MAX_HELD`` held requests, stdin is not read until a call ends. A client that writes thousands
+  of requests at once is read as they are answered. A message with a method and a ``result`` or ``error``
+  is refused (-32600): the SDK would take it for an answer and drop it.
 - End of stdin: requests already read are answered (the SDK would cancel them at once) as long as one of them
   is answered at least every ``EOF_GRACE`` seconds, or their answers are being read; then the answers are
   written while the client reads them, and the process exits, so ``agnt-traces serve < requests.jsonl``
-  answers them all. Requests still running after ``EOF_GRACE`` seconds without an answer are cancelled (the SDK
-  answers them "Connection closed"), said on stderr, and the exit status is 1. A request the client cancelled
+  answers them all. Requests left after ``EOF_GRACE`` seconds without an answer, running or held, are cancelled
+  (answered "Connection closed"), said on stderr, and the exit status is 1. A request the client cancelled
   (``notifications/cancelled``) is not waited for. A client that has closed
   stdin and reads nothing for ``WRITE_STALL`` seconds is given up: exit status 1 and one line on stderr
   saying how many bytes of answers were not written (so is a stdout that fails: a full disk, a hung-up
@@ -64,6 +68,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from mcp.shared.dispatcher import coerce_request_id
+from mcp_types import CONNECTION_CLOSED
 
 from ..config import Settings
 from ..dburls import describe_url
@@ -78,9 +84,10 @@ BROKEN_PIPE_EXIT = 141
 
 SHUTDOWN_GRACE = 4.0
 EOF_GRACE = 4.0  # seconds without an answer after which the requests in flight at the end of stdin are given up
-# Requests handed to the SDK and not yet answered: past it, the next request waits (notifications and answers to
-# the server's own requests go on). Each is a task of the SDK's; memory and the end of input stay bounded.
+# Requests handed to the SDK and not yet answered: past it, the next requests are held (notifications and answers
+# to the server's own requests go on). Each is a task of the SDK's; memory and the end of input stay bounded.
 MAX_IN_FLIGHT = 64
+MAX_HELD = 64  # requests held while MAX_IN_FLIGHT run: past it, stdin is not read until one ends
 # After the end of stdin, answers are written as long as the client reads them; one that reads nothing for this
 # many seconds is given up (exit status 1, and a line on stderr saying how much was not written).
 WRITE_STALL = 30.0
@@ -262,7 +269,10 @@ class _LineWriter:
         # The client's input has ended (read to its end, or closed with requests still unread in it): from then
         # on, a client that reads nothing for WRITE_STALL seconds is given up.
         self.input_ended: Callable[[], bool] = lambda: False
-        self.unanswered: set[int | str] = set()  # ids of requests handed to the SDK and not yet answered
+        # Requests handed to the SDK and not yet answered, by id as the SDK matches ids ("7" and 7 are one): a
+        # count each, as a client may send several with one id.
+        self._running: collections.Counter[int | str] = collections.Counter()
+        self.running = 0  # how many in all
         self.on_first_answer: Callable[[], None] | None = None  # called once, when the SDK writes its first answer
         self._slot_waiter: anyio.Event | None = None  # set when a request is answered, if awaited (fewer_than)
         self.given_up = 0  # requests still unanswered when the end-of-input grace ran out (the SDK cancels them)
@@ -365,7 +375,7 @@ class _LineWriter:
                     self._failed = self._failed or WireLost(_STALLED)
 
     async def write(self, text: str) -> None:
-        if self.unanswered and (match := _ANSWER.match(text)) is not None:
+        if self.running and (match := _ANSWER.match(text)) is not None:
             with contextlib.suppress(ValueError):
                 self.answered(json.loads(match.group(1)))
             if self.on_first_answer is not None:
@@ -375,20 +385,28 @@ class _LineWriter:
 
     def asked(self, request_id: int | str) -> None:
         """The SDK was handed a request with this id: it will answer it (unless the client cancels it)."""
-        self.unanswered.add(request_id)
+        self._running[coerce_request_id(request_id)] += 1
+        self.running += 1
 
     def answered(self, request_id: Any) -> None:
-        """The request is answered, or was cancelled by the client (then the SDK does not answer it)."""
-        self.unanswered.discard(request_id)
+        """A request with this id is answered, or was cancelled by the client (then the SDK does not answer it).
+        One too many (a cancel for a call already answered) only lets one more request run: never one too few."""
+        key = coerce_request_id(request_id) if _valid_id(request_id) else request_id
+        if self._running.get(key, 0) <= 0:
+            return
+        self._running[key] -= 1
+        if not self._running[key]:
+            del self._running[key]
+        self.running -= 1
         if self._slot_waiter is not None:
             self._slot_waiter.set()
             self._slot_waiter = None
-        if not self.unanswered and self._all_answered is not None:
+        if not self.running and self._all_answered is not None:
             self._all_answered.set()
 
     async def fewer_than(self, limit: int) -> None:
         """Return once fewer than ``limit`` requests wait for their answers (at once, mostly). Cancellable."""
-        while len(self.unanswered) >= limit:
+        while self.running >= limit:
             if self._slot_waiter is None:
                 self._slot_waiter = anyio.Event()
             await self._slot_waiter.wait()
@@ -397,27 +415,27 @@ class _LineWriter:
         """Wait until every request handed to the SDK is answered or cancelled, as long as one is answered at
         least every ``grace`` seconds (a file of requests is answered whole however long it takes); then count
         in ``given_up`` those left."""
-        if not self.unanswered:
+        if not self.running:
             return
         answered = self._all_answered = anyio.Event()
         started = time.monotonic()
         deadline = started + grace
-        left = len(self.unanswered)
+        left = self.running
         while not answered.is_set():
             with anyio.move_on_after(0.25):
                 await answered.wait()
             now = time.monotonic()
             if self._failed is not None:
                 return
-            if len(self.unanswered) < left:  # calls are being answered: give the others time too
-                left = len(self.unanswered)
+            if self.running < left:  # calls are being answered: give the others time too
+                left = self.running
                 deadline = now + grace
             if self._backlogged():  # the answers wait for the client to read them, not for their calls
                 if self._idle_since(started) > WRITE_STALL:
                     return
                 deadline = now + grace
             elif now >= deadline:
-                self.given_up = len(self.unanswered)
+                self.given_up += self.running
                 return
 
     async def flush(self) -> None:
@@ -503,6 +521,9 @@ def _malformed(message: Any) -> RpcRejection | None:
     method = message["method"] if isinstance(message["method"], str) else "?"  # "?": a notification all the same
     if message.get("jsonrpc") != "2.0":
         problem, field, code = '"jsonrpc" must be "2.0"', "jsonrpc", INVALID_REQUEST
+    elif "result" in message or "error" in message:  # the SDK would take it for an answer, and drop it
+        kind = "result" if "result" in message else "error"
+        problem, field, code = f"a request carries no {kind!r}: send it without", kind, INVALID_REQUEST
     elif not isinstance(message["method"], str):
         problem, field, code = "the method must be a string", "method", INVALID_REQUEST
     elif message.get("params") is not None and not isinstance(message["params"], dict):
@@ -546,18 +567,37 @@ class _ScreenedStdin:
         self._reader = reader
         self._writer = writer
         self._before_requests = before_requests
+        self._held: collections.deque[tuple[Any, bytes]] = collections.deque()  # requests waiting to run, in order
+        self._input_ended = False
 
     def __aiter__(self) -> _ScreenedStdin:
         return self
 
     async def __anext__(self) -> str:
         while True:
-            item = await self._reader.next()
-            if item is _EOF:
-                # The SDK cancels the requests still in flight when its input ends: give them a moment to be
-                # answered (a client that wrote its requests and closed stdin reads every answer).
+            if self._held and self._writer.running < MAX_IN_FLIGHT:
+                message, line = self._held.popleft()
+                return await self._hand_over(message, line)
+            if self._input_ended:
+                if self._held:  # requests read before the end wait for a call to end, as calls are waited for
+                    with anyio.move_on_after(EOF_GRACE):
+                        await self._writer.fewer_than(MAX_IN_FLIGHT)
+                        continue
+                    # No call ended for EOF_GRACE seconds: the held requests are not run, and the calls running
+                    # have had their grace (the SDK cancels them as the input ends).
+                    await self._give_up_held()
+                    self._writer.given_up += self._writer.running
+                    raise StopAsyncIteration
+                # The SDK cancels the requests still in flight when its input ends: let them be answered (a
+                # client that wrote its requests and closed stdin reads every answer).
                 await self._writer.wait_for_answers(EOF_GRACE)
                 raise StopAsyncIteration
+            item = await self._next_line()
+            if item is None:  # a call ended: a held request may go
+                continue
+            if item is _EOF:
+                self._input_ended = True
+                continue
             if isinstance(item, _TooLong):
                 limit = self._reader.limit
                 err = InvalidArgument(
@@ -584,13 +624,79 @@ class _ScreenedStdin:
                     await self._writer.send(malformed.response)
                 continue
             await self._writer.room()  # a client that does not read its answers is not read either
-            if isinstance(message, dict) and message.get("id") is not None and "method" in message:
-                await self._writer.fewer_than(MAX_IN_FLIGHT)  # nor one that has this many requests running
-            _note_request(message, self._writer)
-            if self._before_requests is not None and not _is_handshake_message(message):
-                setup, self._before_requests = self._before_requests, None
-                await setup()
-            return str(item.decode("utf-8", "replace"))
+            if _is_request(message) and (self._held or self._writer.running >= MAX_IN_FLIGHT):
+                self._held.append((message, item))  # MAX_IN_FLIGHT calls run: it waits for one to end
+                continue
+            if _is_cancel(message):
+                self._drop_held(message["params"]["requestId"])
+            return await self._hand_over(message, item)
+
+    async def _next_line(self) -> Any:
+        """The next item from stdin; with requests held, None as soon as a call ends, if that comes first (and
+        only None once ``MAX_HELD`` requests are held: stdin is not read further meanwhile)."""
+        if not self._held:
+            return await self._reader.next()
+        if len(self._held) >= MAX_HELD:
+            await self._writer.fewer_than(MAX_IN_FLIGHT)
+            return None
+        got: list[Any] = []
+        async with anyio.create_task_group() as tg:
+
+            async def read() -> None:
+                got.append(await self._reader.next())  # cancel-safe: an item is taken whole or not at all
+                tg.cancel_scope.cancel()
+
+            async def call_ended() -> None:
+                await self._writer.fewer_than(MAX_IN_FLIGHT)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(read)
+            tg.start_soon(call_ended)
+        return got[0] if got else None
+
+    async def _hand_over(self, message: Any, line: bytes) -> str:
+        _note_request(message, self._writer)
+        if self._before_requests is not None and not _is_handshake_message(message):
+            setup, self._before_requests = self._before_requests, None
+            await setup()
+        return str(line.decode("utf-8", "replace"))
+
+    def _drop_held(self, request_id: Any) -> None:
+        """A request the client cancelled before it could run is not run (nor answered, as the SDK does)."""
+        if not _valid_id(request_id):
+            return
+        key = coerce_request_id(request_id)
+        for held in list(self._held):
+            if coerce_request_id(held[0]["id"]) == key:
+                self._held.remove(held)
+
+    async def _give_up_held(self) -> None:
+        """The end of input, and no call ended for ``EOF_GRACE`` seconds: the requests held are not run; each
+        gets the error the SDK gives the calls it cancels."""
+        held, self._held = self._held, collections.deque()
+        self._writer.given_up += len(held)
+        for message, _ in held:
+            await self._writer.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": message["id"],
+                    "error": {"code": CONNECTION_CLOSED, "message": "Connection closed"},
+                }
+            )
+
+
+def _is_request(message: Any) -> bool:
+    return isinstance(message, dict) and "method" in message and message.get("id") is not None
+
+
+def _is_cancel(message: Any) -> bool:
+    return (
+        isinstance(message, dict)
+        and message.get("method") == "notifications/cancelled"
+        and "id" not in message
+        and isinstance(message.get("params"), dict)
+        and "requestId" in message["params"]
+    )
 
 
 def _claim_std_fds() -> tuple[int, int]:
@@ -725,8 +831,8 @@ async def serve_stdio(settings: Settings) -> int:
         return 1
     if writer.given_up:
         print(
-            f"agnt-traces: {writer.given_up} request(s) still running after stdin ended were cancelled: none was "
-            f"answered for {EOF_GRACE:g} s (their answers are 'Connection closed' errors)",
+            f"agnt-traces: {writer.given_up} request(s) left when stdin ended were cancelled, as none was answered "
+            f"for {EOF_GRACE:g} s (their answers are 'Connection closed' errors)",
             file=sys.stderr,
             flush=True,
         )
