@@ -536,7 +536,11 @@ async def phase_mcp_stdio(
 
 def start_http(db: str) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "AGNT_TRACES_LOG_LEVEL": "warning"}
-    cmd = [sys.executable, "-m", "agnt_traces", "serve", "--http", "--port", "0", "--db", db]
+    return start_server([sys.executable, "-m", "agnt_traces", "serve", "--http", "--port", "0", "--db", db], env)
+
+
+def start_server(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """An HTTP server that prints ``serving on http://HOST:PORT `` on stderr once it listens, and its URL."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
     assert proc.stderr is not None
     deadline = time.monotonic() + 60

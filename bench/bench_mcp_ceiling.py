@@ -15,24 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest import StdioServer, create_token, phase_mcp_http, phase_mcp_stdio, start_http
+from bench_ingest import StdioServer, create_token, phase_mcp_http, phase_mcp_stdio, start_http, start_server
 
-BARE = """
+TOOL = """
 import itertools
-import socket
-import sys
 from typing import Any
 
-import uvicorn
 from mcp.server.mcpserver import MCPServer
 
 mcp = MCPServer("bare")
@@ -42,7 +37,15 @@ ids = itertools.count()
 @mcp.tool()
 def ingest_trace(trace: dict[str, Any]) -> dict[str, Any]:
     return {"id": f"t{next(ids)}", "created": True}
+"""
 
+BARE_HTTP = (
+    TOOL
+    + """
+import socket
+import sys
+
+import uvicorn
 
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))
@@ -51,41 +54,15 @@ print(f"serving on http://127.0.0.1:{sock.getsockname()[1]} ", file=sys.stderr, 
 config = uvicorn.Config(mcp.streamable_http_app(json_response=True), log_level="warning")
 uvicorn.Server(config).run(sockets=[sock])
 """
+)
+
+BARE_STDIO = TOOL + '\nmcp.run("stdio")\n'
 
 
 def start_bare(folder: str) -> tuple[subprocess.Popen[str], str]:
-    script = Path(folder) / "bare.py"
-    script.write_text(BARE)
-    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            raise SystemExit(f"bare server exited early (code {proc.poll()})")
-        match = re.search(r"serving on (http://\S+?) ", line)
-        if match:
-            return proc, match.group(1)
-    raise SystemExit("bare server did not start in 60 s")
-
-
-BARE_STDIO = """
-import itertools
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
-
-mcp = MCPServer("bare")
-ids = itertools.count()
-
-
-@mcp.tool()
-def ingest_trace(trace: dict[str, Any]) -> dict[str, Any]:
-    return {"id": f"t{next(ids)}", "created": True}
-
-
-mcp.run("stdio")
-"""
+    script = Path(folder) / "bare_http.py"
+    script.write_text(BARE_HTTP)
+    return start_server([sys.executable, str(script)], dict(os.environ))
 
 
 def _line(name: str, res: object) -> None:

@@ -119,24 +119,37 @@ def _answer_within(proc: subprocess.Popen[bytes], seconds: float) -> dict[str, A
     return json.loads(proc.stdout.readline()) if ready else None
 
 
-def test_the_handshake_is_answered_while_the_store_waits_and_requests_wait_for_the_store(tmp_path: Path) -> None:
-    """Another process holds the database's write lock, so opening the store waits (its busy timeout): the
-    answer to initialize does not, and the request sent behind it is answered once the lock is released."""
+def _locked_database(tmp_path: Path, lock: str) -> tuple[str, sqlite3.Connection]:
+    """An existing database, and a connection of this process holding it (``BEGIN`` ``lock``)."""
     db = str(tmp_path / "locked.db")
-    subprocess.run([AGNT, "token", "list", "--db", db], check=True, capture_output=True)  # an existing database
+    subprocess.run([AGNT, "token", "list", "--db", db], check=True, capture_output=True)
     holder = sqlite3.connect(db, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    with subprocess.Popen(
+    holder.execute(f"BEGIN {lock}")
+    return db, holder
+
+
+def _serve_and_initialize(db: str) -> subprocess.Popen[bytes]:
+    """``agnt-traces serve`` on pipes, sent ``initialize`` (its answer not read yet)."""
+    proc = subprocess.Popen(
         [AGNT, "serve", "--db", db],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=server_params(db).env,
-    ) as proc:
+    )
+    assert proc.stdin is not None
+    proc.stdin.write((json.dumps(INIT) + "\n").encode())
+    proc.stdin.flush()
+    return proc
+
+
+def test_the_handshake_is_answered_while_the_store_waits_and_requests_wait_for_the_store(tmp_path: Path) -> None:
+    """Another process holds the database's write lock, so opening the store waits (its busy timeout): the
+    answer to initialize does not, and the request sent behind it is answered once the lock is released."""
+    db, holder = _locked_database(tmp_path, "IMMEDIATE")
+    with _serve_and_initialize(db) as proc:
         assert proc.stdin is not None and proc.stderr is not None
         try:
-            proc.stdin.write((json.dumps(INIT) + "\n").encode())
-            proc.stdin.flush()
             init = _answer_within(proc, 30)
             assert init is not None and init["id"] == 1 and "result" in init  # the lock is still held
             behind = [
@@ -224,21 +237,10 @@ def test_a_signal_while_the_store_waits_on_a_lock_ends_the_server_as_it_asks(
 ) -> None:
     """Opening waits on SQLite (another process holds the database), which cannot be interrupted: the server
     still ends within a couple of seconds with the signal's status, not after the shutdown watchdog's 4 s."""
-    db = str(tmp_path / "locked.db")
-    subprocess.run([AGNT, "token", "list", "--db", db], check=True, capture_output=True)
-    holder = sqlite3.connect(db, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
+    db, holder = _locked_database(tmp_path, "EXCLUSIVE")
     try:
-        with subprocess.Popen(
-            [AGNT, "serve", "--db", db],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=server_params(db).env,
-        ) as proc:
+        with _serve_and_initialize(db) as proc:
             assert proc.stdin is not None and proc.stderr is not None
-            proc.stdin.write((json.dumps(INIT) + "\n").encode())
-            proc.stdin.flush()
             assert (_answer_within(proc, 30) or {}).get("id") == 1
             time.sleep(0.5)  # the store is opening: waiting on the lock
             sent = time.monotonic()
