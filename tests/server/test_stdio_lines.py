@@ -217,22 +217,39 @@ async def test_a_held_request_the_client_cancels_is_not_run(wire: _Wire) -> None
     assert json.loads(await wire.next())["id"] == 5  # 4 was dropped
 
 
-async def test_requests_count_one_each_whatever_their_ids(wire: _Wire) -> None:
-    """Four requests with one id are four calls; a cancel naming "7" is the one for 7 (as the SDK matches)."""
-    wire.send(_request(7) * 4 + _request(8))
-    for _ in range(4):
-        assert json.loads(await wire.next())["id"] == 7
-    await wire.not_now()  # 8 is held: four calls run
-    wire.send(_cancel("7"))
+async def test_an_id_still_in_flight_is_refused_and_ids_match_as_the_sdk_matches_them(wire: _Wire) -> None:
+    """The SDK keeps one request per id ("7" and 7 are one): a second one would take the first one's answer or
+    cancel, so it is refused (MCP: an id is never reused while in flight), running or held alike."""
+    wire.send(_request(7) + _request(7) + _request("7"))
+    assert json.loads(await wire.next())["id"] == 7
+    await wire.not_now()
+    refused = wire.answers()
+    assert [(a["id"], a["error"]["code"]) for a in refused] == [(7, -32600), ("7", -32600)]
+    assert "still in flight" in refused[0]["error"]["message"] and wire.writer.running == 1
+    wire.send(_cancel("7"))  # names call 7 as the SDK matches it: no answer will come for it
     assert json.loads(await wire.next())["method"] == "notifications/cancelled"
-    assert wire.writer.running == 3
-    assert json.loads(await wire.next())["id"] == 8
-    for _ in range(3):
-        await wire.answer("7")
-    await wire.answer(8)
     assert wire.writer.running == 0
+    wire.send(_request(7))  # free again
+    assert json.loads(await wire.next())["id"] == 7
+    await wire.answer(7)
     await wire.answer(7)  # one answer too many (a late one): never counted below zero
     assert wire.writer.running == 0
+    assert len(wire.answers()) == 2  # (the two answers just written)
+    wire.send(b"".join(_request(i) for i in range(4)) + _request(10) + _request("10"))  # 10 held, "10" refused
+    assert [json.loads(await wire.next())["id"] for _ in range(4)] == [0, 1, 2, 3]
+    await wire.not_now()
+    assert [(a["id"], a["error"]["code"]) for a in wire.answers()] == [("10", -32600)]
+
+
+async def test_held_request_lines_are_bounded_in_bytes(wire: _Wire, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stdio, "HELD_BYTES", 1000)
+    big = b'{"jsonrpc": "2.0", "id": %d, "method": "ping", "params": {"_meta": {"pad": "%s"}}}\n'
+    wire.send(b"".join(_request(i) for i in range(4)) + b"".join(big % (i, b"x" * 300) for i in range(10, 30)))
+    assert [json.loads(await wire.next())["id"] for _ in range(4)] == [0, 1, 2, 3]
+    await wire.not_now()
+    assert 1000 <= wire.lines._held_bytes < 1400 and len(wire.lines._held) == 3  # then stdin is not read
+    await wire.answer(0)
+    assert json.loads(await wire.next())["id"] == 10
 
 
 async def test_a_request_carrying_a_result_or_an_error_is_refused_not_counted(wire: _Wire) -> None:

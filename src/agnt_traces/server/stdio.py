@@ -15,17 +15,20 @@
   most two reads' worth of request lines wait to be handled before it stops reading.
 - stdout is written by a thread of its own. A client that does not read its answers is not read either
   once ``_BACKLOG`` bytes of answers wait for it: memory stays bounded, the client's writes block.
-- At most ``MAX_IN_FLIGHT`` requests run at once (each is a task of the SDK's), counted one each whatever their
-  ids, and matched to their answers and cancels as the SDK matches ids ("7" and 7 are one). Past it, requests
-  are held, in order, and stdin is read on: notifications (a cancel too: a held request it names is dropped)
-  go on; past ``MAX_HELD`` held requests, stdin is not read until a call ends. A client that writes thousands
-  of requests at once is read as they are answered. A message with a method and a ``result`` or ``error``
-  is refused (-32600): the SDK would take it for an answer and drop it.
+- At most ``MAX_IN_FLIGHT`` requests run at once (each is a task of the SDK's), matched to their answers and
+  cancels as the SDK matches ids ("7" and 7 are one); a request whose id is that of one running or held is
+  refused (-32600: the SDK would give it the other's answer or cancel). Past it, requests are held, in order
+  (as lines, not parsed), and stdin is read on: notifications (a cancel too: a held request it names is
+  dropped) go on; past ``MAX_HELD`` held requests or ``HELD_BYTES`` of them, stdin is not read until a call
+  ends. A client that writes thousands of requests at once is read as they are answered. A message with a
+  method and a ``result`` or ``error`` is refused (-32600): the SDK would take it for an answer and drop it.
 - End of stdin: requests already read are answered (the SDK would cancel them at once) as long as one of them
   is answered at least every ``EOF_GRACE`` seconds, or their answers are being read; then the answers are
   written while the client reads them, and the process exits, so ``agnt-traces serve < requests.jsonl``
-  answers them all. Requests left after ``EOF_GRACE`` seconds without an answer, running or held, are cancelled
-  (answered "Connection closed"), said on stderr, and the exit status is 1. A request the client cancelled
+  answers them all. Requests left after ``EOF_GRACE`` seconds without an answer (while no answer waits for
+  the client to read it), running or held, are cancelled (answered "Connection closed", or not at all when
+  their call ended at that very moment: the SDK prefers no answer to two), said on stderr, and the exit
+  status is 1. A request the client cancelled
   (``notifications/cancelled``) is not waited for. A client that has closed
   stdin and reads nothing for ``WRITE_STALL`` seconds is given up: exit status 1 and one line on stderr
   saying how many bytes of answers were not written (so is a stdout that fails: a full disk, a hung-up
@@ -87,7 +90,8 @@ EOF_GRACE = 4.0  # seconds without an answer after which the requests in flight 
 # Requests handed to the SDK and not yet answered: past it, the next requests are held (notifications and answers
 # to the server's own requests go on). Each is a task of the SDK's; memory and the end of input stay bounded.
 MAX_IN_FLIGHT = 64
-MAX_HELD = 64  # requests held while MAX_IN_FLIGHT run: past it, stdin is not read until one ends
+MAX_HELD = 64  # requests held while MAX_IN_FLIGHT run: past it, stdin is not read until one ends ...
+HELD_BYTES = 1 << 22  # ... nor past this many bytes of held request lines
 # After the end of stdin, answers are written as long as the client reads them; one that reads nothing for this
 # many seconds is given up (exit status 1, and a line on stderr saying how much was not written).
 WRITE_STALL = 30.0
@@ -404,12 +408,36 @@ class _LineWriter:
         if not self.running and self._all_answered is not None:
             self._all_answered.set()
 
+    def is_running(self, key: int | str) -> bool:
+        """A request with this id (as the SDK matches ids: ``coerce_request_id``) waits for its answer."""
+        return self._running.get(key, 0) > 0
+
     async def fewer_than(self, limit: int) -> None:
         """Return once fewer than ``limit`` requests wait for their answers (at once, mostly). Cancellable."""
         while self.running >= limit:
             if self._slot_waiter is None:
                 self._slot_waiter = anyio.Event()
             await self._slot_waiter.wait()
+
+    async def fewer_than_within(self, limit: int, grace: float) -> bool:
+        """:meth:`fewer_than`, giving up (False) once no request was answered for ``grace`` seconds while no
+        answer waited for the client to read it (then it is the client that is slow, not the calls: it gets
+        ``WRITE_STALL`` seconds without reading, as in :meth:`wait_for_answers`)."""
+        started = time.monotonic()
+        deadline = started + grace
+        while self.running >= limit:
+            with anyio.move_on_after(0.25):
+                await self.fewer_than(limit)
+            now = time.monotonic()
+            if self._failed is not None:
+                return False
+            if self._backlogged():
+                if self._idle_since(started) > WRITE_STALL:
+                    return False
+                deadline = now + grace
+            elif now >= deadline and self.running >= limit:
+                return False
+        return True
 
     async def wait_for_answers(self, grace: float) -> None:
         """Wait until every request handed to the SDK is answered or cancelled, as long as one is answered at
@@ -567,7 +595,9 @@ class _ScreenedStdin:
         self._reader = reader
         self._writer = writer
         self._before_requests = before_requests
-        self._held: collections.deque[tuple[Any, bytes]] = collections.deque()  # requests waiting to run, in order
+        self._held: collections.deque[_Request] = collections.deque()  # requests waiting to run, in order
+        self._held_keys: set[int | str] = set()
+        self._held_bytes = 0
         self._input_ended = False
 
     def __aiter__(self) -> _ScreenedStdin:
@@ -576,12 +606,10 @@ class _ScreenedStdin:
     async def __anext__(self) -> str:
         while True:
             if self._held and self._writer.running < MAX_IN_FLIGHT:
-                message, line = self._held.popleft()
-                return await self._hand_over(message, line)
+                return await self._hand_over(self._unhold())
             if self._input_ended:
                 if self._held:  # requests read before the end wait for a call to end, as calls are waited for
-                    with anyio.move_on_after(EOF_GRACE):
-                        await self._writer.fewer_than(MAX_IN_FLIGHT)
+                    if await self._writer.fewer_than_within(MAX_IN_FLIGHT, EOF_GRACE):
                         continue
                     # No call ended for EOF_GRACE seconds: the held requests are not run, and the calls running
                     # have had their grace (the SDK cancels them as the input ends).
@@ -624,19 +652,27 @@ class _ScreenedStdin:
                     await self._writer.send(malformed.response)
                 continue
             await self._writer.room()  # a client that does not read its answers is not read either
-            if _is_request(message) and (self._held or self._writer.running >= MAX_IN_FLIGHT):
-                self._held.append((message, item))  # MAX_IN_FLIGHT calls run: it waits for one to end
-                continue
+            request = _Request.of(message, item) if _is_request(message) else None
+            if request is not None:
+                if self._writer.is_running(request.key) or request.key in self._held_keys:
+                    await self._writer.send(_duplicate(request.id))
+                    continue
+                if self._held or self._writer.running >= MAX_IN_FLIGHT:
+                    self._hold(request)  # MAX_IN_FLIGHT calls run: it waits for one to end
+                    continue
+                return await self._hand_over(request)
             if _is_cancel(message):
                 self._drop_held(message["params"]["requestId"])
-            return await self._hand_over(message, item)
+            _note_request(message, self._writer)
+            await self._set_up_before(message)
+            return str(item.decode("utf-8", "replace"))
 
     async def _next_line(self) -> Any:
         """The next item from stdin; with requests held, None as soon as a call ends, if that comes first (and
         only None once ``MAX_HELD`` requests are held: stdin is not read further meanwhile)."""
         if not self._held:
             return await self._reader.next()
-        if len(self._held) >= MAX_HELD:
+        if len(self._held) >= MAX_HELD or self._held_bytes >= HELD_BYTES:
             await self._writer.fewer_than(MAX_IN_FLIGHT)
             return None
         got: list[Any] = []
@@ -654,35 +690,81 @@ class _ScreenedStdin:
             tg.start_soon(call_ended)
         return got[0] if got else None
 
-    async def _hand_over(self, message: Any, line: bytes) -> str:
-        _note_request(message, self._writer)
+    async def _hand_over(self, request: _Request) -> str:
+        self._writer.asked(request.id)
+        await self._set_up_before({"method": request.method})
+        return str(request.line.decode("utf-8", "replace"))
+
+    async def _set_up_before(self, message: Any) -> None:
+        """``before_requests``, once, before the first message that is not a handshake request reaches the SDK."""
         if self._before_requests is not None and not _is_handshake_message(message):
             setup, self._before_requests = self._before_requests, None
             await setup()
-        return str(line.decode("utf-8", "replace"))
+
+    def _hold(self, request: _Request) -> None:
+        self._held.append(request)
+        self._held_keys.add(request.key)
+        self._held_bytes += len(request.line)
+
+    def _unhold(self) -> _Request:
+        request = self._held.popleft()
+        self._held_keys.discard(request.key)
+        self._held_bytes -= len(request.line)
+        return request
 
     def _drop_held(self, request_id: Any) -> None:
         """A request the client cancelled before it could run is not run (nor answered, as the SDK does)."""
         if not _valid_id(request_id):
             return
         key = coerce_request_id(request_id)
-        for held in list(self._held):
-            if coerce_request_id(held[0]["id"]) == key:
-                self._held.remove(held)
+        if key in self._held_keys:
+            for request in list(self._held):
+                if request.key == key:
+                    self._held.remove(request)
+                    self._held_bytes -= len(request.line)
+            self._held_keys.discard(key)
 
     async def _give_up_held(self) -> None:
         """The end of input, and no call ended for ``EOF_GRACE`` seconds: the requests held are not run; each
         gets the error the SDK gives the calls it cancels."""
         held, self._held = self._held, collections.deque()
+        self._held_keys.clear()
+        self._held_bytes = 0
         self._writer.given_up += len(held)
-        for message, _ in held:
+        for request in held:
             await self._writer.send(
                 {
                     "jsonrpc": "2.0",
-                    "id": message["id"],
+                    "id": request.id,
                     "error": {"code": CONNECTION_CLOSED, "message": "Connection closed"},
                 }
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A request line as it is held or handed on: its id, the id as the SDK matches it, its method and the line
+    (not the parsed message: a held line of the limit's length could parse into far more memory)."""
+
+    id: int | str
+    key: int | str
+    method: str
+    line: bytes
+
+    @classmethod
+    def of(cls, message: dict[str, Any], line: bytes) -> _Request:
+        return cls(message["id"], coerce_request_id(message["id"]), message["method"], line)
+
+
+def _duplicate(request_id: int | str) -> dict[str, Any]:
+    """The answer to a request whose id is that of one still running or held: the SDK would give the other's
+    answer or cancel to one of them (MCP: an id is never reused while in flight)."""
+    err = InvalidArgument(
+        f"a request with id {request_id!r} is still in flight: give each request its own id "
+        '(1 and "1" count as the same)',
+        {"field": "id"},
+    )
+    return rejection(request_id, None, err, code=INVALID_REQUEST).response or {}
 
 
 def _is_request(message: Any) -> bool:
@@ -832,7 +914,7 @@ async def serve_stdio(settings: Settings) -> int:
     if writer.given_up:
         print(
             f"agnt-traces: {writer.given_up} request(s) left when stdin ended were cancelled, as none was answered "
-            f"for {EOF_GRACE:g} s (their answers are 'Connection closed' errors)",
+            f"for {EOF_GRACE:g} s (answered 'Connection closed', or not at all if their call ended just then)",
             file=sys.stderr,
             flush=True,
         )
