@@ -294,3 +294,28 @@ async def test_the_end_of_input_with_requests_held_runs_them_as_calls_end(wire: 
     with anyio.fail_after(10), pytest.raises(StopAsyncIteration):
         await wire.lines.__anext__()
     assert wire.writer.given_up == 0
+
+
+async def test_a_cancel_with_a_null_id_drops_the_held_request_it_names(wire: _Wire) -> None:
+    """The SDK takes {"id": null, "method": "notifications/cancelled"} for a cancel: so does the hold."""
+    null_cancel = b'{"jsonrpc": "2.0", "id": null, "method": "notifications/cancelled", "params": {"requestId": 4}}\n'
+    wire.send(b"".join(_request(i) for i in range(6)) + null_cancel)
+    assert [json.loads(await wire.next())["id"] for _ in range(4)] == [0, 1, 2, 3]
+    assert json.loads(await wire.next())["method"] == "notifications/cancelled"
+    await wire.answer(0)
+    assert json.loads(await wire.next())["id"] == 5  # 4 was dropped
+
+
+async def test_with_the_hold_full_the_end_of_input_is_still_seen(wire: _Wire, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls that never end (subscriptions) and a full hold: once the client closes stdin, what is left is read and
+    the end is seen, so the process does not outlive its client."""
+    monkeypatch.setattr(stdio, "MAX_HELD", 2)
+    monkeypatch.setattr(stdio, "EOF_GRACE", 0.3)
+    wire.send(b"".join(_request(i) for i in range(7)))  # 4 run, 2 held, the 7th is not read
+    assert [json.loads(await wire.next())["id"] for _ in range(4)] == [0, 1, 2, 3]
+    await wire.not_now()
+    os.close(wire.write_end)
+    with anyio.fail_after(10), pytest.raises(StopAsyncIteration):
+        await wire.lines.__anext__()
+    assert wire.writer.given_up == 3 + 4
+    assert sorted(a["id"] for a in wire.answers()) == [4, 5, 6]

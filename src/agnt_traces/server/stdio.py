@@ -669,12 +669,18 @@ class _ScreenedStdin:
 
     async def _next_line(self) -> Any:
         """The next item from stdin; with requests held, None as soon as a call ends, if that comes first (and
-        only None once ``MAX_HELD`` requests are held: stdin is not read further meanwhile)."""
+        only None once ``MAX_HELD`` requests are held: stdin is not read further meanwhile, unless the client
+        has closed it)."""
         if not self._held:
             return await self._reader.next()
         if len(self._held) >= MAX_HELD or self._held_bytes >= HELD_BYTES:
-            await self._writer.fewer_than(MAX_IN_FLIGHT)
-            return None
+            while not self._reader.client_done_writing():
+                with anyio.move_on_after(0.5):
+                    await self._writer.fewer_than(MAX_IN_FLIGHT)
+                    return None
+            # The client has closed stdin: what is left to read is bounded (what its pipe holds), and the end
+            # of input must be seen (calls that never end, e.g. subscriptions, would hold the process for ever).
+            return await self._reader.next()
         got: list[Any] = []
         async with anyio.create_task_group() as tg:
 
@@ -775,7 +781,7 @@ def _is_cancel(message: Any) -> bool:
     return (
         isinstance(message, dict)
         and message.get("method") == "notifications/cancelled"
-        and "id" not in message
+        and message.get("id") is None
         and isinstance(message.get("params"), dict)
         and "requestId" in message["params"]
     )
