@@ -273,14 +273,12 @@ class _LineWriter:
         # The client's input has ended (read to its end, or closed with requests still unread in it): from then
         # on, a client that reads nothing for WRITE_STALL seconds is given up.
         self.input_ended: Callable[[], bool] = lambda: False
-        # Requests handed to the SDK and not yet answered, by id as the SDK matches ids ("7" and 7 are one): a
-        # count each, as a client may send several with one id.
-        self._running: collections.Counter[int | str] = collections.Counter()
-        self.running = 0  # how many in all
+        # Requests handed to the SDK and not yet answered, by id as the SDK matches ids ("7" and 7 are one; a
+        # request reusing the id of one in flight is refused before it gets here).
+        self._running: set[int | str] = set()
         self.on_first_answer: Callable[[], None] | None = None  # called once, when the SDK writes its first answer
         self._slot_waiter: anyio.Event | None = None  # set when a request is answered, if awaited (fewer_than)
         self.given_up = 0  # requests still unanswered when the end-of-input grace ran out (the SDK cancels them)
-        self._all_answered: anyio.Event | None = None  # set when none is left, if awaited
         # Small answers go straight into a pipe that has room (see flush); a terminal, a socket or a file
         # always goes through the thread.
         mode = os.fstat(fd).st_mode
@@ -387,30 +385,29 @@ class _LineWriter:
                 first()
         self._line += text.encode("utf-8")
 
+    @property
+    def running(self) -> int:
+        """How many requests handed to the SDK wait for their answers."""
+        return len(self._running)
+
     def asked(self, request_id: int | str) -> None:
         """The SDK was handed a request with this id: it will answer it (unless the client cancels it)."""
-        self._running[coerce_request_id(request_id)] += 1
-        self.running += 1
+        self._running.add(coerce_request_id(request_id))
 
     def answered(self, request_id: Any) -> None:
-        """A request with this id is answered, or was cancelled by the client (then the SDK does not answer it).
-        One too many (a cancel for a call already answered) only lets one more request run: never one too few."""
-        key = coerce_request_id(request_id) if _valid_id(request_id) else request_id
-        if self._running.get(key, 0) <= 0:
+        """The request with this id is answered, or was cancelled by the client (then the SDK does not answer
+        it). A cancel for a call already answered changes nothing."""
+        key = coerce_request_id(request_id) if _valid_id(request_id) else None
+        if key not in self._running:
             return
-        self._running[key] -= 1
-        if not self._running[key]:
-            del self._running[key]
-        self.running -= 1
+        self._running.discard(key)
         if self._slot_waiter is not None:
             self._slot_waiter.set()
             self._slot_waiter = None
-        if not self.running and self._all_answered is not None:
-            self._all_answered.set()
 
     def is_running(self, key: int | str) -> bool:
         """A request with this id (as the SDK matches ids: ``coerce_request_id``) waits for its answer."""
-        return self._running.get(key, 0) > 0
+        return key in self._running
 
     async def fewer_than(self, limit: int) -> None:
         """Return once fewer than ``limit`` requests wait for their answers (at once, mostly). Cancellable."""
@@ -419,21 +416,26 @@ class _LineWriter:
                 self._slot_waiter = anyio.Event()
             await self._slot_waiter.wait()
 
-    async def fewer_than_within(self, limit: int, grace: float) -> bool:
-        """:meth:`fewer_than`, giving up (False) once no request was answered for ``grace`` seconds while no
-        answer waited for the client to read it (then it is the client that is slow, not the calls: it gets
-        ``WRITE_STALL`` seconds without reading, as in :meth:`wait_for_answers`)."""
+    async def fewer_than_within(self, limit: int, grace: float) -> bool | None:
+        """:meth:`fewer_than`, as long as a request is answered at least every ``grace`` seconds, or answers wait
+        for the client to read them (then the client is slow, not the calls: it gets ``WRITE_STALL`` seconds
+        without reading). True once fewer than ``limit`` wait; False when the calls made no progress for
+        ``grace`` seconds; None when stdout failed or the client read nothing for ``WRITE_STALL`` seconds."""
         started = time.monotonic()
         deadline = started + grace
+        left = self.running
         while self.running >= limit:
             with anyio.move_on_after(0.25):
                 await self.fewer_than(limit)
             now = time.monotonic()
             if self._failed is not None:
-                return False
-            if self._backlogged():
+                return None
+            if self.running < left:  # calls are being answered: give the others time too
+                left = self.running
+                deadline = now + grace
+            if self._backlogged():  # the answers wait for the client to read them, not for their calls
                 if self._idle_since(started) > WRITE_STALL:
-                    return False
+                    return None
                 deadline = now + grace
             elif now >= deadline and self.running >= limit:
                 return False
@@ -443,28 +445,8 @@ class _LineWriter:
         """Wait until every request handed to the SDK is answered or cancelled, as long as one is answered at
         least every ``grace`` seconds (a file of requests is answered whole however long it takes); then count
         in ``given_up`` those left."""
-        if not self.running:
-            return
-        answered = self._all_answered = anyio.Event()
-        started = time.monotonic()
-        deadline = started + grace
-        left = self.running
-        while not answered.is_set():
-            with anyio.move_on_after(0.25):
-                await answered.wait()
-            now = time.monotonic()
-            if self._failed is not None:
-                return
-            if self.running < left:  # calls are being answered: give the others time too
-                left = self.running
-                deadline = now + grace
-            if self._backlogged():  # the answers wait for the client to read them, not for their calls
-                if self._idle_since(started) > WRITE_STALL:
-                    return
-                deadline = now + grace
-            elif now >= deadline:
-                self.given_up += self.running
-                return
+        if await self.fewer_than_within(1, grace) is False:
+            self.given_up += self.running
 
     async def flush(self) -> None:
         data = bytes(self._line)
@@ -564,20 +546,6 @@ def _malformed(message: Any) -> RpcRejection | None:
     )
 
 
-def _note_request(message: Any, writer: _LineWriter) -> None:
-    """Tell the writer about a request the SDK will answer, or a request the client cancelled. ``message``
-    passed :func:`_malformed`: a message with a method has a valid envelope."""
-    if not isinstance(message, dict) or "method" not in message:
-        return
-    request_id = message.get("id")
-    if request_id is not None:
-        writer.asked(request_id)
-    elif message["method"] == "notifications/cancelled" and isinstance(message.get("params"), dict):
-        cancelled = message["params"].get("requestId")
-        if _valid_id(cancelled):
-            writer.answered(cancelled)
-
-
 def _is_handshake_message(message: Any) -> bool:
     return isinstance(message, dict) and message.get("method") in _HANDSHAKE
 
@@ -662,8 +630,9 @@ class _ScreenedStdin:
                     continue
                 return await self._hand_over(request)
             if _is_cancel(message):
-                self._drop_held(message["params"]["requestId"])
-            _note_request(message, self._writer)
+                cancelled = message["params"]["requestId"]
+                self._drop_held(cancelled)
+                self._writer.answered(cancelled)  # the SDK gives a call the client cancelled no answer
             await self._set_up_before(message)
             return str(item.decode("utf-8", "replace"))
 
