@@ -85,3 +85,35 @@ def test_the_command_runner_and_the_http_server_run_their_loops_owned(monkeypatc
     assert during == ["asyncio"]
     assert sniffio.thread_local.name is None
     assert sock.fileno() == -1  # closed as before
+
+
+def test_a_server_runs_on_uvloop_and_a_command_on_asyncios_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stdio server asks for the loop uvicorn picks for the HTTP server (uvloop, where installed); the
+    other commands keep asyncio's; without uvloop, a server runs on asyncio's too."""
+    import uvloop
+
+    async def loop_kind() -> int:
+        loop = asyncio.get_running_loop()
+        return 1 if isinstance(loop, uvloop.Loop) else 2 if isinstance(loop, asyncio.BaseEventLoop) else 3
+
+    assert run_async(loop_kind, server=True) == 1
+    assert run_async(loop_kind) == 2
+    assert sniffio.thread_local.name is None
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # not installed
+    assert run_async(loop_kind, server=True) == 2
+
+
+def test_serve_runs_the_stdio_server_on_the_server_loop(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from agnt_traces.cli import main
+
+    seen: list[bool] = []
+
+    def fake_run_async(coro_fn: Any, *, server: bool = False) -> int:
+        seen.append(server)
+        coro_fn().close()
+        return 0
+
+    monkeypatch.setattr("agnt_traces.cli.serve.run_async", fake_run_async)
+    monkeypatch.setattr("agnt_traces.cli.serve._exit_now", lambda status: status)
+    assert main(["serve", "--db", str(tmp_path / "t.db")]) == 0
+    assert seen == [True]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AgntError
-from ..eventloop import asyncio_owned
+from ..eventloop import asyncio_owned, server_loop_factory
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -53,10 +53,11 @@ def check_db_of(args: argparse.Namespace) -> None:
         check_db_path(path)
 
 
-def run_async(coro_fn: Callable[[], Coroutine[Any, Any, int]]) -> int:
+def run_async(coro_fn: Callable[[], Coroutine[Any, Any, int]], *, server: bool = False) -> int:
+    """Run the coroutine to its exit status; ``server``: on the loop a server runs on (eventloop)."""
     try:
-        with asyncio_owned():
-            return asyncio.run(coro_fn())
+        with asyncio_owned(), asyncio.Runner(loop_factory=server_loop_factory() if server else None) as runner:
+            return runner.run(coro_fn())
     except AgntError as err:
         print(f"error: {err.message}", file=sys.stderr)
         return 2

@@ -44,7 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     from ..server.stdio import serve_stdio
 
-    return _exit_now(run_async(lambda: serve_stdio(settings)))
+    return _exit_now(run_async(lambda: serve_stdio(settings), server=True))
 
 
 def _open(stream: object, fd: int) -> bool:
