@@ -166,3 +166,74 @@ async def test_the_gathering_widens_once_writes_are_shared_and_narrows_when_they
         await submit("d2")  # alone again: no wait for company
         await pair("e1", "e2")
     assert calls == [["alone"], ["a1"], ["a2"], ["b1", "b2"], ["c1", "c2"], ["d1"], ["d2"], ["e1"], ["e2"]]
+
+
+async def test_a_burst_that_arrives_spread_over_many_turns_shares_one_write() -> None:
+    """Over stdio the requests of one burst reach the queue tens of turns apart (each takes several turns
+    through the transport, and the client sends each next one as it reads an answer): while writes are shared,
+    the gathering waits for them as long as they keep coming, instead of a fixed few turns."""
+    from agnt_traces.services.traces import TraceService
+
+    prepare = TraceService(None).prepare  # type: ignore[arg-type]  # validation only
+    calls: list[list[str]] = []
+
+    async def write(tenant: str, records: list[TraceRecord]) -> list[IngestResult]:
+        calls.append([r.trace.id for r in records])
+        return [IngestResult(r.trace.id, created=True) for r in records]
+
+    group = GroupCommit(write)
+
+    async def submit(trace_id: str, turns_late: int = 0) -> None:
+        for _ in range(turns_late):
+            await anyio.lowlevel.checkpoint()
+        await group.submit("default", prepare(trace_payload(id=trace_id)))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:  # a shared write: more are likely on their way
+            tg.start_soon(submit, "a1")
+            tg.start_soon(submit, "a2")
+        async with anyio.create_task_group() as tg:
+            for i in range(6):
+                tg.start_soon(submit, f"b{i}", 40 * i)  # 40 turns apart: 200 turns from first to last
+    assert calls == [["a1", "a2"], [f"b{i}" for i in range(6)]]
+
+
+async def test_the_gathering_ends_in_milliseconds_when_other_work_makes_every_turn_long() -> None:
+    """Turns that other work makes long (here 2 ms each) would make a gathering counted in turns last
+    hundreds of milliseconds: it ends after ``max_quiet_seconds`` without a new record, within
+    ``max_gather_seconds`` in all, and the callers are answered then."""
+    import time
+
+    from agnt_traces.services.traces import TraceService
+
+    prepare = TraceService(None).prepare  # type: ignore[arg-type]  # validation only
+    written_at: list[float] = []
+
+    async def write(tenant: str, records: list[TraceRecord]) -> list[IngestResult]:
+        written_at.append(time.monotonic())
+        return [IngestResult(r.trace.id, created=True) for r in records]
+
+    group = GroupCommit(write)
+    busy = True
+
+    async def other_work() -> None:
+        while busy:
+            time.sleep(0.002)  # noqa: ASYNC251  # blocking on purpose: a request's synchronous work, 2 ms a turn
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other_work)
+            async with anyio.create_task_group() as callers:  # shared writes: the gathering is on
+                callers.start_soon(group.submit, "default", prepare(trace_payload(id="warm1")))
+                callers.start_soon(group.submit, "default", prepare(trace_payload(id="warm2")))
+            written_at.clear()
+            started = time.monotonic()
+            async with anyio.create_task_group() as callers:
+                callers.start_soon(group.submit, "default", prepare(trace_payload(id="c1")))
+                callers.start_soon(group.submit, "default", prepare(trace_payload(id="c2")))
+            busy = False
+    assert len(written_at) == 1
+    # 96 quiet turns of 2 ms would be 192 ms; the gathering stops after 3 ms without a new record (a turn or
+    # two past it), and the write follows: far below, even on a loaded machine.
+    assert written_at[0] - started < 0.06

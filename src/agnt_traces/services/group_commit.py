@@ -4,9 +4,10 @@ Under load, every single-trace ingest (``POST /traces`` with one trace, MCP ``in
 stdio) would otherwise be a write transaction of its own, handed to the store's writer one at a time.
 Here each caller validates its own trace first (its errors stay its own), then queues the record; one
 flusher writes whatever has queued up meanwhile in one call per tenant; before each write it lets the event
-loop turn a few times, so that requests already being read join it; while writes go one at a time (one
-caller in flight: an agent's calls, a quiet server) it lets the loop turn once, and goes back to a few turns
-as soon as a write is shared again. If a grouped write fails (e.g. one trace conflicts with a stored one),
+loop turn until a few turns in a row bring no new record (at most ``max_gather_rounds``), so that requests
+already being read join it, however many turns their way through the transport takes; while writes go one at
+a time (one caller in flight: an agent's calls, a quiet server) it lets the loop turn once, and goes back to
+gathering as soon as a write is shared again. If a grouped write fails (e.g. one trace conflicts with a stored one),
 its records are written again one by one, so each caller gets exactly the answer it would have got alone.
 A caller is answered only after its trace is committed.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from ..ingest_records import IngestResult, TraceRecord
@@ -30,10 +32,21 @@ _Item = tuple[str, TraceRecord, "asyncio.Future[IngestResult]"]
 class GroupCommit:
     """Writes queued records through ``write(tenant, records)``, at most ``max_batch`` per call."""
 
-    def __init__(self, write: Write, max_batch: int = 256, gather_rounds: int = 12) -> None:
+    def __init__(
+        self,
+        write: Write,
+        max_batch: int = 256,
+        gather_rounds: int = 96,
+        max_gather_rounds: int = 256,
+        max_gather_seconds: float = 0.005,
+        max_quiet_seconds: float = 0.003,
+    ) -> None:
         self._write_records = write
         self.max_batch = max_batch
-        self.gather_rounds = gather_rounds
+        self.gather_rounds = gather_rounds  # turns in a row that bring no new record end the gathering
+        self.max_gather_rounds = max_gather_rounds  # the gathering's turns at most
+        self.max_gather_seconds = max_gather_seconds  # its time at most, however long other work makes a turn
+        self.max_quiet_seconds = max_quiet_seconds  # time without a new record that ends it too
         self._queue: list[_Item] = []
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -56,10 +69,7 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         while self._queue:
-            for _ in range(self.gather_rounds if self._shared or len(self._queue) > 1 else 1):
-                # A few turns of the event loop (microseconds): requests already being read and validated
-                # reach the queue and share this write instead of waiting for the next one.
-                await asyncio.sleep(0)
+            await self._gather()
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             self._shared = len(batch) > 1
             by_tenant: dict[str, list[_Item]] = {}
@@ -67,6 +77,33 @@ class GroupCommit:
                 by_tenant.setdefault(item[0], []).append(item)
             for tenant, items in by_tenant.items():
                 await self._write(tenant, items)
+
+    async def _gather(self) -> None:
+        """Turns of the event loop before a write (about a microsecond each on uvloop when nothing else is
+        ready): records already on their way reach the queue and share the write instead of waiting for the
+        next one. Those of one burst of requests arrive spread over tens of turns (over stdio, a request takes
+        several turns from the transport to here, and a client sends each next request as it reads an
+        answer), so the gathering goes on until ``gather_rounds`` turns in a row bring nothing new, within
+        ``max_gather_rounds`` turns and ``max_gather_seconds``, or until a batch is full."""
+        if not self._shared and len(self._queue) == 1:
+            await asyncio.sleep(0)  # one caller at a time: one turn, so that its answer is not held up
+            return
+        now = time.monotonic()
+        deadline, last_new = now + self.max_gather_seconds, now
+        quiet = turns = 0
+        while quiet < self.gather_rounds and turns < self.max_gather_rounds and len(self._queue) < self.max_batch:
+            queued = len(self._queue)
+            await asyncio.sleep(0)
+            turns += 1
+            now = time.monotonic()
+            if len(self._queue) > queued:
+                quiet, last_new = 0, now
+            else:
+                quiet += 1
+                if now - last_new >= self.max_quiet_seconds:
+                    return
+            if now >= deadline:
+                return
 
     async def _write(self, tenant: str, items: list[_Item]) -> None:
         if len(items) > 1:
