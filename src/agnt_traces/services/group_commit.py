@@ -4,12 +4,12 @@ Under load, every single-trace ingest (``POST /traces`` with one trace, MCP ``in
 stdio) would otherwise be a write transaction of its own, handed to the store's writer one at a time.
 Here each caller validates its own trace first (its errors stay its own), then queues the record; one
 flusher writes whatever has queued up meanwhile in one call per tenant; before each write it lets the event
-loop turn until a few turns in a row bring no new record (at most ``max_gather_rounds``), so that requests
-already being read join it, however many turns their way through the transport takes; while writes go one at
-a time (one caller in flight: an agent's calls, a quiet server) it lets the loop turn once, and goes back to
-gathering as soon as a write is shared again. If a grouped write fails (e.g. one trace conflicts with a stored one),
-its records are written again one by one, so each caller gets exactly the answer it would have got alone.
-A caller is answered only after its trace is committed.
+loop turn until tens of turns in a row bring no new record (bounded in turns and in milliseconds), so that
+requests already being read join it, however many turns their way through the transport takes; while writes
+go one at a time (one caller in flight: an agent's calls, a quiet server) it lets the loop turn once, and goes
+back to gathering as soon as a write is shared again. If a grouped write fails (e.g. one trace conflicts
+with a stored one), its records are written again one by one, so each caller gets exactly the answer it would
+have got alone. A caller is answered only after its trace is committed.
 """
 
 from __future__ import annotations
