@@ -84,7 +84,8 @@ class GroupCommit:
         next one. Those of one burst of requests arrive spread over tens of turns (over stdio, a request takes
         several turns from the transport to here, and a client sends each next request as it reads an
         answer), so the gathering goes on until ``gather_rounds`` turns in a row bring nothing new, within
-        ``max_gather_rounds`` turns and ``max_gather_seconds``, or until a batch is full."""
+        ``max_gather_rounds`` turns, ``max_quiet_seconds`` without a new record and ``max_gather_seconds`` in
+        all (turns that other work makes long end it by time), or until a batch is full."""
         if not self._shared and len(self._queue) == 1:
             await asyncio.sleep(0)  # one caller at a time: one turn, so that its answer is not held up
             return
