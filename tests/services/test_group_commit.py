@@ -4,6 +4,7 @@ trace is written again alone, so that every caller gets exactly the answer it wo
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -131,9 +132,9 @@ async def test_one_trace_alone_is_written_at_once_without_waiting_for_company(ap
     assert calls == [["solo"]]
 
 
-async def test_the_gathering_widens_once_writes_are_shared_and_narrows_when_they_are_not() -> None:
-    """One loop turn of waiting for company while writes go one at a time (an agent's calls cost no more than
-    that), a few once a write was shared: a caller a few turns behind joins the write then, not before."""
+def recording_group(**options: Any) -> tuple[GroupCommit, list[list[str]], Callable[..., Awaitable[None]]]:
+    """A GroupCommit whose writes only record the ids of each call, those calls, and ``submit(trace_id,
+    turns_late=0)``: a valid trace submitted that many loop turns late."""
     from agnt_traces.services.traces import TraceService
 
     prepare = TraceService(None).prepare  # type: ignore[arg-type]  # validation only
@@ -143,12 +144,20 @@ async def test_the_gathering_widens_once_writes_are_shared_and_narrows_when_they
         calls.append([r.trace.id for r in records])
         return [IngestResult(r.trace.id, created=True) for r in records]
 
-    group = GroupCommit(write, gather_rounds=12)
+    group = GroupCommit(write, **options)
 
     async def submit(trace_id: str, turns_late: int = 0) -> None:
         for _ in range(turns_late):
             await anyio.lowlevel.checkpoint()
         await group.submit("default", prepare(trace_payload(id=trace_id)))
+
+    return group, calls, submit
+
+
+async def test_the_gathering_widens_once_writes_are_shared_and_narrows_when_they_are_not() -> None:
+    """One loop turn of waiting for company while writes go one at a time (an agent's calls cost no more than
+    that), a few once a write was shared: a caller a few turns behind joins the write then, not before."""
+    _, calls, submit = recording_group(gather_rounds=12)
 
     async def pair(first: str, second: str) -> None:
         async with anyio.create_task_group() as tg:
@@ -172,21 +181,7 @@ async def test_a_burst_that_arrives_spread_over_many_turns_shares_one_write() ->
     """Over stdio the requests of one burst reach the queue tens of turns apart (each takes several turns
     through the transport, and the client sends each next one as it reads an answer): while writes are shared,
     the gathering waits for them as long as they keep coming, instead of a fixed few turns."""
-    from agnt_traces.services.traces import TraceService
-
-    prepare = TraceService(None).prepare  # type: ignore[arg-type]  # validation only
-    calls: list[list[str]] = []
-
-    async def write(tenant: str, records: list[TraceRecord]) -> list[IngestResult]:
-        calls.append([r.trace.id for r in records])
-        return [IngestResult(r.trace.id, created=True) for r in records]
-
-    group = GroupCommit(write)
-
-    async def submit(trace_id: str, turns_late: int = 0) -> None:
-        for _ in range(turns_late):
-            await anyio.lowlevel.checkpoint()
-        await group.submit("default", prepare(trace_payload(id=trace_id)))
+    _, calls, submit = recording_group()
 
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:  # a shared write: more are likely on their way
